@@ -1,0 +1,37 @@
+"""chainrule: neural networks from scratch on NumPy, every gradient written out by hand."""
+
+from chainrule import datasets
+from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.gradcheck import GradcheckResult, gradcheck
+from chainrule.layers import Dense, Dropout, Layer
+from chainrule.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SoftmaxCategoricalCrossentropy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "Dense",
+    "Dropout",
+    "GradcheckResult",
+    "Layer",
+    "LeakyReLU",
+    "Linear",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCategoricalCrossentropy",
+    "Tanh",
+    "datasets",
+    "gradcheck",
+]

@@ -1,0 +1,93 @@
+"""Input validation shared by every component.
+
+Each check runs once, at the public entry point, and names the component, what it expected and
+what it received, so a mistake never surfaces as a NumPy broadcasting error three layers down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NUMERIC_KINDS = "biuf"
+
+
+def float_dtype(dtype: Any, owner: str) -> np.dtype:
+    """Return `dtype` as a NumPy floating dtype, or raise naming the owner."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"{owner}: dtype {dtype!r} is not a NumPy dtype") from error
+    if resolved not in (np.float32, np.float64):
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {resolved}")
+    return resolved
+
+
+def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
+    """Turn `values` into a numeric array without changing its dtype; reject text and ragged data."""
+    try:
+        array = np.asarray(values)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {name} is not a rectangular array ({error})") from error
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"{owner}: {name} must be numeric, got an array of dtype {array.dtype}")
+    return array
+
+
+def float_array(values: Any, dtype: np.dtype, name: str, owner: str, ndim: int = 2) -> np.ndarray:
+    """Convert to `dtype`, require `ndim` dimensions and finite values."""
+    array = numeric_array(values, name, owner)
+    if array.ndim != ndim:
+        hint = " (for one sample use x.reshape(1, -1))" if ndim == 2 and array.ndim == 1 else ""
+        raise ValueError(
+            f"{owner}: {name} must be a {ndim}-D array (n_samples, n_features), got shape {array.shape}{hint}"
+        )
+    with np.errstate(over="ignore"):
+        array = array.astype(dtype, copy=False)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{owner}: {name} contains NaN or inf (or values too large for {dtype})")
+    return array
+
+
+def require_columns(array: np.ndarray, n_columns: int, name: str, owner: str) -> None:
+    """Require `array` to have `n_columns` columns."""
+    if array.shape[1] != n_columns:
+        raise ValueError(f"{owner}: {name} must have {n_columns} columns, got shape {array.shape}")
+
+
+def require_same_shape(array: np.ndarray, expected: tuple, name: str, owner: str) -> None:
+    """Require `array.shape == expected`."""
+    if array.shape != expected:
+        raise ValueError(f"{owner}: {name} must have shape {expected}, got {array.shape}")
+
+
+def class_indices(values: Any, n_samples: int, n_classes: int, owner: str) -> np.ndarray:
+    """Validate 1-D class labels and return them as int64 indices in [0, n_classes)."""
+    labels = numeric_array(values, "y_true", owner)
+    if labels.shape != (n_samples,):
+        raise ValueError(
+            f"{owner}: y_true holds {labels.shape[0] if labels.ndim else 0} labels of shape "
+            f"{labels.shape}, expected ({n_samples},) class indices or ({n_samples}, {n_classes}) "
+            "one-hot rows"
+        )
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all():
+            raise ValueError(f"{owner}: y_true contains NaN or inf")
+        if not np.array_equal(labels, np.round(labels)):
+            raise ValueError(f"{owner}: class labels must be whole numbers, got {labels[:5]}...")
+    indices = labels.astype(np.int64, copy=False)
+    if n_samples and (indices.min() < 0 or indices.max() >= n_classes):
+        bad = indices[(indices < 0) | (indices >= n_classes)][0]
+        raise ValueError(f"{owner}: class index {bad} is out of range for {n_classes} classes (0..{n_classes - 1})")
+    return indices
+
+
+def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.dtype, owner: str) -> np.ndarray:
+    """Return class indices (n,) as int64 or one-hot/probability rows (n, k) as `dtype`."""
+    labels = numeric_array(values, "y_true", owner)
+    if labels.ndim == 2:
+        targets = float_array(labels, dtype, "y_true", owner)
+        require_same_shape(targets, (n_samples, n_classes), "one-hot y_true", owner)
+        return targets
+    return class_indices(labels, n_samples, n_classes, owner)

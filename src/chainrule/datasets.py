@@ -1,0 +1,117 @@
+"""Data sets: the book's generated toy problems, and a reader for MNIST-style IDX files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+
+def _counts(samples: int, classes: int, owner: str) -> None:
+    for name, value in (("samples", samples), ("classes", classes)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def spiral_data(samples: int, classes: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`classes` interleaved spiral arms of `samples` points each, as in the nnfs package.
+
+    For class c: r = linspace(0, 1), t = linspace(4c, 4(c + 1)) + 0.2 * noise, and the point is
+    (r sin 2.5t, r cos 2.5t). Returns float32 features (n, 2) and int64 labels (n,).
+    """
+    _counts(samples, classes, "spiral_data")
+    rng = np.random.default_rng(seed)
+    features = np.zeros((samples * classes, 2), dtype=np.float32)
+    labels = np.zeros(samples * classes, dtype=np.int64)
+    for class_number in range(classes):
+        rows = slice(samples * class_number, samples * (class_number + 1))
+        radius = np.linspace(0.0, 1, samples)
+        angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + rng.standard_normal(samples) * 0.2
+        features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
+        labels[rows] = class_number
+    return features, labels
+
+
+def vertical_data(samples: int, classes: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical clusters: class c at (0.1 * noise + c / 3, 0.1 * noise + 0.5), as in nnfs."""
+    _counts(samples, classes, "vertical_data")
+    rng = np.random.default_rng(seed)
+    features = np.zeros((samples * classes, 2), dtype=np.float32)
+    labels = np.zeros(samples * classes, dtype=np.int64)
+    for class_number in range(classes):
+        rows = slice(samples * class_number, samples * (class_number + 1))
+        features[rows] = np.c_[
+            rng.standard_normal(samples) * 0.1 + class_number / 3,
+            rng.standard_normal(samples) * 0.1 + 0.5,
+        ]
+        labels[rows] = class_number
+    return features, labels
+
+
+def sine_data(samples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """x = arange(n) / n and y = sin(2 pi x), both float32 columns (n, 1), as in nnfs."""
+    _counts(samples, 1, "sine_data")
+    x = (np.arange(samples) / samples).reshape(-1, 1)
+    return x.astype(np.float32), np.sin(2 * np.pi * x).astype(np.float32)
+
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_UNSIGNED_BYTE = 0x08
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (plain or .gz): magic 0x0000 08 nd, sizes, data."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as stream:
+            data = stream.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f"read_idx: cannot read {path}: {error}") from error
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UNSIGNED_BYTE:
+        raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (bad magic number)")
+    n_dimensions = data[3]
+    header_end = 4 + 4 * n_dimensions
+    if n_dimensions == 0 or len(data) < header_end:
+        raise ValueError(f"read_idx: {path} has a truncated header")
+    shape = tuple(int(size) for size in np.frombuffer(data[4:header_end], dtype=">u4"))
+    body = np.frombuffer(data, dtype=np.uint8, offset=header_end)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"read_idx: {path} holds {body.size} values, its header promises shape {shape}")
+    return body.reshape(shape)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"load_mnist: {folder} has no {stem} or {stem}.gz (download the IDX files there)")
+
+
+def load_mnist(path: str | Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load MNIST or Fashion-MNIST from the four IDX files in folder `path`.
+
+    Returns ((X_train, y_train), (X_test, y_test)) with images flattened to float32 rows scaled
+    to [-1, 1], as the book does, and int64 labels.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"load_mnist: {folder} is not a folder")
+    arrays = {name: read_idx(_find(folder, stem)) for name, stem in IDX_FILES.items()}
+
+    def images(raw: np.ndarray) -> np.ndarray:
+        return ((raw.reshape(len(raw), -1).astype(np.float32) - 127.5) / 127.5).astype(np.float32)
+
+    for split in ("train", "test"):
+        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
+            raise ValueError(f"load_mnist: {split} images and labels differ in count in {folder}")
+    return (
+        (images(arrays["train_images"]), arrays["train_labels"].astype(np.int64)),
+        (images(arrays["test_images"]), arrays["test_labels"].astype(np.int64)),
+    )

@@ -1,0 +1,192 @@
+"""Loss functions: per-sample values forward, dLoss/dPredictions backward.
+
+`forward(y_pred, y_true)` returns one loss per sample, `calculate` their mean, and
+`backward(dvalues, y_true)` the gradient of that mean with respect to the predictions
+(`dvalues` is the output of the previous layer, as in the book). `regularization_loss(layers)`
+adds the layers' L1/L2 penalties.
+
+As with layers, public methods validate and `_prepare`, `_per_sample`, `_backward` trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from chainrule._checks import categorical_targets, float_array, float_dtype, require_same_shape
+from chainrule.activations import Softmax
+from chainrule.layers import Layer
+
+CLIP = 1e-7
+
+
+def regularization_loss(layers: Iterable[Layer]) -> float:
+    """Sum of the L1/L2 penalties of `layers` (layers without regularisers add zero)."""
+    return float(sum(layer.regularization_penalty() for layer in layers))
+
+
+class Loss:
+    """Base class: validation around the per-loss arithmetic, mean and regularisation."""
+
+    def __init__(self, dtype: Any = np.float32) -> None:
+        self.dtype = float_dtype(dtype, type(self).__name__)
+        self.output: np.ndarray | None = None
+        self.dinputs: np.ndarray | None = None
+
+    def forward(self, y_pred: Any, y_true: Any) -> np.ndarray:
+        """Per-sample losses, shape (n_samples,)."""
+        predictions, targets = self._checked(y_pred, y_true, f"{type(self).__name__}.forward")
+        self.output = self._per_sample(predictions, targets)
+        return self.output
+
+    def calculate(self, y_pred: Any, y_true: Any) -> float:
+        """Mean loss over the batch (without regularisation)."""
+        return float(np.mean(self.forward(y_pred, y_true)))
+
+    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
+        """Gradient of the mean loss with respect to the predictions `dvalues`."""
+        predictions, targets = self._checked(dvalues, y_true, f"{type(self).__name__}.backward")
+        return self._backward(predictions, targets)
+
+    regularization_loss = staticmethod(regularization_loss)
+
+    def _checked(self, y_pred: Any, y_true: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
+        predictions = float_array(y_pred, self.dtype, "y_pred", owner)
+        return predictions, self.prepare_targets(y_true, predictions.shape, owner)
+
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
+        """Validate targets for predictions of `shape` and return them in canonical form."""
+        targets = float_array(y_true, self.dtype, "y_true", owner)
+        require_same_shape(targets, shape, "y_true", owner)
+        return targets
+
+    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this loss."""
+        return {"dtype": self.dtype.name}
+
+
+class CategoricalCrossentropy(Loss):
+    """-log of the probability given to the true class; labels are indices or one-hot rows."""
+
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
+        return categorical_targets(y_true, shape[0], shape[1], self.dtype, owner)
+
+    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+        if y_true.ndim == 1:
+            confidences = clipped[np.arange(len(clipped)), y_true]
+        else:
+            confidences = (clipped * y_true).sum(axis=1)
+        return -np.log(confidences)
+
+    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples = len(y_pred)
+        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+        if y_true.ndim == 1:
+            rows = np.arange(n_samples)
+            self.dinputs = np.zeros_like(y_pred)
+            self.dinputs[rows, y_true] = -1 / (clipped[rows, y_true] * n_samples)
+        else:
+            self.dinputs = -y_true / clipped / n_samples
+        return self.dinputs
+
+
+class BinaryCrossentropy(Loss):
+    """Mean over outputs of -(y log p + (1 - y) log(1 - p)), for independent yes/no outputs."""
+
+    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+        losses = -(y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped))
+        return losses.mean(axis=1)
+
+    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = y_pred.shape
+        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+        self.dinputs = -(y_true / clipped - (1 - y_true) / (1 - clipped)) / (n_outputs * n_samples)
+        return self.dinputs
+
+
+class MeanSquaredError(Loss):
+    """Mean over outputs of (y - p)^2, for regression."""
+
+    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        return ((y_true - y_pred) ** 2).mean(axis=1)
+
+    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = y_pred.shape
+        self.dinputs = (2 / (n_outputs * n_samples)) * (y_pred - y_true)
+        return self.dinputs
+
+
+class MeanAbsoluteError(Loss):
+    """Mean over outputs of |y - p|, for regression robust to outliers."""
+
+    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        return np.abs(y_true - y_pred).mean(axis=1)
+
+    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = y_pred.shape
+        self.dinputs = np.sign(y_pred - y_true) / (n_outputs * n_samples)
+        return self.dinputs
+
+
+class SoftmaxCategoricalCrossentropy:
+    """Softmax followed by categorical cross-entropy, differentiated as one step.
+
+    Chaining the two backward passes simplifies to `(probabilities - onehot) / n_samples`: no
+    division by a probability, no Jacobian, and far fewer operations.
+    """
+
+    def __init__(self, dtype: Any = np.float32) -> None:
+        self.activation = Softmax(dtype)
+        self.loss = CategoricalCrossentropy(dtype)
+        self.dtype = self.activation.dtype
+        self.output: np.ndarray | None = None
+        self.dinputs: np.ndarray | None = None
+
+    regularization_loss = staticmethod(regularization_loss)
+
+    def forward(self, inputs: Any, y_true: Any) -> float:
+        """Softmax of `inputs` (kept as `output`), then the mean cross-entropy against `y_true`."""
+        self.output = self.activation.forward(inputs)
+        return self.loss.calculate(self.output, y_true)
+
+    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
+        """The fused gradient with respect to the softmax inputs; `dvalues` are the probabilities."""
+        owner = "SoftmaxCategoricalCrossentropy.backward"
+        probabilities = float_array(dvalues, self.dtype, "dvalues (the probabilities)", owner)
+        targets = self.prepare_targets(y_true, probabilities.shape, owner)
+        return self._backward(probabilities, targets)
+
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
+        """Class indices, or one-hot/probability rows that must each sum to 1."""
+        targets = self.loss.prepare_targets(y_true, shape, owner)
+        if targets.ndim == 2 and not np.allclose(targets.sum(axis=1), 1, atol=1e-4):
+            raise ValueError(f"{owner}: each one-hot row of y_true must sum to 1 for the fused gradient")
+        return targets
+
+    def _backward(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples = len(probabilities)
+        if y_true.ndim == 1:
+            self.dinputs = probabilities.copy()
+            self.dinputs[np.arange(n_samples), y_true] -= 1
+        else:
+            self.dinputs = probabilities - y_true
+        self.dinputs /= n_samples
+        return self.dinputs
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+}

@@ -1,0 +1,87 @@
+"""Data sets: the nnfs formulas, seeds, and the IDX reader on files written here."""
+
+import gzip
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from chainrule import datasets
+
+
+def test_spiral_points_follow_the_formula():
+    features, labels = datasets.spiral_data(100, 3, seed=0)
+    assert features.shape == (300, 2) and features.dtype == np.float32
+    assert labels.dtype == np.int64 and np.bincount(labels).tolist() == [100, 100, 100]
+    radius = np.linalg.norm(features, axis=1)
+    assert_allclose(radius[100:200], np.linspace(0, 1, 100), atol=1e-6)  # r = linspace(0, 1)
+    rng = np.random.default_rng(0)
+    rng.standard_normal(100)  # class 0's noise
+    angle = np.linspace(4, 8, 100) + rng.standard_normal(100) * 0.2
+    assert_allclose(features[100:200, 0], np.linspace(0, 1, 100) * np.sin(2.5 * angle), atol=1e-6)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b, c = (datasets.spiral_data(10, 2, seed=s)[0] for s in (1, 1, 2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_vertical_clusters_sit_at_c_over_3():
+    features, labels = datasets.vertical_data(500, 3, seed=0)
+    for c in range(3):
+        assert_allclose(features[labels == c].mean(axis=0), [c / 3, 0.5], atol=0.02)
+
+
+def test_sine():
+    x, y = datasets.sine_data(8)
+    assert x.shape == y.shape == (8, 1)
+    assert_allclose(y[:, 0], np.sin(2 * np.pi * np.arange(8) / 8), atol=1e-6)
+
+
+def test_bad_counts():
+    with pytest.raises(ValueError, match="spiral_data: samples must be a positive integer"):
+        datasets.spiral_data(0, 3)
+
+
+def write_idx(path, array, compress=False):
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    data = header + array.astype(np.uint8).tobytes()
+    with (gzip.open if compress else open)(path, "wb") as stream:
+        stream.write(data)
+
+
+def make_mnist(folder, compress=False):
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if compress else ""
+    images = {"train": rng.integers(0, 256, (6, 28, 28)), "t10k": rng.integers(0, 256, (4, 28, 28))}
+    for prefix, array in images.items():
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", array, compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", np.arange(len(array)) % 10, compress)
+    return images
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_load_mnist_reads_idx_files(tmp_path, compress):
+    images = make_mnist(tmp_path, compress)
+    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(tmp_path)
+    assert x_train.shape == (6, 784) and x_test.shape == (4, 784) and x_train.dtype == np.float32
+    assert_allclose(x_train[2], (images["train"][2].ravel() - 127.5) / 127.5, rtol=1e-6)
+    assert y_test.tolist() == [0, 1, 2, 3]
+
+
+def test_load_mnist_names_the_missing_file(tmp_path):
+    make_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_read_idx_rejects_a_truncated_file(tmp_path):
+    path = tmp_path / "x-idx1-ubyte"
+    write_idx(path, np.arange(10))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="holds 7 values"):
+        datasets.read_idx(path)
+    path.write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match="bad magic number"):
+        datasets.read_idx(path)

@@ -1,0 +1,107 @@
+"""Dense and Dropout: the contract, dtypes, initialisation and every bad-input message."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import chainrule as cr
+
+
+def test_dense_initialisation_is_small_gaussian_weights_and_zero_biases():
+    layer = cr.Dense(200, 50, seed=1)
+    assert layer.weights.shape == (200, 50) and layer.weights.dtype == np.float32
+    assert layer.biases.shape == (1, 50) and not layer.biases.any()
+    assert layer.weights.std() == pytest.approx(0.01, rel=0.05)
+    assert_allclose(cr.Dense(200, 50, seed=1).weights, layer.weights)
+
+
+def test_forward_returns_and_keeps_the_output():
+    layer = cr.Dense(2, 3, seed=0)
+    output = layer.forward(np.ones((4, 2)))
+    assert output is layer.output and output.shape == (4, 3)
+    assert_allclose(output, np.ones((4, 2)) @ layer.weights + layer.biases, rtol=1e-6)
+
+
+def test_a_component_computes_in_its_own_dtype():
+    assert cr.Dense(2, 2).forward(np.ones((1, 2), dtype=np.float64)).dtype == np.float32
+    assert cr.Dense(2, 2, dtype=np.float64).forward(np.ones((1, 2), dtype=np.int32)).dtype == np.float64
+    assert cr.Tanh(dtype=np.float64).forward(np.ones((1, 2), dtype=np.float32)).dtype == np.float64
+    assert cr.ReLU().forward([[1, 2]]).dtype == np.float32
+
+
+def test_assigned_weights_are_copied_and_converted():
+    layer = cr.Dense(2, 1)
+    source = np.array([[1.0], [2.0]])
+    layer.weights = source
+    source[0, 0] = 99
+    assert layer.weights.dtype == np.float32 and layer.weights[0, 0] == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: cr.Dense(3, 2).forward(np.ones((4, 5))),
+            ValueError,
+            r"Dense.forward: inputs must have 3 columns, got shape \(4, 5\)",
+        ),
+        (lambda: cr.Dense(3, 2).forward(np.ones(3)), ValueError, r"2-D array.*got shape \(3,\).*reshape"),
+        (lambda: cr.Dense(3, 2).forward([[1, 2, np.nan]]), ValueError, "Dense.forward: inputs contains NaN or inf"),
+        (lambda: cr.Dense(3, 2).forward([[1, 2, np.inf]]), ValueError, "NaN or inf"),
+        (lambda: cr.Dense(1, 1).forward([[1e300]]), ValueError, "too large for float32"),
+        (lambda: cr.Dense(3, 2).forward([["a", "b", "c"]]), TypeError, "Dense.forward: inputs must be numeric"),
+        (lambda: cr.Dense(3, 2).forward([[1, 2], [3]]), ValueError, "not a rectangular array"),
+        (lambda: cr.Dense(3, 2).backward(np.ones((1, 2))), ValueError, "Dense.backward called before forward"),
+        (lambda: cr.ReLU().backward(np.ones((1, 2))), ValueError, "ReLU.backward called before forward"),
+        (lambda: cr.Dense(0, 2), ValueError, "n_inputs must be a positive integer, got 0"),
+        (lambda: cr.Dense(2, 2.5), ValueError, "n_neurons must be a positive integer"),
+        (lambda: cr.Dense(2, 2, weight_regularizer_l2=-1), ValueError, "weight_regularizer_l2 must be"),
+        (lambda: cr.Dense(2, 2, dtype=np.int32), TypeError, "Dense: dtype must be float32 or float64"),
+        (lambda: cr.Dropout(1.0), ValueError, r"Dropout: rate .* \[0, 1\), got 1.0"),
+    ],
+)
+def test_bad_input_names_the_component_and_the_problem(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_dvalues_must_match_the_last_output():
+    layer = cr.Dense(3, 2)
+    layer.forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"Dense.backward: dvalues .* must have shape \(4, 2\), got \(4, 3\)"):
+        layer.backward(np.ones((4, 3)))
+
+
+def test_assigning_weights_of_the_wrong_shape_fails_and_keeps_the_old_ones():
+    layer = cr.Dense(3, 2, seed=0)
+    before = layer.weights.copy()
+    with pytest.raises(ValueError, match=r"weights must have shape \(3, 2\), got \(2, 3\)"):
+        layer.weights = np.ones((2, 3))
+    assert_allclose(layer.weights, before)
+
+
+def test_dropout_is_identity_at_inference():
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    layer = cr.Dropout(0.5, seed=0)
+    assert_allclose(layer.forward(x), x.astype(np.float32))
+    assert_allclose(layer.backward(np.ones((5, 4))), np.ones((5, 4)))
+
+
+def test_dropout_drops_the_rate_and_keeps_the_expected_activation():
+    layer = cr.Dropout(0.3, dtype=np.float64, seed=0)
+    output = layer.forward(np.ones((400, 500)), training=True)
+    assert np.mean(output == 0) == pytest.approx(0.3, abs=0.005)
+    assert_allclose(np.unique(output), [0.0, 1 / 0.7])
+    assert output.mean() == pytest.approx(1.0, abs=0.01)
+
+
+def test_dropout_masks_the_gradient_where_it_dropped_values():
+    layer = cr.Dropout(0.5, seed=3)
+    output = layer.forward(np.ones((10, 10)), training=True)
+    dinputs = layer.backward(np.ones((10, 10)))
+    assert_allclose(dinputs, output)  # same zeros, same 1 / (1 - rate) scale
+
+
+def test_layers_describe_themselves():
+    assert repr(cr.Dropout(0.25)) == "Dropout(rate=0.25, dtype='float32')"
+    assert cr.LeakyReLU(0.2).get_config() == {"alpha": 0.2, "dtype": "float32"}

@@ -1,0 +1,97 @@
+"""Losses: values computed from their definitions, clipping, regularisation, label forms."""
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import chainrule as cr
+
+F64 = np.float64
+PROBS = np.array([[0.7, 0.1, 0.2], [0.1, 0.5, 0.4], [0.02, 0.9, 0.08]])
+
+
+def test_categorical_crossentropy_is_minus_log_of_the_true_class_probability():
+    expected = [-math.log(0.7), -math.log(0.5), -math.log(0.9)]
+    loss = cr.CategoricalCrossentropy(dtype=F64)
+    assert_allclose(loss.forward(PROBS, [0, 1, 1]), expected, rtol=1e-14)
+    assert_allclose(loss.forward(PROBS, np.eye(3)[[0, 1, 1]]), expected, rtol=1e-14)
+    assert loss.calculate(PROBS, [0, 1, 1]) == pytest.approx(sum(expected) / 3, rel=1e-14)
+
+
+def test_log_losses_clip_certain_predictions():
+    loss = cr.CategoricalCrossentropy(dtype=F64)
+    assert loss.forward([[0.0, 1.0]], [0]) == pytest.approx(-math.log(1e-7))
+    assert loss.forward([[0.0, 1.0]], [1]) == pytest.approx(-math.log(1 - 1e-7))
+    assert np.isfinite(loss.backward([[0.0, 1.0]], [0])).all()
+    binary = cr.BinaryCrossentropy(dtype=F64)
+    assert binary.forward([[0.0], [1.0]], [[1], [0]]) == pytest.approx([-math.log(1e-7)] * 2)
+    assert np.isfinite(binary.backward([[0.0], [1.0]], [[1], [0]])).all()
+
+
+def test_binary_crossentropy_averages_over_outputs():
+    y_pred, y_true = np.array([[0.8, 0.3]]), np.array([[1, 0]])
+    expected = (-math.log(0.8) - math.log(0.7)) / 2
+    assert_allclose(cr.BinaryCrossentropy(dtype=F64).forward(y_pred, y_true), [expected], rtol=1e-14)
+
+
+def test_regression_losses():
+    y_pred, y_true = np.array([[1.0, 2.0], [0.0, -1.0]]), np.array([[0.0, 4.0], [0.0, 0.0]])
+    assert_allclose(cr.MeanSquaredError(dtype=F64).forward(y_pred, y_true), [2.5, 0.5])
+    assert_allclose(cr.MeanAbsoluteError(dtype=F64).forward(y_pred, y_true), [1.5, 0.5])
+    assert_allclose(cr.MeanSquaredError(dtype=F64).backward(y_pred, y_true), [[0.5, -1], [0, -0.5]])
+    assert_allclose(cr.MeanAbsoluteError(dtype=F64).backward(y_pred, y_true), [[0.25, -0.25], [0, -0.25]])
+
+
+def test_fused_loss_value_and_gradient():
+    logits = np.log(PROBS)  # softmax(log p) = p, since each row sums to 1
+    fused = cr.SoftmaxCategoricalCrossentropy(dtype=F64)
+    assert fused.forward(logits, [0, 1, 1]) == pytest.approx((-math.log(0.7) - math.log(0.5) - math.log(0.9)) / 3)
+    assert_allclose(fused.output, PROBS, rtol=1e-14)
+    expected = (PROBS - np.eye(3)[[0, 1, 1]]) / 3
+    assert_allclose(fused.backward(fused.output, [0, 1, 1]), expected, atol=1e-15)
+
+
+def test_regularization_loss_sums_l1_and_l2_of_the_given_layers():
+    layer = cr.Dense(
+        2,
+        2,
+        weight_regularizer_l1=0.1,
+        weight_regularizer_l2=0.01,
+        bias_regularizer_l1=0.5,
+        bias_regularizer_l2=0.2,
+        dtype=F64,
+    )
+    layer.weights = [[1.0, -2.0], [3.0, 0.0]]
+    layer.biases = [[-1.0, 1.0]]
+    expected = 0.1 * 6 + 0.01 * 14 + 0.5 * 2 + 0.2 * 2
+    assert cr.CategoricalCrossentropy().regularization_loss([layer, cr.ReLU()]) == pytest.approx(expected)
+    assert cr.SoftmaxCategoricalCrossentropy().regularization_loss([layer]) == pytest.approx(expected)
+
+
+def test_float_class_labels_with_whole_values_are_accepted():
+    loss = cr.CategoricalCrossentropy(dtype=F64)
+    assert_allclose(loss.forward(PROBS, [0.0, 1.0, 1.0]), loss.forward(PROBS, [0, 1, 1]))
+
+
+@pytest.mark.parametrize(
+    ("y_true", "message"),
+    [
+        ([0, 1], r"expected \(3,\)"),
+        ([0, 1, 3], "class index 3 is out of range for 3 classes"),
+        ([0, -1, 1], "class index -1 is out of range"),
+        ([0.5, 1, 1], "whole numbers"),
+        ([0, np.nan, 1], "NaN"),
+        (np.eye(2)[[0, 1, 1]], r"one-hot y_true must have shape \(3, 3\)"),
+    ],
+)
+def test_categorical_label_errors_name_the_problem(y_true, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        cr.CategoricalCrossentropy().forward(PROBS, y_true)
+    assert "CategoricalCrossentropy.forward" in str(raised.value)
+
+
+def test_text_labels_are_a_type_error():
+    with pytest.raises(TypeError, match="CategoricalCrossentropy.backward: y_true must be numeric"):
+        cr.CategoricalCrossentropy().backward(PROBS, ["a", "b", "c"])
