@@ -1,6 +1,6 @@
 """chainrule: neural networks from scratch on NumPy, every gradient written out by hand."""
 
-from chainrule import datasets
+from chainrule import callbacks, datasets, metrics
 from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.gradcheck import GradcheckResult, gradcheck
 from chainrule.layers import Dense, Dropout, Layer
@@ -12,10 +12,22 @@ from chainrule.losses import (
     MeanSquaredError,
     SoftmaxCategoricalCrossentropy,
 )
+from chainrule.model import History, Model, TrainingDivergedError
+from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "History",
+    "Model",
+    "Optimizer",
+    "RMSprop",
+    "TrainingDivergedError",
+    "callbacks",
+    "metrics",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Dense",

@@ -1,0 +1,240 @@
+"""Optimizers: turn each layer's gradients into an in-place parameter update.
+
+All share the book's learning-rate decay, `lr / (1 + decay * iterations)`, shown as
+`current_learning_rate`. Per-parameter state (momenta, caches) lives in the optimizer, keyed by
+layer and parameter name, and can be exported for saving (`get_state`/`set_state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from chainrule.layers import Layer
+
+
+def _rate(value: Any, name: str, owner: str, upper: float | None = None) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value) and value >= 0
+    if not ok or (upper is not None and value >= upper):
+        bound = f" and below {upper}" if upper is not None else ""
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0{bound}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: decay, iteration count, state per parameter, and the update loop."""
+
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float, decay: float) -> None:
+        owner = type(self).__name__
+        self.learning_rate = _rate(learning_rate, "learning_rate", owner)
+        self.decay = _rate(decay, "decay", owner)
+        self.current_learning_rate = self.learning_rate
+        self.iterations = 0
+        self._state: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+
+    def pre_update_params(self) -> None:
+        """Apply learning-rate decay for this iteration."""
+        self.current_learning_rate = self.learning_rate / (1.0 + self.decay * self.iterations)
+
+    def update_params(self, layer: Layer) -> None:
+        """Update every parameter of `layer` in place from its gradients."""
+        gradients = layer.gradients()
+        for name, parameter in layer.parameters().items():
+            self._update(parameter, gradients[name], self._slots_for(layer, name, parameter))
+
+    def post_update_params(self) -> None:
+        """Count the iteration (used by decay and Adam's bias correction)."""
+        self.iterations += 1
+
+    def step(self, layers: Iterable[Layer]) -> None:
+        """One full update: decay, every layer's parameters, iteration count."""
+        self.pre_update_params()
+        for layer in layers:
+            self.update_params(layer)
+        self.post_update_params()
+
+    def _slots_for(self, layer: Layer, name: str, parameter: np.ndarray) -> dict[str, np.ndarray]:
+        key = (id(layer), name)
+        slots = self._state.get(key)
+        if slots is None or slots["scratch"].shape != parameter.shape:
+            slots = {slot: np.zeros_like(parameter) for slot in self.slots}
+            slots["scratch"] = np.empty_like(parameter)
+            self._state[key] = slots
+        return slots
+
+    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this optimizer."""
+        return {"learning_rate": self.learning_rate, "decay": self.decay}
+
+    def get_state(self, layers: list[Layer]) -> dict[str, np.ndarray]:
+        """The state arrays as `"{layer index}.{parameter}.{slot}"`, for saving."""
+        state = {}
+        for index, layer in enumerate(layers):
+            for name in layer.parameters():
+                slots = self._state.get((id(layer), name), {})
+                state.update({f"{index}.{name}.{slot}": slots[slot] for slot in self.slots if slot in slots})
+        return state
+
+    def set_state(self, layers: list[Layer], state: dict[str, np.ndarray], iterations: int) -> None:
+        """Restore what `get_state` returned, so training continues exactly where it stopped."""
+        self.iterations = int(iterations)
+        self.pre_update_params()
+        for index, layer in enumerate(layers):
+            for name, parameter in layer.parameters().items():
+                keys = [f"{index}.{name}.{slot}" for slot in self.slots]
+                if not all(key in state for key in keys):
+                    continue
+                slots = self._slots_for(layer, name, parameter)
+                for slot, key in zip(self.slots, keys, strict=True):
+                    if state[key].shape != parameter.shape:
+                        raise ValueError(
+                            f"{type(self).__name__}: state {key} has shape {state[key].shape}, "
+                            f"expected {parameter.shape}"
+                        )
+                    slots[slot][...] = state[key]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Momentum: `v = momentum * v - lr * g; w += v`. Nesterov looks ahead along the new velocity:
+    `w += momentum * v - lr * g`.
+    """
+
+    def __init__(
+        self, learning_rate: float = 1.0, decay: float = 0.0, momentum: float = 0.0, nesterov: bool = False
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.momentum = _rate(momentum, "momentum", "SGD", upper=1.0)
+        if nesterov and not self.momentum:
+            raise ValueError("SGD: nesterov=True needs a momentum above 0")
+        self.nesterov = bool(nesterov)
+        self.slots = ("velocity",) if self.momentum else ()
+
+    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        step = slots["scratch"]
+        np.multiply(gradient, -self.current_learning_rate, out=step)
+        if self.momentum:
+            velocity = slots["velocity"]
+            velocity *= self.momentum
+            velocity += step
+            if self.nesterov:
+                step += self.momentum * velocity
+            else:
+                step = velocity
+        parameter += step
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adagrad(Optimizer):
+    """Per-parameter learning rates from the sum of squared gradients: `w -= lr g / (sqrt(cache) + eps)`."""
+
+    slots = ("cache",)
+
+    def __init__(self, learning_rate: float = 1.0, decay: float = 0.0, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate, decay)
+        self.epsilon = _rate(epsilon, "epsilon", "Adagrad")
+
+    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        cache, scratch = slots["cache"], slots["scratch"]
+        np.multiply(gradient, gradient, out=scratch)
+        cache += scratch
+        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, 1.0, self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """Adagrad with a moving average of squared gradients: `cache = rho cache + (1 - rho) g^2`."""
+
+    slots = ("cache",)
+
+    def __init__(
+        self, learning_rate: float = 0.001, decay: float = 0.0, epsilon: float = 1e-7, rho: float = 0.9
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.epsilon = _rate(epsilon, "epsilon", "RMSprop")
+        self.rho = _rate(rho, "rho", "RMSprop", upper=1.0)
+
+    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        cache, scratch = slots["cache"], slots["scratch"]
+        np.multiply(gradient, gradient, out=scratch)
+        scratch *= 1 - self.rho
+        cache *= self.rho
+        cache += scratch
+        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, 1.0, self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon, "rho": self.rho}
+
+
+class Adam(Optimizer):
+    """Momentum plus RMSprop with bias correction:
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+    w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),  t = iterations + 1
+    """
+
+    slots = ("momentum", "cache")
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.0,
+        epsilon: float = 1e-7,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.epsilon = _rate(epsilon, "epsilon", "Adam")
+        self.beta_1 = _rate(beta_1, "beta_1", "Adam", upper=1.0)
+        self.beta_2 = _rate(beta_2, "beta_2", "Adam", upper=1.0)
+
+    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        momentum, cache, scratch = slots["momentum"], slots["cache"], slots["scratch"]
+        t = self.iterations + 1
+        np.multiply(gradient, 1 - self.beta_1, out=scratch)
+        momentum *= self.beta_1
+        momentum += scratch
+        np.multiply(gradient, gradient, out=scratch)
+        scratch *= 1 - self.beta_2
+        cache *= self.beta_2
+        cache += scratch
+        # m_hat / (sqrt(v_hat) + eps) with the corrections folded into two scalars.
+        step_size = self.current_learning_rate / (1 - self.beta_1**t)
+        _divide_step(parameter, momentum, cache, scratch, step_size, 1 / np.sqrt(1 - self.beta_2**t), self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+def _divide_step(
+    parameter: np.ndarray,
+    numerator: np.ndarray,
+    cache: np.ndarray,
+    scratch: np.ndarray,
+    step_size: float,
+    cache_scale: float,
+    epsilon: float,
+) -> None:
+    """parameter -= step_size * numerator / (sqrt(cache) * cache_scale + epsilon), in place."""
+    np.sqrt(cache, out=scratch)
+    if cache_scale != 1.0:
+        scratch *= cache_scale
+    scratch += epsilon
+    np.divide(numerator, scratch, out=scratch)
+    scratch *= step_size
+    parameter -= scratch
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}

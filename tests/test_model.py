@@ -1,0 +1,227 @@
+"""Model: compile defaults, fit/evaluate/predict, determinism, callbacks, stopping and bad input."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import chainrule as cr
+
+
+def classifier(seed=0, dtype=np.float32, dropout=0.0):
+    model = cr.Model(seed=seed)
+    model.add(cr.Dense(2, 16, dtype=dtype))
+    model.add(cr.ReLU(dtype=dtype))
+    if dropout:
+        model.add(cr.Dropout(dropout, dtype=dtype))
+    model.add(cr.Dense(16, 3, dtype=dtype))
+    model.add(cr.Softmax(dtype=dtype))
+    return model.compile(loss=cr.CategoricalCrossentropy(), optimizer=cr.Adam(0.02))
+
+
+@pytest.fixture
+def spiral():
+    return cr.datasets.spiral_data(30, 3, seed=0)
+
+
+def test_fit_records_every_quantity_per_epoch(spiral):
+    X, y = spiral
+    history = classifier().fit(
+        X, y, epochs=5, batch_size=32, validation_data=cr.datasets.spiral_data(10, 3, seed=1), verbose=0
+    )
+    expected = {
+        "loss",
+        "data_loss",
+        "regularization_loss",
+        "accuracy",
+        "val_loss",
+        "val_data_loss",
+        "val_regularization_loss",
+        "val_accuracy",
+    }
+    assert set(history.history) == expected
+    assert all(len(values) == 5 for values in history.history.values())
+    assert history.epoch == [0, 1, 2, 3, 4]
+
+
+def test_training_lowers_the_loss(spiral):
+    X, y = spiral
+    history = classifier().fit(X, y, epochs=100, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.9 * history.history["loss"][0]
+
+
+def test_a_softmax_output_with_crossentropy_trains_through_the_fused_gradient():
+    model = classifier()
+    assert isinstance(model._fused, cr.SoftmaxCategoricalCrossentropy)
+    regression = cr.Model().add(cr.Dense(1, 1)).add(cr.Linear()).compile(loss="mse", optimizer="sgd")
+    assert regression._fused is None and regression.metrics == {}
+
+
+def test_the_loss_in_history_matches_evaluate_before_the_epoch(spiral):
+    X, y = spiral
+    model = classifier()
+    before = model.evaluate(X, y)
+    history = model.fit(X, y, epochs=1, verbose=0, shuffle=False)  # full batch: scored before the update
+    assert history.history["data_loss"][0] == pytest.approx(before["loss"], rel=1e-6)
+    assert history.history["accuracy"][0] == pytest.approx(before["accuracy"])
+
+
+def test_metrics_default_from_the_loss():
+    binary = cr.Model().add(cr.Dense(2, 1)).add(cr.Sigmoid()).compile(loss="binary_crossentropy", optimizer="adam")
+    assert list(binary.metrics) == ["accuracy"]
+    assert list(classifier().metrics) == ["accuracy"]
+    with pytest.raises(ValueError, match="'accuracy' needs a classification loss"):
+        cr.Model().add(cr.Dense(1, 1)).compile(loss="mse", optimizer="adam", metrics=["accuracy"])
+
+
+def test_mini_batches_keep_the_last_partial_batch(spiral):
+    X, y = spiral  # 90 samples, batches of 40: 40 + 40 + 10
+    model = classifier()
+    model.fit(X, y, epochs=1, batch_size=40, verbose=0)
+    assert model.optimizer.iterations == 3
+
+
+def test_same_seed_gives_bit_identical_weights_and_history(spiral):
+    X, y = spiral
+    runs = []
+    for _ in range(2):
+        model = classifier(seed=7, dropout=0.2)
+        history = model.fit(X, y, epochs=5, batch_size=16, verbose=0)
+        runs.append((model.get_weights(), history.history))
+    for a, b in zip(runs[0][0], runs[1][0], strict=True):
+        assert np.array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+    other = classifier(seed=8, dropout=0.2)
+    other.fit(X, y, epochs=5, batch_size=16, verbose=0)
+    assert not np.array_equal(other.get_weights()[0], runs[0][0][0])
+
+
+def test_fit_leaves_numpy_global_random_state_alone(spiral):
+    X, y = spiral
+    state = np.random.get_state()[1].copy()
+    classifier(dropout=0.3).fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_predict_and_evaluate(spiral):
+    X, y = spiral
+    model = classifier()
+    model.fit(X, y, epochs=50, verbose=0)
+    probabilities = model.predict(X, batch_size=7)
+    assert probabilities.shape == (90, 3)
+    assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert_allclose(probabilities, model.predict(X), rtol=1e-6)
+    scores = model.evaluate(X, y, batch_size=13)
+    assert set(scores) == {"loss", "accuracy"}
+    assert scores["accuracy"] == pytest.approx(np.mean(model.predict_classes(X) == y))
+
+
+def test_early_stopping_restores_the_best_weights(spiral):
+    X, y = spiral
+    model = classifier()
+    model.optimizer = cr.SGD(5.0)  # far too high: validation loss soon stops improving
+    stopper = cr.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    history = model.fit(X, y, epochs=100, validation_data=(X, y), callbacks=[stopper], verbose=0)
+    assert stopper.stopped_epoch is not None and len(history.epoch) == stopper.stopped_epoch + 1
+    assert len(history.epoch) == stopper.best_epoch + 2 + 2
+    assert model.evaluate(X, y)["loss"] == pytest.approx(min(history.history["val_loss"]), rel=1e-5)
+
+
+def test_learning_rate_scheduler_sets_the_rate_each_epoch(spiral):
+    X, y = spiral
+    model = classifier()
+    rates = []
+
+    class Record(cr.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            rates.append(self.model.optimizer.current_learning_rate)
+
+    schedule = cr.callbacks.LearningRateScheduler(lambda epoch, rate: 0.1 / (epoch + 1))
+    model.fit(X, y, epochs=3, callbacks=[schedule, Record()], verbose=0)
+    assert_allclose(rates, [0.1, 0.05, 0.1 / 3])
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(spiral):
+    X, y = spiral
+    model = cr.Model(seed=0).add(cr.Dense(2, 1)).add(cr.Linear())
+    model.compile(loss="mse", optimizer=cr.SGD(1e6))
+    with pytest.raises(cr.TrainingDivergedError, match=r"epoch \d+.*lower learning rate"):
+        model.fit(X * 100, y.astype(float), epochs=50, verbose=0)
+    assert len(model.history.epoch) >= 1  # the epochs before it are kept
+
+
+def test_ctrl_c_stops_after_the_current_step_and_keeps_the_history(spiral):
+    X, y = spiral
+    model = classifier()
+
+    class PressCtrlC(cr.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    history = model.fit(X, y, epochs=50, callbacks=[PressCtrlC()], verbose=0)
+    assert history.interrupted and history.epoch == [0, 1, 2]
+    assert model.optimizer.iterations == len(history.epoch)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_verbose_2_prints_one_line_per_epoch(spiral, capsys):
+    X, y = spiral
+    classifier().fit(X, y, epochs=3, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ")
+
+
+def test_model_gradcheck_covers_every_parameter():
+    X, y = cr.datasets.spiral_data(5, 3, seed=0)
+    model = cr.Model(seed=0)
+    model.add(cr.Dense(2, 4, weight_regularizer_l2=0.1, bias_regularizer_l1=0.1, dtype=np.float64))
+    model.add(cr.Tanh(dtype=np.float64))
+    model.add(cr.Dense(4, 3, dtype=np.float64))
+    model.add(cr.Softmax(dtype=np.float64))
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model.layers[0].biases = np.random.default_rng(0).standard_normal((1, 4))
+    result = cr.gradcheck(model, X, y)
+    assert len(result.errors) == 4 and result.passed, str(result)
+
+
+BAD_FIT = [
+    (
+        lambda m, X, y: m.fit(X[:, :1], y, verbose=0),
+        ValueError,
+        r"Model.fit: X must have 2 columns, got \S+ \(90, 1\)",
+    ),
+    (lambda m, X, y: m.fit(X, y[:-1], verbose=0), ValueError, r"y_true holds 89 labels"),
+    (lambda m, X, y: m.fit(X, y + 1, verbose=0), ValueError, "class index 3 is out of range for 3 classes"),
+    (lambda m, X, y: m.fit(np.where(X > 0.9, np.nan, X), y, verbose=0), ValueError, "X contains NaN"),
+    (lambda m, X, y: m.fit(X, y, epochs=0, verbose=0), ValueError, "epochs must be a positive integer"),
+    (lambda m, X, y: m.fit(X, y, batch_size=0, verbose=0), ValueError, "batch_size must be a positive integer"),
+    (lambda m, X, y: m.fit(X, y, validation_data=(X, y[:3]), verbose=0), ValueError, r"validation_data.*labels"),
+    (lambda m, X, y: m.predict(X[:, :1]), ValueError, "Model.predict: X must have 2 columns"),
+    (lambda m, X, y: m.add("dense"), TypeError, "Model.add: expected a Layer"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_FIT)
+def test_bad_input_fails_before_any_training_step(spiral, call, error, message):
+    X, y = spiral
+    model = classifier()
+    before = model.get_weights()
+    with pytest.raises(error, match=message):
+        call(model, X, y)
+    assert model.optimizer.iterations == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_compile_checks_the_architecture():
+    with pytest.raises(ValueError, match="layer 2 .* takes 5 inputs but the layer before it gives 4"):
+        cr.Model().add(cr.Dense(2, 4)).add(cr.ReLU()).add(cr.Dense(5, 1)).compile(loss="mse", optimizer="adam")
+    with pytest.raises(ValueError, match="share one dtype"):
+        cr.Model().add(cr.Dense(2, 4)).add(cr.ReLU(dtype=np.float64)).compile(loss="mse", optimizer="adam")
+    with pytest.raises(ValueError, match="call compile"):
+        cr.Model().add(cr.Dense(2, 1)).fit(np.ones((2, 2)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
+        cr.Model().add(cr.Dense(2, 1)).compile(loss="mse", optimizer="adamw")
