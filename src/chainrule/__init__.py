@@ -3,6 +3,7 @@
 from chainrule import callbacks, datasets, metrics
 from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.gradcheck import GradcheckResult, gradcheck
+from chainrule.io import load_model, save_model
 from chainrule.layers import Dense, Dropout, Layer
 from chainrule.losses import (
     BinaryCrossentropy,
@@ -46,4 +47,6 @@ __all__ = [
     "Tanh",
     "datasets",
     "gradcheck",
+    "load_model",
+    "save_model",
 ]

@@ -405,6 +405,12 @@ class Model:
                 arrays[key], analytic[key] = parameter, gradients[name].copy()
         return compare(total_loss, analytic, arrays, epsilon, tolerance)
 
+    def save(self, path: Any, *, include_optimizer: bool = False) -> None:
+        """Write a safe model file (see `chainrule.io`); `include_optimizer` lets `fit` resume exactly."""
+        from chainrule.io import save_model
+
+        save_model(self, path, include_optimizer=include_optimizer)
+
     def summary(self) -> str:
         """A table of layers, their settings and parameter counts."""
         lines = [f"{'#':>2}  {'layer':<50} {'parameters':>10}"]

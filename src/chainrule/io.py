@@ -1,0 +1,148 @@
+"""Safe model files: one `.npz` archive, read with `allow_pickle=False`, so opening a stranger's
+file never runs code.
+
+The archive holds `architecture` (UTF-8 JSON as bytes: layers with their settings, loss,
+optimizer, metrics, format version), every parameter as `layer{i}.{name}`, and optionally the
+optimizer's state and the random generators' states, so training resumes exactly. Files are
+written to a temporary file beside the target and renamed into place: a crash never leaves a
+half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule import activations, layers, losses, optimizers
+from chainrule.model import Model
+
+FORMAT = "chainrule-model"
+VERSION = 1
+LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Dropout, *activations.ACTIVATIONS.values())}
+LOSS_CLASSES = {cls.__name__: cls for cls in losses.LOSSES.values()}
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
+
+
+def _described(component: Any) -> dict[str, Any]:
+    return {"class": type(component).__name__, "config": component.get_config()}
+
+
+def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool = False) -> None:
+    """Write `model` (architecture, weights, and with `include_optimizer` its training state)."""
+    model._require_compiled("save_model")
+    architecture: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "seed": model.seed,
+        "layers": [_described(layer) for layer in model.layers],
+        "loss": _described(model.loss),
+        "optimizer": _described(model.optimizer),
+        "metrics": list(model.metrics),
+        "training_state": include_optimizer,
+    }
+    arrays = {
+        f"layer{index}.{name}": parameter
+        for index, layer in enumerate(model.layers)
+        for name, parameter in layer.parameters().items()
+    }
+    if include_optimizer:
+        architecture["optimizer_iterations"] = model.optimizer.iterations
+        architecture["rng_states"] = {"model": model.rng.bit_generator.state} | {
+            f"layer{index}": layer.rng.bit_generator.state
+            for index, layer in enumerate(model.layers)
+            if isinstance(layer, layers.Dropout) and layer.rng is not model.rng
+        }
+        state = model.optimizer.get_state(model.layers)
+        arrays.update({f"optimizer.{key}": value for key, value in state.items()})
+    arrays["architecture"] = np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)
+
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _build(description: Any, classes: dict[str, type], kind: str) -> Any:
+    if not isinstance(description, dict) or description.get("class") not in classes:
+        raise ValueError(f"unknown {kind} {description!r}")
+    config = description.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{kind} {description['class']} has no settings")
+    return classes[description["class"]](**config)
+
+
+def _restore(archive: Any, architecture: dict[str, Any]) -> Model:
+    if architecture.get("format") != FORMAT:
+        raise ValueError("not a chainrule model file")
+    if architecture.get("version") != VERSION:
+        raise ValueError(f"format version {architecture.get('version')!r}; this chainrule reads version {VERSION}")
+    for index, description in enumerate(architecture["layers"]):
+        config = description.get("config") if isinstance(description, dict) else None
+        if isinstance(config, dict) and "n_inputs" in config:  # check sizes before allocating anything
+            key = f"layer{index}.weights"
+            declared = (config["n_inputs"], config.get("n_neurons"))
+            if key not in archive.files or archive[key].shape != declared:
+                raise ValueError(f"layer {index} declares weights of shape {declared}; the file does not hold them")
+    model = Model(seed=architecture.get("seed"))
+    for description in architecture["layers"]:
+        model.add(_build(description, LAYER_CLASSES, "layer"))
+    model.compile(
+        loss=_build(architecture["loss"], LOSS_CLASSES, "loss"),
+        optimizer=_build(architecture["optimizer"], OPTIMIZER_CLASSES, "optimizer"),
+        metrics=architecture["metrics"],
+    )
+    for index, layer in enumerate(model.layers):
+        for name, parameter in layer.parameters().items():
+            key = f"layer{index}.{name}"
+            if key not in archive.files:
+                raise ValueError(f"the weights {key} are missing")
+            values = archive[key]
+            if values.shape != parameter.shape or values.dtype != parameter.dtype:
+                raise ValueError(
+                    f"the weights {key} are {values.dtype}{values.shape}; the architecture "
+                    f"needs {parameter.dtype}{parameter.shape}"
+                )
+            if not np.isfinite(values).all():
+                raise ValueError(f"the weights {key} contain NaN or inf")
+            parameter[...] = values
+    if architecture.get("training_state"):
+        prefix = "optimizer."
+        state = {key[len(prefix) :]: archive[key] for key in archive.files if key.startswith(prefix)}
+        model.optimizer.set_state(model.layers, state, architecture["optimizer_iterations"])
+        rng_states = architecture["rng_states"]
+        model.rng.bit_generator.state = rng_states["model"]
+        for index, layer in enumerate(model.layers):
+            if f"layer{index}" in rng_states:
+                layer.rng.bit_generator.state = rng_states[f"layer{index}"]
+    return model
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read a model written by `save_model`; any damaged or foreign file raises ValueError."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"load_model: no such file {source}")
+    try:
+        with open(source, "rb") as stream:
+            archive = np.load(stream, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it is not an .npz archive")
+            with archive:
+                if "architecture" not in archive.files:
+                    raise ValueError("it has no architecture record")
+                architecture = json.loads(archive["architecture"].tobytes().decode())
+                if not isinstance(architecture, dict):
+                    raise ValueError("its architecture record is not a JSON object")
+                return _restore(archive, architecture)
+    except Exception as error:  # every failure to parse untrusted bytes becomes one clear error
+        raise ValueError(f"load_model: cannot load {source}: {error}") from error
