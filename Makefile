@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python examples/spiral_by_hand.py
+	$(BIN)/chainrule train
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """chainrule: neural networks from scratch on NumPy, every gradient written out by hand."""
 
-from chainrule import callbacks, datasets, metrics
+from chainrule import callbacks, datasets, explain, metrics, onnx
 from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.gradcheck import GradcheckResult, gradcheck
 from chainrule.io import load_model, save_model
@@ -46,6 +46,8 @@ __all__ = [
     "SoftmaxCategoricalCrossentropy",
     "Tanh",
     "datasets",
+    "explain",
+    "onnx",
     "gradcheck",
     "load_model",
     "save_model",

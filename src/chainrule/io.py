@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chainrule import activations, layers, losses, optimizers
+from chainrule._files import atomic_write
 from chainrule.model import Model
 
 FORMAT = "chainrule-model"
@@ -61,15 +61,7 @@ def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool
         arrays.update({f"optimizer.{key}": value for key, value in state.items()})
     arrays["architecture"] = np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)
 
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
 def _build(description: Any, classes: dict[str, type], kind: str) -> Any:

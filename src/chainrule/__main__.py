@@ -1,0 +1,5 @@
+"""`python -m chainrule` runs the same command line as `chainrule`."""
+
+from chainrule.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,337 @@
+"""The `chainrule` command: train, evaluate, explain, gradcheck and export.
+
+`chainrule train` with no options is the book's spiral run: Dense(2, 64) -> ReLU ->
+Dense(64, 3) -> Softmax, Adam(0.05, decay=5e-7), 10,000 epochs, and writes a run folder with
+the history, plots and the trained model. Errors in what the user typed are reported on one
+line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from chainrule import datasets, explain
+from chainrule.activations import ACTIVATIONS, Linear, Sigmoid, Softmax
+from chainrule.gradcheck import gradcheck
+from chainrule.io import load_model
+from chainrule.layers import Dense, Dropout
+from chainrule.model import History, Model
+from chainrule.optimizers import OPTIMIZERS
+
+HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+Dataset = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class UsageError(Exception):
+    """A mistake in the command line, reported on one line."""
+
+
+def load_dataset(name: str, seed: int, data: str | None) -> Dataset:
+    """(training, validation) pairs for a named data set; validation comes from another seed."""
+    if name == "spiral":
+        return datasets.spiral_data(100, 3, seed=seed), datasets.spiral_data(100, 3, seed=seed + 1)
+    if name == "vertical":
+        return datasets.vertical_data(100, 3, seed=seed), datasets.vertical_data(100, 3, seed=seed + 1)
+    if name == "sine":
+        return datasets.sine_data(1000), datasets.sine_data(777)
+    if data is None:
+        raise UsageError("--dataset mnist needs --data DIR, the folder holding the IDX files")
+    return datasets.load_mnist(data)
+
+
+def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regression: bool) -> Model:
+    """The network the options describe: hidden Dense layers, then Softmax (or Linear) output."""
+    model = Model(seed=args.seed)
+    width = n_features
+    for size in args.hidden:
+        model.add(
+            Dense(
+                width,
+                size,
+                weight_regularizer_l1=args.l1,
+                weight_regularizer_l2=args.l2,
+                bias_regularizer_l1=args.l1,
+                bias_regularizer_l2=args.l2,
+            )
+        )
+        model.add(ACTIVATIONS[args.activation]())
+        if args.dropout:
+            model.add(Dropout(args.dropout))
+        width = size
+    model.add(Dense(width, n_outputs))
+    model.add(Linear() if regression else Softmax())
+    settings = {"learning_rate": args.learning_rate, "decay": args.decay}
+    if args.optimizer == "sgd":
+        settings["momentum"] = args.momentum
+    return model.compile(
+        loss="mse" if regression else "categorical_crossentropy",
+        optimizer=OPTIMIZERS[args.optimizer](**settings),
+        metrics=["mae"] if regression else None,
+    )
+
+
+def write_history(history: History, path: Path) -> None:
+    """One row per epoch, one column per recorded value."""
+    keys = list(history.history)
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["epoch", *keys])
+        for row, epoch in enumerate(history.epoch):
+            writer.writerow([epoch + 1, *(repr(history.history[key][row]) for key in keys)])
+
+
+def describe(scores: dict[str, float]) -> str:
+    return "  ".join(f"{key} {value:.4f}" for key, value in scores.items())
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, print the final scores, and write history.csv, curves.png, decision_boundary.png, model.npz."""
+    from chainrule.plotting import plot_decision_boundary, plot_history
+
+    (X, y), (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
+    regression = args.dataset == "sine"
+    n_outputs = 1 if regression else int(max(y.max(), y_val.max())) + 1
+    model = build_model(args, X.shape[1], n_outputs, regression)
+    history = model.fit(
+        X, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(X_val, y_val), verbose=args.verbose
+    )
+    if history.interrupted:
+        print(f"interrupted after epoch {len(history.epoch)}; keeping what was trained")
+    print(f"training    {describe(model.evaluate(X, y))}")
+    print(f"validation  {describe(model.evaluate(X_val, y_val))}")
+
+    out = Path(args.out or f"runs/{args.dataset}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_history(history, out / "history.csv")
+    model.save(out / "model.npz", include_optimizer=True)
+    plot_history(history, out / "curves.png")
+    written = ["history.csv", "model.npz", "curves.png"]
+    if X.shape[1] == 2 and not regression:
+        plot_decision_boundary(model, X_val, y_val, out / "decision_boundary.png")
+        written.append("decision_boundary.png")
+    print(f"wrote {', '.join(str(out / name) for name in written)}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Load a model file and print its loss and metrics on a data set's validation split."""
+    model = load_model(args.model)
+    _, (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
+    print(describe(model.evaluate(X_val, y_val)))
+    return 0
+
+
+def numbers(text: str) -> np.ndarray:
+    """'1,-2,3' -> a vector; '1,2;3,4' -> a matrix with one row per ';'."""
+    try:
+        rows = [[float(item) for item in row.split(",") if item.strip()] for row in text.split(";")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by ',' (rows by ';'), got {text!r}") from error
+    if not rows or any(not row for row in rows):
+        raise argparse.ArgumentTypeError(f"expected at least one number in every row, got {text!r}")
+    if len({len(row) for row in rows}) != 1:
+        raise argparse.ArgumentTypeError(f"rows of different lengths in {text!r}")
+    return np.array(rows[0] if len(rows) == 1 else rows)
+
+
+SEED_LAYER = {
+    "inputs": "1,2,3,2.5;2,5,-1,2;-1.5,2.7,3.3,-0.8",
+    "weights": "0.2,0.5,-0.26;0.8,-0.91,-0.27;-0.5,0.26,0.17;1,-0.5,0.87",
+    "biases": "2,3,0.5",
+    "dvalues": "1,1,1;2,2,2;3,3,3",
+}
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Print the chain rule step by step for the seed notebooks' numbers or your own."""
+    if args.what == "neuron":
+        result = explain.neuron(args.x, args.w, args.b, dvalue=args.dvalue, learning_rate=args.learning_rate)
+        if args.png:
+            result.to_png(args.png)
+    elif args.what == "layer":
+        result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
+    else:
+        logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
+        result = explain.softmax_crossentropy(logits, np.atleast_1d(args.labels).astype(np.int64))
+    print(result)
+    if getattr(args, "png", None):
+        print(f"wrote {args.png}")
+    return 0
+
+
+OUTPUTS = {"categorical_crossentropy": Softmax, "binary_crossentropy": Sigmoid, "mse": Linear, "mae": Linear}
+
+
+def run_gradcheck(args: argparse.Namespace) -> int:
+    """Check every parameter gradient of a float64 network numerically; exit 1 above the tolerance."""
+    sizes = [int(size) for size in args.sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise UsageError(f"--sizes needs at least two positive widths (inputs, outputs), got {args.sizes}")
+    model = Model(seed=args.seed)
+    for index, (n_inputs, n_neurons) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        model.add(
+            Dense(
+                n_inputs,
+                n_neurons,
+                weight_regularizer_l1=args.l1,
+                weight_regularizer_l2=args.l2,
+                bias_regularizer_l1=args.l1,
+                bias_regularizer_l2=args.l2,
+                dtype=np.float64,
+            )
+        )
+        last = index == len(sizes) - 2
+        model.add((OUTPUTS[args.loss] if last else ACTIVATIONS[args.activation])(dtype=np.float64))
+    model.compile(loss=args.loss, optimizer="sgd")
+    rng = np.random.default_rng(args.seed)
+    for layer in model.trainable_layers:  # nonzero biases, so their penalty terms are exercised too
+        layer.biases = rng.standard_normal(layer.biases.shape) * 0.1
+    X = rng.standard_normal((args.samples, sizes[0]))
+    if args.loss == "categorical_crossentropy":
+        y = rng.integers(0, sizes[-1], args.samples)
+    elif args.loss == "binary_crossentropy":
+        y = rng.integers(0, 2, (args.samples, sizes[-1]))
+    else:
+        y = rng.standard_normal((args.samples, sizes[-1]))
+    result = gradcheck(model, X, y, tolerance=args.tolerance)
+    print(result)
+    verdict = "passed" if result.passed else "FAILED"
+    print(f"max relative error {result.max_error:.3e}: {verdict} (tolerance {args.tolerance:g})")
+    return 0 if result.passed else 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Convert a saved model to ONNX for deployment (needs the extra 'onnx')."""
+    from chainrule import onnx
+
+    onnx.export(load_model(args.model), args.onnx, opset=args.opset)
+    print(f"wrote {args.onnx}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        choices=["spiral", "vertical", "sine", "mnist"],
+        default="spiral",
+        help="spiral/vertical: 3 classes, 100 points each; sine: regression; mnist: --data DIR",
+    )
+    parser.add_argument("--data", help="folder with the MNIST or Fashion-MNIST IDX files (for --dataset mnist)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is reported on one line (run with --help for the usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="chainrule", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a network and write a run folder", description=run_train.__doc__)
+    add_dataset_options(train)
+    train.add_argument("--hidden", type=positive_int, nargs="+", default=[64], help="hidden layer sizes (64)")
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    train.add_argument("--learning-rate", type=float, default=0.05)
+    train.add_argument("--decay", type=float, default=5e-7)
+    train.add_argument("--momentum", type=float, default=0.0, help="for --optimizer sgd")
+    train.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
+    train.add_argument("--l1", type=float, default=0.0, help="L1 penalty on hidden layers' weights and biases")
+    train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on hidden layers' weights and biases")
+    train.add_argument("--epochs", type=positive_int, default=10_000)
+    train.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: all)")
+    train.add_argument("--out", help="run folder (default runs/DATASET)")
+    train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a saved model on a data set", description=run_evaluate.__doc__
+    )
+    evaluate.add_argument("model", help="a model file written by chainrule")
+    add_dataset_options(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
+
+    explainer = commands.add_parser(
+        "explain", help="show the chain rule step by step with numbers", description=run_explain.__doc__
+    )
+    topics = explainer.add_subparsers(dest="what", required=True, metavar="TOPIC")
+    neuron = topics.add_parser("neuron", help="one ReLU neuron: forward, backward, one optimizer step")
+    neuron.add_argument("--x", type=numbers, default=numbers("1,-2,3"), help="inputs (1,-2,3)")
+    neuron.add_argument("--w", type=numbers, default=numbers("-3,-1,2"), help="weights (-3,-1,2)")
+    neuron.add_argument("--b", type=float, default=1.0, help="bias (1)")
+    neuron.add_argument("--dvalue", type=float, default=1.0, help="gradient arriving from the next layer (1)")
+    neuron.add_argument("--learning-rate", type=float, default=0.001)
+    neuron.add_argument("--png", help="also draw the computational graph to this PNG file")
+    dense = topics.add_parser("layer", help="a Dense layer on a batch: the three backward products")
+    for name, default in SEED_LAYER.items():
+        dense.add_argument(
+            f"--{name}", type=numbers, default=numbers(default), help=f"rows separated by ';' ({default})"
+        )
+    dense.add_argument("--relu", action="store_true", help="follow the layer with ReLU")
+    softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
+    softmax.add_argument("--logits", type=numbers, default=None, help="rows separated by ';' (log of 0.7,0.1,0.2)")
+    softmax.add_argument("--labels", type=numbers, default=numbers("0"), help="true class of each row (0)")
+    explainer.set_defaults(run=run_explain)
+
+    check = commands.add_parser(
+        "gradcheck", help="check a network's gradients numerically", description=run_gradcheck.__doc__
+    )
+    check.add_argument("--sizes", type=numbers, default=numbers("2,8,3"), help="layer widths (2,8,3)")
+    check.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
+    check.add_argument("--loss", choices=sorted(OUTPUTS), default="categorical_crossentropy")
+    check.add_argument("--samples", type=positive_int, default=6)
+    check.add_argument("--l1", type=float, default=0.0)
+    check.add_argument("--l2", type=float, default=0.0)
+    check.add_argument("--tolerance", type=float, default=1e-6)
+    check.add_argument("--seed", type=int, default=0)
+    check.set_defaults(run=run_gradcheck)
+
+    export = commands.add_parser("export", help="convert a saved model to ONNX", description=run_export.__doc__)
+    export.add_argument("model", help="a model file written by chainrule")
+    export.add_argument("--onnx", required=True, help="the ONNX file to write")
+    export.add_argument("--opset", type=int, default=17)
+    export.set_defaults(run=run_export)
+    return parser
+
+
+NEGATIVE_NUMBER = re.compile(r"^-[\d.]")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """Let '--w -3,-1,2' mean '--w=-3,-1,2' (argparse would read '-3,-1,2' as an option)."""
+    joined: list[str] = []
+    for token in argv:
+        if joined and joined[-1].startswith("--") and "=" not in joined[-1] and NEGATIVE_NUMBER.match(token):
+            joined[-1] = f"{joined[-1]}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run one subcommand; user errors print one line and exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        print(f"chainrule {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,320 @@
+"""The chain rule, step by step, with real numbers: a neuron, a layer, softmax with cross-entropy.
+
+Each function runs the engine's own components in float64 (so an explanation can never disagree
+with training), then lays out every intermediate value under the names the textbook uses. The
+returned objects print as readable tables (`str`) and expose every value in `.values`.
+"""
+
+from __future__ import annotations
+
+import os
+import timeit
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule._checks import float_array, numeric_array
+from chainrule.activations import ReLU, Softmax
+from chainrule.layers import Dense
+from chainrule.losses import CategoricalCrossentropy, SoftmaxCategoricalCrossentropy
+
+F64 = np.float64
+
+
+def fmt(value: Any) -> str:
+    """Numbers as a learner writes them: 6, -0.998, 5.985 (12 significant digits, no float noise)."""
+    array = np.asarray(value, dtype=F64)
+    if array.ndim == 0:
+        return f"{float(array):.12g}"
+    return "[" + ", ".join(fmt(item) for item in array) + "]"
+
+
+def _vector(values: Any, name: str, owner: str) -> np.ndarray:
+    array = numeric_array(values, name, owner).astype(F64).ravel()
+    if array.size == 0:
+        raise ValueError(f"{owner}: {name} is empty")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{owner}: {name} contains NaN or inf")
+    return array
+
+
+def _scalar(value: Any, name: str, owner: str) -> float:
+    array = _vector(value, name, owner)
+    if array.size != 1:
+        raise ValueError(f"{owner}: {name} must be one number, got {array.size}")
+    return float(array[0])
+
+
+@dataclass
+class Explanation:
+    """Named values in order, grouped in sections; `str` renders them as a table."""
+
+    title: str
+    sections: list[tuple[str, list[tuple[str, str, Any]]]] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, section: str, name: str, formula: str, value: Any) -> Any:
+        """Record `name = formula = value` under `section` and return the value."""
+        if not self.sections or self.sections[-1][0] != section:
+            self.sections.append((section, []))
+        self.sections[-1][1].append((name, formula, value))
+        self.values[name] = value
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def __str__(self) -> str:
+        lines = [self.title, "=" * len(self.title)]
+        for section, rows in self.sections:
+            lines += ["", section]
+            width = max(len(name) for name, _, _ in rows)
+            for name, formula, value in rows:
+                text = value if isinstance(value, str) else _matrix(value, indent=" " * (width + 7))
+                shown = f"{formula} ={'' if text.startswith(chr(10)) else ' '}{text}" if formula else text
+                lines.append(f"  {name:<{width}} = {shown}")
+        return "\n".join(lines)
+
+
+def _matrix(value: Any, indent: str) -> str:
+    """A vector on one line; a matrix with one row per line, rows aligned under each other."""
+    array = np.asarray(value, dtype=F64)
+    if array.ndim < 2:
+        return fmt(array)
+    return "\n" + "\n".join(f"{indent}{fmt(row)}" for row in array)
+
+
+class NeuronExplanation(Explanation):
+    """One ReLU neuron; `to_png` draws its computational graph."""
+
+    def to_png(self, path: str | os.PathLike) -> None:
+        """Inputs and weights -> mul -> sum (+ b) -> ReLU, forward values black, gradients red."""
+        from chainrule.plotting import new_figure
+
+        n = len(self["x"])
+        figure = new_figure(9, 1.6 + 1.4 * n)
+        axis = figure.subplots()
+        axis.set_axis_off()
+        height = 2 * n
+        centre = height / 2 - 0.5
+
+        def node(x: float, y: float, label: str) -> None:
+            axis.text(
+                x,
+                y,
+                label,
+                ha="center",
+                va="center",
+                fontsize=10,
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "black"},
+            )
+
+        def edge(
+            start: tuple[float, float], end: tuple[float, float], forward: Any, gradient: Any, above: bool = True
+        ) -> None:
+            axis.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "gray"})
+            x, y = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + (0.12 if above else -0.38)
+            axis.text(x - 0.05, y, fmt(forward), ha="right", color="black", fontsize=9)
+            axis.text(x + 0.05, y, fmt(gradient), ha="left", color="red", fontsize=9)
+
+        for i in range(n):
+            row = height - 2 * i - 1
+            node(0, row + 0.4, f"x{i}")
+            node(0, row - 0.4, f"w{i}")
+            node(2.2, row, f"mul{i}")
+            edge((0.3, row + 0.4), (1.9, row), self["x"][i], self["dx"][i])
+            edge((0.3, row - 0.4), (1.9, row), self["w"][i], self["dw"][i], above=False)
+            edge((2.5, row), (4.6, centre), self[f"xw{i}"], self["drelu_dz"])
+        node(2.2, -0.6, "b")
+        edge((2.5, -0.6), (4.6, centre), self["b"], self["db"])
+        node(4.9, centre, "sum")
+        node(7.0, centre, "ReLU")
+        edge((5.2, centre), (6.6, centre), self["z"], self["drelu_dz"])
+        axis.text(8.5, centre, f"y = {fmt(self['y'])}", ha="center", va="center")
+        axis.annotate("", xy=(8.0, centre), xytext=(7.4, centre), arrowprops={"arrowstyle": "->", "color": "gray"})
+        axis.set_xlim(-0.6, 9.2)
+        axis.set_ylim(-1.2, height + 0.2)
+        axis.set_title("forward values (black) and gradients (red)", fontsize=10)
+        figure.savefig(path, dpi=100)
+
+
+def neuron(x: Any, w: Any, b: Any, *, dvalue: float = 1.0, learning_rate: float = 0.001) -> NeuronExplanation:
+    """One neuron y = ReLU(sum(x_i * w_i) + b): forward, backward, one optimizer step, the new output."""
+    owner = "explain.neuron"
+    inputs, weights = _vector(x, "x", owner), _vector(w, "w", owner)
+    if len(inputs) != len(weights):
+        raise ValueError(f"{owner}: x has {len(inputs)} values but w has {len(weights)}; they must match")
+    bias = _scalar(b, "b", owner)
+    upstream = _scalar(dvalue, "dvalue", owner)
+    rate = _scalar(learning_rate, "learning_rate", owner)
+
+    dense, relu = Dense(len(inputs), 1, dtype=F64), ReLU(dtype=F64)
+    dense.weights, dense.biases = weights[:, None], [[bias]]
+    relu.forward(dense.forward(inputs[None, :]))
+    dense.backward(relu.backward([[upstream]]))
+
+    ex = NeuronExplanation("One neuron: y = ReLU(x0*w0 + x1*w1 + ... + b)")
+    ex.values.update(x=inputs, w=weights, b=bias, dvalue=upstream)
+    section = "Forward pass"
+    for i, (xi, wi) in enumerate(zip(inputs, weights, strict=True)):
+        ex.add(section, f"xw{i}", f"x{i} * w{i} = {fmt(xi)} * {fmt(wi)}", xi * wi)
+    terms = " + ".join(f"xw{i}" for i in range(len(inputs)))
+    z = ex.add(section, "z", f"{terms} + b", float(dense.output[0, 0]))
+    ex.add(section, "y", "ReLU(z) = max(z, 0)", float(relu.output[0, 0]))
+
+    section = f"Backward pass (dvalue = dLoss/dy = {fmt(upstream)})"
+    drelu_dz = ex.add(section, "drelu_dz", "dvalue * (1 if z > 0 else 0)", upstream * float(z > 0))
+    for i in range(len(inputs)):
+        ex.add(section, f"dsum_dxw{i}", "", 1.0)
+    ex.add(section, "dsum_db", "", 1.0)
+    for i, (xi, wi) in enumerate(zip(inputs, weights, strict=True)):
+        ex.add(section, f"dmul_dx{i}", f"w{i}", wi)
+        ex.add(section, f"dmul_dw{i}", f"x{i}", xi)
+    for i, (xi, wi) in enumerate(zip(inputs, weights, strict=True)):
+        ex.add(section, f"drelu_dx{i}", f"drelu_dz * dsum_dxw{i} * dmul_dx{i}", drelu_dz * 1.0 * wi)
+        ex.add(section, f"drelu_dw{i}", f"drelu_dz * dsum_dxw{i} * dmul_dw{i}", drelu_dz * 1.0 * xi)
+    ex.add(section, "drelu_db", "drelu_dz * dsum_db", drelu_dz * 1.0)
+
+    section = "Gradients (from the engine's Dense.backward)"
+    ex.add(section, "dx", "[drelu_dx0, drelu_dx1, ...]", dense.dinputs[0].copy())
+    ex.add(section, "dw", "[drelu_dw0, drelu_dw1, ...]", dense.dweights[:, 0].copy())
+    ex.add(section, "db", "drelu_db", float(dense.dbiases[0, 0]))
+
+    section = f"One optimizer step (learning_rate = {fmt(rate)})"
+    new_w = ex.add(section, "w_new", f"w - {fmt(rate)} * dw", weights - rate * dense.dweights[:, 0])
+    new_b = ex.add(section, "b_new", f"b - {fmt(rate)} * db", bias - rate * float(dense.dbiases[0, 0]))
+    dense.weights, dense.biases = new_w[:, None], [[new_b]]
+    ex.add(
+        section,
+        "y_new",
+        f"ReLU(x . w_new + b_new), was {fmt(ex['y'])}",
+        float(relu.forward(dense.forward(inputs[None, :]))[0, 0]),
+    )
+    return ex
+
+
+def layer(
+    inputs: Any, weights: Any, biases: Any, dvalues: Any, *, relu: bool = False, sample: int = 0, input_index: int = 0
+) -> Explanation:
+    """A Dense layer (optionally + ReLU) on a batch: shapes, the three backward products, and one
+    dinputs element written out as a sum over neurons.
+
+    `weights` are (n_inputs, n_neurons), as chainrule stores them; `dvalues` is dLoss/dOutput of
+    the layer (of the ReLU when `relu=True`), one row per sample.
+    """
+    owner = "explain.layer"
+    batch = float_array(inputs, F64, "inputs", owner, ndim=max(np.ndim(inputs), 1))
+    batch = batch.reshape(1, -1) if batch.ndim == 1 else batch
+    weight_matrix = float_array(weights, F64, "weights", owner)
+    n_samples, n_inputs = batch.shape
+    if weight_matrix.shape[0] != n_inputs:
+        raise ValueError(f"{owner}: weights must have one row per input ({n_inputs}), got shape {weight_matrix.shape}")
+    n_neurons = weight_matrix.shape[1]
+    dense = Dense(n_inputs, n_neurons, dtype=F64)
+    dense.weights = weight_matrix
+    dense.biases = np.reshape(_vector(biases, "biases", owner), (1, -1)) if np.size(biases) == n_neurons else biases
+    upstream = float_array(dvalues, F64, "dvalues", owner, ndim=max(np.ndim(dvalues), 1))
+    upstream = upstream.reshape(1, -1) if upstream.ndim == 1 else upstream
+    if upstream.shape != (n_samples, n_neurons):
+        raise ValueError(
+            f"{owner}: dvalues must have shape {(n_samples, n_neurons)} (samples, neurons), got {upstream.shape}"
+        )
+    if not (0 <= sample < n_samples and 0 <= input_index < n_inputs):
+        raise ValueError(f"{owner}: sample {sample} / input_index {input_index} out of range for {batch.shape}")
+
+    activation = ReLU(dtype=F64)
+    output = dense.forward(batch)
+    gradient = upstream
+    if relu:
+        output = activation.forward(output)
+        gradient = activation.backward(upstream)
+    dense.backward(gradient)
+
+    ex = Explanation(
+        f"A Dense layer{' + ReLU' if relu else ''}: {n_samples} samples, {n_inputs} inputs, {n_neurons} neurons"
+    )
+    section = "Shapes"
+    ex.add(section, "inputs", "(samples, inputs)", str(batch.shape))
+    ex.add(section, "weights", "(inputs, neurons)", str(weight_matrix.shape))
+    ex.add(section, "biases", "(1, neurons)", str(dense.biases.shape))
+    ex.add(section, "output", "inputs @ weights + biases", str(output.shape))
+    ex.add(section, "dvalues", "dLoss/doutput, like output", str(upstream.shape))
+    section = "Forward pass"
+    ex.add(section, "output", "ReLU(inputs @ weights + biases)" if relu else "inputs @ weights + biases", output.copy())
+    section = "Backward pass"
+    if relu:
+        ex.add(section, "drelu", "dvalues * (inputs @ weights + biases > 0)", gradient.copy())
+    name = "drelu" if relu else "dvalues"
+    ex.add(section, "dinputs", f"{name} @ weights.T", dense.dinputs.copy())
+    ex.add(section, "dweights", f"inputs.T @ {name}", dense.dweights.copy())
+    ex.add(section, "dbiases", f"sum({name}, axis=0)", dense.dbiases.copy())
+
+    section = f"Why the dot product: dinputs[{sample}, {input_index}] as a sum over neurons"
+    terms = [gradient[sample, j] * weight_matrix[input_index, j] for j in range(n_neurons)]
+    written = " + ".join(f"{fmt(gradient[sample, j])} * {fmt(weight_matrix[input_index, j])}" for j in range(n_neurons))
+    ex.add(section, "partials", f"{name}[{sample}, j] * weights[{input_index}, j] for each neuron j", np.array(terms))
+    ex.add(section, "sum", written, float(np.sum(terms)))
+    ex.add(section, "engine", f"dinputs[{sample}, {input_index}]", float(dense.dinputs[sample, input_index]))
+    return ex
+
+
+def softmax_crossentropy(
+    logits: Any, y_true: Any, *, sample: int = 0, measure_speed: bool = True, batch_size: int = 1000, repeats: int = 7
+) -> Explanation:
+    """Softmax + cross-entropy: the Jacobian of one sample, the separate backward (loss, then
+    softmax through its Jacobian), the fused `(probabilities - onehot) / n`, their difference,
+    and, with `measure_speed`, the measured speed-up of the fused gradient on a batch."""
+    owner = "explain.softmax_crossentropy"
+    scores = float_array(logits, F64, "logits", owner)
+    fused, softmax, loss = SoftmaxCategoricalCrossentropy(F64), Softmax(F64), CategoricalCrossentropy(F64)
+    targets = fused.prepare_targets(y_true, scores.shape, owner)
+    if not 0 <= sample < len(scores):
+        raise ValueError(f"{owner}: sample {sample} out of range for {len(scores)} samples")
+
+    mean_loss = fused.forward(scores, targets)
+    probabilities = softmax.forward(scores)
+    dloss = loss.backward(probabilities, targets)
+    separate = softmax.backward(dloss)
+    combined = fused.backward(fused.output, targets)
+
+    ex = Explanation(f"Softmax + categorical cross-entropy: {scores.shape[0]} samples, {scores.shape[1]} classes")
+    section = "Forward pass"
+    ex.add(section, "probabilities", "exp(x - max) / sum(exp(x - max))", probabilities.copy())
+    ex.add(section, "loss", "mean(-log(p[true class]))", mean_loss)
+    section = f"Softmax Jacobian of sample {sample}: ds_i/dx_j = s_i * (delta_ij - s_j)"
+    ex.add(section, "jacobian", "diag(s) - s s^T", Softmax.jacobian(probabilities[sample]))
+    section = "Separate backward: loss, then softmax"
+    ex.add(section, "dloss", "-onehot / p / n", dloss.copy())
+    ex.add(section, "dinputs_separate", "s * (dloss - sum(dloss * s))  (= Jacobian @ dloss per row)", separate.copy())
+    section = "Fused backward"
+    ex.add(section, "dinputs_fused", "(p - onehot) / n", combined.copy())
+    ex.add(section, "max_difference", "max|separate - fused|", float(np.max(np.abs(separate - combined))))
+    if measure_speed:
+        section = f"Speed on a batch of {batch_size} samples (median of {repeats} runs)"
+        separate_seconds, fused_seconds = _time_backwards(scores.shape[1], batch_size, repeats)
+        ex.add(section, "separate_us", "loss.backward + softmax.backward", round(separate_seconds * 1e6, 1))
+        ex.add(section, "fused_us", "fused.backward", round(fused_seconds * 1e6, 1))
+        ex.add(section, "speedup", "separate / fused", round(separate_seconds / fused_seconds, 1))
+    return ex
+
+
+def _time_backwards(n_classes: int, batch_size: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of the separate and the fused backward on a random batch (trusted paths)."""
+    rng = np.random.default_rng(0)
+    softmax, loss, fused = Softmax(F64), CategoricalCrossentropy(F64), SoftmaxCategoricalCrossentropy(F64)
+    probabilities = softmax._forward(rng.standard_normal((batch_size, n_classes)), False)
+    labels = rng.integers(0, n_classes, batch_size)
+
+    def separate() -> None:
+        softmax._backward(loss._backward(probabilities, labels))
+
+    def combined() -> None:
+        fused._backward(probabilities, labels)
+
+    number = 50
+    timings = {}
+    for name, function in (("separate", separate), ("fused", combined)):
+        runs = timeit.repeat(function, number=number, repeat=repeats)
+        timings[name] = float(np.median(runs)) / number
+    return timings["separate"], timings["fused"]

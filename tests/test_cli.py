@@ -1,0 +1,80 @@
+"""The chainrule command, run as a user runs it: in a subprocess."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def chainrule(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_train_prints_a_summary_and_writes_the_run_folder(tmp_path):
+    result = chainrule("train", "--epochs", "30", "--out", str(tmp_path / "run"), "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("training    loss ") and "accuracy" in lines[0]
+    assert lines[1].startswith("validation  loss ") and "accuracy" in lines[1]
+    run = tmp_path / "run"
+    for picture in ("curves.png", "decision_boundary.png"):
+        assert (run / picture).read_bytes().startswith(PNG_SIGNATURE)
+    with open(run / "history.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 30
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    evaluated = chainrule("evaluate", str(run / "model.npz"))
+    assert evaluated.returncode == 0 and evaluated.stdout.startswith("loss ")
+
+
+def test_train_regression_with_options(tmp_path):
+    result = chainrule(
+        "train",
+        "--dataset",
+        "sine",
+        "--hidden",
+        "16",
+        "16",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "0.1",
+        "--momentum",
+        "0.9",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "100",
+        "--l2",
+        "1e-4",
+        "--dropout",
+        "0.1",
+        "--out",
+        str(tmp_path),
+        "--verbose",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mae" in result.stdout and "epoch 5/5" in result.stdout
+    assert not (tmp_path / "decision_boundary.png").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"]])
+def test_help_explains_each_command(command):
+    result = chainrule(*command, "--help")
+    assert result.returncode == 0 and "usage: chainrule" in result.stdout
+
+
+def test_user_errors_are_one_line(tmp_path):
+    result = chainrule("train", "--dataset", "mnist", "--data", str(tmp_path), "--epochs", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "train-images-idx3-ubyte" in result.stderr
+    result = chainrule("evaluate", str(tmp_path / "nothing.npz"))
+    assert result.returncode == 2 and "no such file" in result.stderr

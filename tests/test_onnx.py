@@ -1,0 +1,63 @@
+"""ONNX export: the checker accepts the file and onnxruntime reproduces Model.predict."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+onnx = pytest.importorskip("onnx", reason="ONNX export is the optional extra 'onnx'")
+onnxruntime = pytest.importorskip("onnxruntime", reason="parity needs onnxruntime (extra 'onnx')")
+from chainrule import onnx as cr_onnx  # noqa: E402
+
+
+def trained(output, dtype=np.float32, seed=0):
+    model = cr.Model(seed=seed)
+    model.add(cr.Dense(4, 16, dtype=dtype)).add(cr.ReLU(dtype=dtype)).add(cr.Dropout(0.3, dtype=dtype))
+    model.add(cr.Dense(16, 16, dtype=dtype)).add(cr.LeakyReLU(0.1, dtype=dtype))
+    model.add(cr.Dense(16, 16, dtype=dtype)).add(cr.Tanh(dtype=dtype))
+    model.add(cr.Dense(16, 16, dtype=dtype)).add(cr.Sigmoid(dtype=dtype))
+    model.add(cr.Dense(16, 3, dtype=dtype)).add(output(dtype=dtype))
+    loss = {cr.Softmax: "categorical_crossentropy", cr.Sigmoid: "binary_crossentropy", cr.Linear: "mse"}[output]
+    model.compile(loss=loss, optimizer=cr.Adam(0.01))
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((64, 4))
+    y = rng.integers(0, 3, 64) if output is cr.Softmax else rng.integers(0, 2, (64, 3)).astype(float)
+    model.fit(X, y, epochs=20, batch_size=16, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("output", [cr.Softmax, cr.Sigmoid, cr.Linear])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_onnxruntime_matches_predict_for_any_batch_size(tmp_path, output, dtype):
+    model = trained(output, dtype)
+    path = tmp_path / "model.onnx"
+    cr.onnx.export(model, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 7, 100):
+        X = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+        (result,) = session.run(["output"], {"input": X})
+        np.testing.assert_allclose(result, model.predict(X), atol=1e-5, rtol=1e-5)
+
+
+def test_opset_and_ir_version_are_explicit():
+    proto = cr_onnx.to_onnx(trained(cr.Softmax), opset=13)
+    assert proto.opset_import[0].version == 13 and proto.ir_version == 7
+    with pytest.raises(ValueError, match="opset must be one of"):
+        cr_onnx.to_onnx(trained(cr.Softmax), opset=5)
+
+
+def test_cli_export(tmp_path):
+    import subprocess
+    import sys
+
+    model_path, onnx_path = tmp_path / "model.npz", tmp_path / "model.onnx"
+    trained(cr.Softmax).save(model_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "chainrule", "export", str(model_path), "--onnx", str(onnx_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    onnx.checker.check_model(onnx.load(onnx_path), full_check=True)
