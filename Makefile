@@ -21,5 +21,9 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/python -m pytest -q
 
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run --runs 3
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

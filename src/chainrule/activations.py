@@ -7,19 +7,25 @@ from typing import Any
 import numpy as np
 
 from chainrule._checks import float_array
+from chainrule._reductions import row_maxima, row_sums
 from chainrule.layers import Layer
 
 
 class ReLU(Layer):
-    """max(0, x); the gradient passes where the input was positive and stops elsewhere."""
+    """max(0, x); the gradient passes where the input was positive and stops elsewhere.
+
+    Computed as x * (x > 0) with the 0/1 mask kept as floats: the same values as np.maximum,
+    about twice as fast, and the backward pass is one multiplication by the same mask.
+    """
 
     def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
         self.inputs = inputs
-        self.output = np.maximum(inputs, 0)
+        self._positive = np.greater(inputs, 0, out=np.empty_like(inputs))
+        self.output = inputs * self._positive
         return self.output
 
     def _backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self.dinputs = dvalues * (self.inputs > 0)
+        self.dinputs = dvalues * self._positive
         return self.dinputs
 
 
@@ -34,11 +40,15 @@ class LeakyReLU(Layer):
 
     def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
         self.inputs = inputs
-        self.output = np.where(inputs > 0, inputs, self.dtype.type(self.alpha) * inputs)
+        # The local slope, 1 where x > 0 and alpha elsewhere, serves both passes.
+        self._slope = np.greater(inputs, 0, out=np.empty_like(inputs))
+        self._slope *= 1 - self.alpha
+        self._slope += self.alpha
+        self.output = inputs * self._slope
         return self.output
 
     def _backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self.dinputs = np.where(self.inputs > 0, dvalues, self.dtype.type(self.alpha) * dvalues)
+        self.dinputs = dvalues * self._slope
         return self.dinputs
 
     def get_config(self) -> dict[str, Any]:
@@ -97,16 +107,20 @@ class Softmax(Layer):
     `diag(s) - s s^T` without building it: `s * (dvalues - sum(dvalues * s))`.
     """
 
+    def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
+        with np.errstate(over="ignore"):  # x - max may overflow to -inf for |x| near the dtype's max; exp gives 0
+            return super().forward(inputs, training)
+
     def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
         self.inputs = inputs
-        with np.errstate(over="ignore"):  # x - max may overflow to -inf for |x| near the dtype's max; exp gives 0
-            exponentials = np.exp(inputs - inputs.max(axis=1, keepdims=True))
-        self.output = exponentials / exponentials.sum(axis=1, keepdims=True)
+        exponentials = np.exp(inputs - row_maxima(inputs))
+        exponentials /= row_sums(exponentials)
+        self.output = exponentials
         return self.output
 
     def _backward(self, dvalues: np.ndarray) -> np.ndarray:
         probabilities = self.output
-        self.dinputs = probabilities * (dvalues - (dvalues * probabilities).sum(axis=1, keepdims=True))
+        self.dinputs = probabilities * (dvalues - row_sums(dvalues * probabilities))
         return self.dinputs
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from chainrule._checks import float_array, float_dtype, require_columns, require_same_shape
+from chainrule._reductions import column_sums
 
 
 class Layer:
@@ -69,6 +70,9 @@ class Layer:
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
         """Draw randomness from a Model's seeded generator unless this layer has its own seed."""
+
+    def bind(self, parameters: dict[str, np.ndarray], gradients: dict[str, np.ndarray]) -> None:
+        """Layers with parameters keep them in the arrays given here (see Dense.bind)."""
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Turn this layer's outputs into predictions (classes for classifiers)."""
@@ -129,14 +133,14 @@ class Dense(Layer):
         self.seed = seed
         self._weights_assigned = False
         self.initialize(np.random.default_rng(seed))
-        self.dweights: np.ndarray | None = None
-        self.dbiases: np.ndarray | None = None
 
     def initialize(self, rng: np.random.Generator) -> None:
         """Draw weights as 0.01 * standard normal and set biases to zero."""
         shape = (self.n_inputs, self.n_neurons)
         self._weights = (0.01 * rng.standard_normal(shape)).astype(self.dtype)
         self._biases = np.zeros((1, self.n_neurons), dtype=self.dtype)
+        self.dweights: np.ndarray | None = None
+        self.dbiases: np.ndarray | None = None
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
         if self.seed is None and not self._weights_assigned:
@@ -151,7 +155,7 @@ class Dense(Layer):
     def weights(self, values: Any) -> None:
         checked = float_array(values, self.dtype, "weights", "Dense.weights")
         require_same_shape(checked, (self.n_inputs, self.n_neurons), "weights", "Dense.weights")
-        self._weights = np.array(checked, copy=True)
+        self._weights[...] = checked  # in place: a Model may hold this array as a view of its parameter buffer
         self._weights_assigned = True
 
     @property
@@ -163,7 +167,7 @@ class Dense(Layer):
     def biases(self, values: Any) -> None:
         checked = float_array(values, self.dtype, "biases", "Dense.biases")
         require_same_shape(checked, (1, self.n_neurons), "biases", "Dense.biases")
-        self._biases = np.array(checked, copy=True)
+        self._biases[...] = checked
         self._weights_assigned = True
 
     def _check_input_columns(self, inputs: np.ndarray, owner: str) -> None:
@@ -171,16 +175,34 @@ class Dense(Layer):
 
     def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
         self.inputs = inputs
-        self.output = inputs @ self._weights + self._biases
+        self.output = inputs @ self._weights
+        self.output += self._biases
         return self.output
 
     def _backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self.dweights = self.inputs.T @ dvalues
-        self.dbiases = dvalues.sum(axis=0, keepdims=True)
-        _add_penalty_gradient(self.dweights, self._weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
-        _add_penalty_gradient(self.dbiases, self._biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
+        self._parameter_gradients(dvalues)
         self.dinputs = dvalues @ self._weights.T
         return self.dinputs
+
+    def _parameter_gradients(self, dvalues: np.ndarray) -> None:
+        """dweights = inputs.T @ dvalues and dbiases = sum(dvalues), plus the penalties' gradients.
+
+        The arrays are written in place, once allocated (a Model packs them into one buffer so
+        its optimizer updates every parameter in a single pass). The first layer of a network
+        needs only these, not `dinputs`.
+        """
+        if self.dweights is None:
+            self.dweights = np.empty_like(self._weights)
+            self.dbiases = np.empty_like(self._biases)
+        np.matmul(self.inputs.T, dvalues, out=self.dweights)
+        column_sums(dvalues, out=self.dbiases)  # sum over samples, as a product with ones (faster)
+        _add_penalty_gradient(self.dweights, self._weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
+        _add_penalty_gradient(self.dbiases, self._biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
+
+    def bind(self, parameters: dict[str, np.ndarray], gradients: dict[str, np.ndarray]) -> None:
+        """Hold parameters and gradients in the given arrays (views of a Model's flat buffers)."""
+        self._weights, self._biases = parameters["weights"], parameters["biases"]
+        self.dweights, self.dbiases = gradients["weights"], gradients["biases"]
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"weights": self._weights, "biases": self._biases}

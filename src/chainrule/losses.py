@@ -10,6 +10,7 @@ As with layers, public methods validate and `_prepare`, `_per_sample`, `_backwar
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +21,14 @@ from chainrule.activations import Softmax
 from chainrule.layers import Layer
 
 CLIP = 1e-7
+
+
+@functools.lru_cache(maxsize=8)
+def sample_rows(n_samples: int) -> np.ndarray:
+    """0..n-1, the row index that picks each sample's true class; cached, read-only."""
+    rows = np.arange(n_samples)
+    rows.flags.writeable = False
+    return rows
 
 
 def regularization_loss(layers: Iterable[Layer]) -> float:
@@ -80,18 +89,17 @@ class CategoricalCrossentropy(Loss):
         return categorical_targets(y_true, shape[0], shape[1], self.dtype, owner)
 
     def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
         if y_true.ndim == 1:
-            confidences = clipped[np.arange(len(clipped)), y_true]
+            confidences = np.minimum(np.maximum(y_pred[sample_rows(len(y_pred)), y_true], CLIP), 1 - CLIP)
         else:
-            confidences = (clipped * y_true).sum(axis=1)
+            confidences = (np.clip(y_pred, CLIP, 1 - CLIP) * y_true).sum(axis=1)
         return -np.log(confidences)
 
     def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         n_samples = len(y_pred)
         clipped = np.clip(y_pred, CLIP, 1 - CLIP)
         if y_true.ndim == 1:
-            rows = np.arange(n_samples)
+            rows = sample_rows(n_samples)
             self.dinputs = np.zeros_like(y_pred)
             self.dinputs[rows, y_true] = -1 / (clipped[rows, y_true] * n_samples)
         else:
@@ -177,10 +185,10 @@ class SoftmaxCategoricalCrossentropy:
         n_samples = len(probabilities)
         if y_true.ndim == 1:
             self.dinputs = probabilities.copy()
-            self.dinputs[np.arange(n_samples), y_true] -= 1
+            self.dinputs[sample_rows(n_samples), y_true] -= 1
         else:
             self.dinputs = probabilities - y_true
-        self.dinputs /= n_samples
+        self.dinputs *= 1 / n_samples
         return self.dinputs
 
 

@@ -23,6 +23,42 @@ def _rate(value: Any, name: str, owner: str, upper: float | None = None) -> floa
     return float(value)
 
 
+class ParameterPack(Layer):
+    """Every parameter of some layers in one flat buffer, and every gradient in another.
+
+    The layers keep working on views of these buffers, so an optimizer that updates the pack
+    makes one pass over all parameters per step instead of one per array.
+    """
+
+    def __init__(self, layers: list[Layer]) -> None:
+        entries = [(layer, name, array) for layer in layers for name, array in layer.parameters().items()]
+        super().__init__(entries[0][2].dtype if entries else np.float32)
+        self.layers = list(layers)
+        total = sum(array.size for _, _, array in entries)
+        self.values = np.empty(total, dtype=self.dtype)
+        self.grads = np.zeros(total, dtype=self.dtype)
+        self.slices: list[tuple[Layer, str, slice, tuple[int, ...]]] = []
+        offset = 0
+        views: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+        for layer, name, array in entries:
+            rows = slice(offset, offset + array.size)
+            value_view, gradient_view = self.values[rows].reshape(array.shape), self.grads[rows].reshape(array.shape)
+            value_view[...] = array
+            layer_views = views.setdefault(id(layer), ({}, {}))
+            layer_views[0][name], layer_views[1][name] = value_view, gradient_view
+            self.slices.append((layer, name, rows, array.shape))
+            offset += array.size
+        for layer in self.layers:
+            if id(layer) in views:
+                layer.bind(*views[id(layer)])
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"all": self.values}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {"all": self.grads}
+
+
 class Optimizer:
     """Base class: decay, iteration count, state per parameter, and the update loop."""
 
@@ -68,6 +104,21 @@ class Optimizer:
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+    def share_state(self, pack: ParameterPack) -> None:
+        """Keep state for `pack` in one buffer per slot, and each layer's state as views of it.
+
+        State the layers already had (from earlier training or a loaded file) is carried over, and
+        `get_state`/`set_state` keep working per layer.
+        """
+        packed = self._slots_for(pack, "all", pack.values)
+        for layer, name, rows, shape in pack.slices:
+            views = {slot: packed[slot][rows].reshape(shape) for slot in self.slots}
+            for slot, array in self._state.get((id(layer), name), {}).items():
+                if slot in views and array.shape == shape:
+                    views[slot][...] = array
+            views["scratch"] = packed["scratch"][rows].reshape(shape)
+            self._state[(id(layer), name)] = views
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this optimizer."""
@@ -148,7 +199,7 @@ class Adagrad(Optimizer):
         cache, scratch = slots["cache"], slots["scratch"]
         np.multiply(gradient, gradient, out=scratch)
         cache += scratch
-        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, 1.0, self.epsilon)
+        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -172,7 +223,7 @@ class RMSprop(Optimizer):
         scratch *= 1 - self.rho
         cache *= self.rho
         cache += scratch
-        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, 1.0, self.epsilon)
+        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon, "rho": self.rho}
@@ -210,9 +261,11 @@ class Adam(Optimizer):
         scratch *= 1 - self.beta_2
         cache *= self.beta_2
         cache += scratch
-        # m_hat / (sqrt(v_hat) + eps) with the corrections folded into two scalars.
-        step_size = self.current_learning_rate / (1 - self.beta_1**t)
-        _divide_step(parameter, momentum, cache, scratch, step_size, 1 / np.sqrt(1 - self.beta_2**t), self.epsilon)
+        # lr * m_hat / (sqrt(v_hat) + eps) == (lr * c2 / c1) * m / (sqrt(v) + eps * c2), with
+        # c1 = 1 - beta_1^t and c2 = sqrt(1 - beta_2^t): the corrections become two scalars.
+        correction = np.sqrt(1 - self.beta_2**t)
+        step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
+        _divide_step(parameter, momentum, cache, scratch, step_size, self.epsilon * correction)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2}
@@ -224,13 +277,10 @@ def _divide_step(
     cache: np.ndarray,
     scratch: np.ndarray,
     step_size: float,
-    cache_scale: float,
     epsilon: float,
 ) -> None:
-    """parameter -= step_size * numerator / (sqrt(cache) * cache_scale + epsilon), in place."""
+    """parameter -= step_size * numerator / (sqrt(cache) + epsilon), in place."""
     np.sqrt(cache, out=scratch)
-    if cache_scale != 1.0:
-        scratch *= cache_scale
     scratch += epsilon
     np.divide(numerator, scratch, out=scratch)
     scratch *= step_size

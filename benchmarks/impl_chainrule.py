@@ -1,0 +1,59 @@
+"""chainrule through Model.fit, and the same steps written by hand with the layers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import chainrule as cr
+from benchmarks.workloads import Workload
+
+
+def build(workload: Workload) -> cr.Model:
+    model = cr.Model(seed=workload.seed)
+    for index, (n_inputs, n_neurons) in enumerate(zip(workload.sizes, workload.sizes[1:], strict=False)):
+        model.add(cr.Dense(n_inputs, n_neurons))
+        model.add(cr.ReLU() if index < len(workload.sizes) - 2 else cr.Softmax())
+    return model.compile(
+        loss="categorical_crossentropy", optimizer=cr.Adam(workload.learning_rate, decay=workload.decay)
+    )
+
+
+def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    """Model.fit in two halves (the pause between them samples resident memory)."""
+    model = build(workload)
+    start = time.perf_counter()
+    first = workload.epochs // 2 or 1
+    model.fit(X, y, epochs=first, batch_size=workload.batch_size, verbose=0)
+    checkpoint()
+    if workload.epochs - first:
+        model.fit(X, y, epochs=workload.epochs - first, batch_size=workload.batch_size, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, **model.evaluate(X, y)}
+
+
+def run_layers(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    """The training loop written out with the public layer API (validated calls)."""
+    model = build(workload)
+    layers, optimizer = model.layers, model.optimizer
+    loss = cr.SoftmaxCategoricalCrossentropy()
+    rng = np.random.default_rng(workload.seed)
+    start = time.perf_counter()
+    for epoch in range(workload.epochs):
+        order = rng.permutation(len(X)) if workload.batch_size else np.arange(len(X))
+        size = workload.batch_size or len(X)
+        for begin in range(0, len(X), size):
+            rows = order[begin : begin + size]
+            output = X[rows]
+            for layer in layers[:-1]:
+                output = layer.forward(output, training=True)
+            loss.forward(output, y[rows])
+            dvalues = loss.backward(loss.output, y[rows])
+            for layer in reversed(layers[:-1]):
+                dvalues = layer.backward(dvalues)
+            optimizer.step([layer for layer in layers if layer.parameters()])
+        if epoch == workload.epochs // 2:
+            checkpoint()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, **model.evaluate(X, y)}

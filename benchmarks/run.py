@@ -1,0 +1,179 @@
+"""Run the benchmarks and write BENCHMARKS.md.
+
+    python -m benchmarks.run [--runs 3] [--workloads spiral-book ...] [--out BENCHMARKS.md]
+
+Each measurement runs in a fresh process (so peak memory is per run), the implementations are
+interleaved within each round, and the table reports medians over the rounds. Ratios compare
+with PyTorch measured in the same session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.workloads import WORKLOADS
+
+IMPLEMENTATIONS = {
+    "chainrule": ("benchmarks.impl_chainrule", "run_fit"),
+    "chainrule-layers": ("benchmarks.impl_chainrule", "run_layers"),
+    "pytorch": ("benchmarks.impl_torch", "run"),
+    "seed-numpy": ("benchmarks.impl_seed_numpy", "run"),
+}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def resident_mib() -> float:
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def matmul_gflops(batch: int, n_inputs: int, n_neurons: int, repeats: int = 50) -> float:
+    """The machine's float32 matmul rate at the workload's largest layer shape, measured now."""
+    a = np.random.default_rng(0).standard_normal((batch, n_inputs), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n_inputs, n_neurons), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * batch * n_inputs * n_neurons / best / 1e9
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def child(implementation: str, workload_name: str) -> None:
+    """Run one measurement and print it as JSON."""
+    import importlib
+
+    module, function = IMPLEMENTATIONS[implementation]
+    workload = WORKLOADS[workload_name]
+    X, y = workload.data()
+    middle: list[float] = []
+    result = getattr(importlib.import_module(module), function)(workload, X, y, lambda: middle.append(resident_mib()))
+    steps = workload.steps(len(X))
+    result.update(
+        us_per_step=result["seconds"] / steps * 1e6,
+        peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        growth_mib=resident_mib() - middle[0] if middle else 0.0,
+    )
+    if implementation == "chainrule" and workload.batch_size:
+        batch = workload.batch_size
+        widest = max(zip(workload.sizes, workload.sizes[1:], strict=False), key=lambda pair: pair[0] * pair[1])
+        result["achieved_gflops"] = workload.matmul_flops_per_step(batch) / (result["us_per_step"] / 1e6) / 1e9
+        result["matmul_gflops"] = matmul_gflops(batch, *widest)
+    print(json.dumps(result))
+
+
+def measure(implementation: str, workload: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--child", implementation, workload],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def versions() -> str:
+    names = ["chainrule", "numpy", "torch"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    model = names[0] if names else platform.processor()
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def report(results: dict[tuple[str, str], list[dict]], runs: int, implementations: list[str]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {machine()}. Libraries: {versions()}.",
+        f"Median of {runs} runs per cell, each run in a fresh process, implementations interleaved. "
+        "Regenerate with `make bench`.",
+        "",
+        "| workload | implementation | us/step | ratio to PyTorch | final loss | accuracy | peak MiB | growth MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    notes = []
+    for workload in WORKLOADS:
+        if ("pytorch", workload) not in results and not any((i, workload) in results for i in implementations):
+            continue
+        torch_time = (
+            statistics.median(r["us_per_step"] for r in results[("pytorch", workload)])
+            if ("pytorch", workload) in results
+            else None
+        )
+        for implementation in implementations:
+            runs_here = results.get((implementation, workload))
+            if not runs_here:
+                continue
+            median = {key: statistics.median(r[key] for r in runs_here) for key in runs_here[0]}
+            ratio = f"{median['us_per_step'] / torch_time:.2f}" if torch_time else "n/a"
+            lines.append(
+                f"| {workload} | {implementation} | {median['us_per_step']:.0f} | {ratio} | {median['loss']:.4f} | "
+                f"{median['accuracy']:.3f} | {median['peak_mib']:.0f} | {median['growth_mib']:.1f} |"
+            )
+            if "achieved_gflops" in median:
+                notes.append(
+                    f"- {workload}: chainrule's matrix products run at {median['achieved_gflops']:.0f} "
+                    f"GFLOP/s over the whole step; a lone float32 matmul of the widest layer's shape "
+                    f"reaches {median['matmul_gflops']:.0f} GFLOP/s in the same process."
+                )
+    lines += ["", "Matrix-product throughput:", "", *notes] if notes else []
+    analysis = Path(__file__).with_name("ANALYSIS.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--child", nargs=2, metavar=("IMPLEMENTATION", "WORKLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    results: dict[tuple[str, str], list[dict]] = {}
+    for round_number in range(args.runs):
+        for workload in args.workloads:
+            for implementation in args.implementations:
+                result = measure(implementation, workload)
+                results.setdefault((implementation, workload), []).append(result)
+                print(
+                    f"round {round_number + 1}/{args.runs}  {workload:<17} {implementation:<17} "
+                    f"{result['us_per_step']:9.0f} us/step  loss {result['loss']:.4f}",
+                    flush=True,
+                )
+    Path(args.out).write_text(report(results, args.runs, args.implementations))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
