@@ -89,6 +89,17 @@ class OptimizerAdam:
         )
 
 
+def forward(dense, relus, softmax, inputs):
+    """Dense -> ReLU for each hidden layer, then Dense -> softmax; the result is softmax.output."""
+    output = inputs
+    for layer, relu in zip(dense[:-1], relus, strict=True):
+        layer.forward(output)
+        relu.forward(layer.output)
+        output = relu.output
+    dense[-1].forward(output)
+    softmax.forward(dense[-1].output)
+
+
 def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
     rng = np.random.default_rng(workload.seed)
     X = X.astype(np.float64)
@@ -105,13 +116,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
         order = rng.permutation(len(X)) if workload.batch_size else np.arange(len(X))
         for begin in range(0, len(X), size):
             rows = order[begin : begin + size]
-            output = X[rows]
-            for layer, relu in zip(dense[:-1], relus, strict=True):
-                layer.forward(output)
-                relu.forward(layer.output)
-                output = relu.output
-            dense[-1].forward(output)
-            softmax.forward(dense[-1].output)
+            forward(dense, relus, softmax, X[rows])
             loss.calculate(softmax.output, y[rows])
             loss.backward(softmax.output, y[rows])
             softmax.backward(loss.dinputs)
@@ -128,13 +133,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
         if epoch == workload.epochs // 2:
             checkpoint()
     seconds = time.perf_counter() - start
-    output = X
-    for layer, relu in zip(dense[:-1], relus, strict=True):
-        layer.forward(output)
-        relu.forward(layer.output)
-        output = relu.output
-    dense[-1].forward(output)
-    softmax.forward(dense[-1].output)
+    forward(dense, relus, softmax, X)
     return {
         "seconds": seconds,
         "loss": float(loss.calculate(softmax.output, y)),

@@ -136,3 +136,33 @@ def test_state_round_trips_through_get_and_set_state():
 def test_bad_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda: cr.Adam(0.01), lambda: cr.SGD(0.1, momentum=0.9), cr.RMSprop, cr.Adagrad])
+def test_a_large_parameter_updated_in_cache_blocks_equals_whole_array_arithmetic(make):
+    from chainrule.optimizers import CACHE_BLOCK
+
+    size = 2 * CACHE_BLOCK + 12345
+    rng = np.random.default_rng(0)
+    start, gradients = rng.standard_normal(size, dtype=np.float32), rng.standard_normal((3, size), dtype=np.float32)
+
+    class Vector(cr.Layer):
+        def __init__(self):
+            super().__init__(np.float32)
+            self.w, self.dw = start.copy(), np.zeros(size, np.float32)
+
+        def parameters(self):
+            return {"w": self.w}
+
+        def gradients(self):
+            return {"w": self.dw}
+
+    blocked, whole = Vector(), Vector()
+    blocked_optimizer, whole_optimizer = make(), make()
+    for gradient in gradients:
+        blocked.dw[...] = whole.dw[...] = gradient
+        blocked_optimizer.step([blocked])
+        whole_optimizer.pre_update_params()
+        whole_optimizer._update(whole.w, whole.dw, whole_optimizer._slots_for(whole, "w", whole.w))
+        whole_optimizer.post_update_params()
+    np.testing.assert_array_equal(blocked.w, whole.w)

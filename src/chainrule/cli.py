@@ -46,21 +46,25 @@ def load_dataset(name: str, seed: int, data: str | None) -> Dataset:
     return datasets.load_mnist(data)
 
 
+def regularized_dense(n_inputs: int, n_neurons: int, args: argparse.Namespace, dtype: type = np.float32) -> Dense:
+    """A Dense layer with the --l1/--l2 penalties on its weights and biases."""
+    return Dense(
+        n_inputs,
+        n_neurons,
+        weight_regularizer_l1=args.l1,
+        weight_regularizer_l2=args.l2,
+        bias_regularizer_l1=args.l1,
+        bias_regularizer_l2=args.l2,
+        dtype=dtype,
+    )
+
+
 def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regression: bool) -> Model:
     """The network the options describe: hidden Dense layers, then Softmax (or Linear) output."""
     model = Model(seed=args.seed)
     width = n_features
     for size in args.hidden:
-        model.add(
-            Dense(
-                width,
-                size,
-                weight_regularizer_l1=args.l1,
-                weight_regularizer_l2=args.l2,
-                bias_regularizer_l1=args.l1,
-                bias_regularizer_l2=args.l2,
-            )
-        )
+        model.add(regularized_dense(width, size, args))
         model.add(ACTIVATIONS[args.activation]())
         if args.dropout:
             model.add(Dropout(args.dropout))
@@ -176,17 +180,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         raise UsageError(f"--sizes needs at least two positive widths (inputs, outputs), got {args.sizes}")
     model = Model(seed=args.seed)
     for index, (n_inputs, n_neurons) in enumerate(zip(sizes, sizes[1:], strict=False)):
-        model.add(
-            Dense(
-                n_inputs,
-                n_neurons,
-                weight_regularizer_l1=args.l1,
-                weight_regularizer_l2=args.l2,
-                bias_regularizer_l1=args.l1,
-                bias_regularizer_l2=args.l2,
-                dtype=np.float64,
-            )
-        )
+        model.add(regularized_dense(n_inputs, n_neurons, args, dtype=np.float64))
         last = index == len(sizes) - 2
         model.add((OUTPUTS[args.loss] if last else ACTIVATIONS[args.activation])(dtype=np.float64))
     model.compile(loss=args.loss, optimizer="sgd")

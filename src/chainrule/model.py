@@ -60,6 +60,17 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
+def _named(value: Any, registry: dict[str, type], base: type, kind: str) -> Any:
+    """An instance of `base`, given as one or by its registered name."""
+    if isinstance(value, str):
+        if value not in registry:
+            raise ValueError(f"Model.compile: unknown {kind} {value!r}; choose from {sorted(registry)}")
+        value = registry[value]()
+    if not isinstance(value, base):
+        raise TypeError(f"Model.compile: {kind} must be a {base.__name__} or a name, got {type(value).__name__}")
+    return value
+
+
 def _batch_size(value: Any, owner: str) -> int | None:
     if value is None:
         return None
@@ -139,20 +150,9 @@ class Model:
             raise ValueError("Model.compile: the model has no layers")
         self._widths()
         dtype = self.dtype
-        if isinstance(loss, str):
-            if loss not in LOSSES:
-                raise ValueError(f"Model.compile: unknown loss {loss!r}; choose from {sorted(LOSSES)}")
-            loss = LOSSES[loss]()
-        if not isinstance(loss, Loss):
-            raise TypeError(f"Model.compile: loss must be a Loss or a name, got {type(loss).__name__}")
-        self.loss = type(loss)(**{**loss.get_config(), "dtype": dtype.name})
-        if isinstance(optimizer, str):
-            if optimizer not in OPTIMIZERS:
-                raise ValueError(f"Model.compile: unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}")
-            optimizer = OPTIMIZERS[optimizer]()
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"Model.compile: optimizer must be an Optimizer or a name, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
+        self.loss = _named(loss, LOSSES, Loss, "loss")
+        self.loss = type(self.loss)(**{**self.loss.get_config(), "dtype": dtype.name})
+        self.optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer")
         fused = isinstance(self.layers[-1], Softmax) and isinstance(self.loss, CategoricalCrossentropy)
         self._fused = SoftmaxCategoricalCrossentropy(dtype) if fused else None
         self.metrics = self._resolve_metrics(metrics)
