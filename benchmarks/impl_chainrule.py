@@ -21,7 +21,7 @@ def build(workload: Workload) -> cr.Model:
 
 
 def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
-    """Model.fit in two halves (the pause between them samples resident memory)."""
+    """Model.fit in two halves; resident memory is sampled between them and after training."""
     model = build(workload)
     start = time.perf_counter()
     first = workload.epochs // 2 or 1
@@ -30,6 +30,7 @@ def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dic
     if workload.epochs - first:
         model.fit(X, y, epochs=workload.epochs - first, batch_size=workload.batch_size, verbose=0)
     seconds = time.perf_counter() - start
+    checkpoint()
     return {"seconds": seconds, **model.evaluate(X, y)}
 
 
@@ -56,4 +57,5 @@ def run_layers(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> 
         if epoch == workload.epochs // 2:
             checkpoint()
     seconds = time.perf_counter() - start
+    checkpoint()
     return {"seconds": seconds, **model.evaluate(X, y)}

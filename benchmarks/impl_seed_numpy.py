@@ -133,6 +133,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
         if epoch == workload.epochs // 2:
             checkpoint()
     seconds = time.perf_counter() - start
+    checkpoint()
     forward(dense, relus, softmax, X)
     return {
         "seconds": seconds,

@@ -46,6 +46,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
         if epoch == workload.epochs // 2:
             checkpoint()
     seconds = time.perf_counter() - start
+    checkpoint()
     with torch.no_grad():
         logits = model(features)
         return {

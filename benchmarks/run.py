@@ -67,7 +67,9 @@ def child(implementation: str, workload_name: str) -> None:
     result.update(
         us_per_step=result["seconds"] / steps * 1e6,
         peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        growth_mib=resident_mib() - middle[0] if middle else 0.0,
+        # Resident memory added between mid-training and the end of training (single-epoch runs have
+        # no mid-training sample: NaN).
+        growth_mib=middle[-1] - middle[0] if workload.epochs > 1 else float("nan"),
     )
     if implementation == "chainrule" and workload.batch_size:
         batch = workload.batch_size
@@ -114,6 +116,8 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int, implementation
         f"Median of {runs} runs per cell, each run in a fresh process, implementations interleaved. "
         "Regenerate with `make bench`.",
         "",
+        "Growth is the resident memory added from mid-training to the end of training.",
+        "",
         "| workload | implementation | us/step | ratio to PyTorch | final loss | accuracy | peak MiB | growth MiB |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -134,7 +138,8 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int, implementation
             ratio = f"{median['us_per_step'] / torch_time:.2f}" if torch_time else "n/a"
             lines.append(
                 f"| {workload} | {implementation} | {median['us_per_step']:.0f} | {ratio} | {median['loss']:.4f} | "
-                f"{median['accuracy']:.3f} | {median['peak_mib']:.0f} | {median['growth_mib']:.1f} |"
+                f"{median['accuracy']:.3f} | {median['peak_mib']:.0f} | "
+                + ("n/a |" if np.isnan(median["growth_mib"]) else f"{median['growth_mib']:.1f} |")
             )
             if "achieved_gflops" in median:
                 notes.append(

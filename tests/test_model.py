@@ -225,3 +225,14 @@ def test_compile_checks_the_architecture():
         cr.Model().add(cr.Dense(2, 1)).fit(np.ones((2, 2)), np.ones((2, 1)))
     with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
         cr.Model().add(cr.Dense(2, 1)).compile(loss="mse", optimizer="adamw")
+
+
+def test_reinitialising_a_layer_after_fit_keeps_training_it(spiral):
+    X, y = spiral
+    model = classifier()
+    model.fit(X, y, epochs=2, verbose=0)
+    model.layers[0].initialize(np.random.default_rng(1))
+    before = model.layers[0].weights.copy()
+    model.fit(X, y, epochs=1, verbose=0)
+    assert not np.array_equal(model.layers[0].weights, before)
+    assert np.shares_memory(model.layers[0].weights, model._pack.values)

@@ -136,8 +136,12 @@ class Dense(Layer):
 
     def initialize(self, rng: np.random.Generator) -> None:
         """Draw weights as 0.01 * standard normal and set biases to zero."""
-        shape = (self.n_inputs, self.n_neurons)
-        self._weights = (0.01 * rng.standard_normal(shape)).astype(self.dtype)
+        weights = 0.01 * rng.standard_normal((self.n_inputs, self.n_neurons))
+        if hasattr(self, "_weights"):  # in place: a Model may hold these arrays as views of its buffer
+            self._weights[...] = weights
+            self._biases[...] = 0
+            return
+        self._weights = weights.astype(self.dtype)
         self._biases = np.zeros((1, self.n_neurons), dtype=self.dtype)
         self.dweights: np.ndarray | None = None
         self.dbiases: np.ndarray | None = None
