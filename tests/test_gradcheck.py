@@ -146,3 +146,8 @@ def test_gradcheck_requires_float64_components():
 def test_gradcheck_of_a_loss_requires_labels():
     with pytest.raises(ValueError, match="y_true"):
         cr.gradcheck(cr.MeanSquaredError(dtype=F64), np.ones((2, 2)))
+
+
+def test_given_dvalues_must_match_the_output():
+    with pytest.raises(ValueError, match=r"gradcheck: dvalues .* must have shape \(4, 2\), got \(4, 3\)"):
+        cr.gradcheck(cr.Dense(3, 2, dtype=F64), np.ones((4, 3)), dvalues=np.ones((4, 3)))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array
+from chainrule._checks import float_array, require_same_shape
 from chainrule.layers import Layer
 from chainrule.losses import Loss, SoftmaxCategoricalCrossentropy
 
@@ -159,6 +159,7 @@ def _layer_problem(
         upstream = np.random.default_rng(seed).standard_normal(output.shape)
     else:
         upstream = float_array(dvalues, np.float64, "dvalues", "gradcheck")
+        require_same_shape(upstream, output.shape, "dvalues (the gradient of the output)", "gradcheck")
     analytic = {"inputs": layer._backward(upstream).copy()}
     analytic.update({name: gradient.copy() for name, gradient in layer.gradients().items()})
 
