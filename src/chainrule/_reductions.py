@@ -38,7 +38,9 @@ def row_maxima(values: np.ndarray) -> np.ndarray:
     if values.shape[1] > FEW_COLUMNS:
         return values.max(axis=1, keepdims=True)
     columns = values.T
-    maxima = columns[0].copy()
-    for column in columns[1:]:
+    if len(columns) == 1:
+        return columns[0].copy()[:, None]
+    maxima = np.maximum(columns[0], columns[1])
+    for column in columns[2:]:
         np.maximum(maxima, column, out=maxima)
     return maxima[:, None]

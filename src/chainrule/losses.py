@@ -90,10 +90,13 @@ class CategoricalCrossentropy(Loss):
 
     def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         if y_true.ndim == 1:
-            confidences = np.minimum(np.maximum(y_pred[sample_rows(len(y_pred)), y_true], CLIP), 1 - CLIP)
+            confidences = y_pred[sample_rows(len(y_pred)), y_true]  # a new array: safe to work in place
+            np.maximum(confidences, CLIP, out=confidences)
+            np.minimum(confidences, 1 - CLIP, out=confidences)
         else:
             confidences = (np.clip(y_pred, CLIP, 1 - CLIP) * y_true).sum(axis=1)
-        return -np.log(confidences)
+        np.log(confidences, out=confidences)
+        return np.negative(confidences, out=confidences)
 
     def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         n_samples = len(y_pred)
@@ -182,13 +185,13 @@ class SoftmaxCategoricalCrossentropy:
         return targets
 
     def _backward(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        n_samples = len(probabilities)
+        scale = 1 / len(probabilities)
         if y_true.ndim == 1:
-            self.dinputs = probabilities.copy()
-            self.dinputs[sample_rows(n_samples), y_true] -= 1
+            self.dinputs = np.multiply(probabilities, scale)
+            self.dinputs[sample_rows(len(probabilities)), y_true] -= scale
         else:
             self.dinputs = probabilities - y_true
-        self.dinputs *= 1 / n_samples
+            self.dinputs *= scale
         return self.dinputs
 
 

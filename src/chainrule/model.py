@@ -243,7 +243,7 @@ class Model:
 
     def _summarise(self, totals: dict[str, float], n_samples: int, prefix: str = "") -> dict[str, float]:
         data_loss = totals["data_loss"] / n_samples
-        penalty = regularization_loss(self.trainable_layers)
+        penalty = regularization_loss(self.layers)
         logs = {
             f"{prefix}loss": data_loss + penalty,
             f"{prefix}data_loss": data_loss,
