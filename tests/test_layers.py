@@ -22,6 +22,19 @@ def test_forward_returns_and_keeps_the_output():
     assert_allclose(output, np.ones((4, 2)) @ layer.weights + layer.biases, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n_inputs, n_neurons", [(2, 64), (64, 3)])  # biases added inside the product, and after
+def test_dense_computes_the_textbook_forward_and_backward(n_inputs, n_neurons):
+    rng = np.random.default_rng(0)
+    layer = cr.Dense(n_inputs, n_neurons, dtype=np.float64, seed=0)
+    layer.biases = rng.standard_normal((1, n_neurons))
+    inputs, dvalues = rng.standard_normal((7, n_inputs)), rng.standard_normal((7, n_neurons))
+    weights, biases = layer.weights.copy(), layer.biases.copy()
+    assert_allclose(layer.forward(inputs), np.einsum("si,in->sn", inputs, weights) + biases, rtol=1e-12)
+    assert_allclose(layer.backward(dvalues), np.einsum("sn,in->si", dvalues, weights), rtol=1e-12)
+    assert_allclose(layer.dweights, np.einsum("si,sn->in", inputs, dvalues), rtol=1e-12)
+    assert_allclose(layer.dbiases, [[sum(row[n] for row in dvalues) for n in range(n_neurons)]], rtol=1e-12)
+
+
 def test_a_component_computes_in_its_own_dtype():
     assert cr.Dense(2, 2).forward(np.ones((1, 2), dtype=np.float64)).dtype == np.float32
     assert cr.Dense(2, 2, dtype=np.float64).forward(np.ones((1, 2), dtype=np.int32)).dtype == np.float64

@@ -1,6 +1,7 @@
 """Model: compile defaults, fit/evaluate/predict, determinism, callbacks, stopping and bad input."""
 
 import os
+import pickle
 import signal
 
 import numpy as np
@@ -236,3 +237,17 @@ def test_reinitialising_a_layer_after_fit_keeps_training_it(spiral):
     model.fit(X, y, epochs=1, verbose=0)
     assert not np.array_equal(model.layers[0].weights, before)
     assert np.shares_memory(model.layers[0].weights, model._pack.values)
+
+
+def test_a_pickled_model_goes_on_training_exactly_like_the_original(spiral):
+    X, y = spiral
+    model = classifier(dropout=0.1)
+    model.fit(X, y, epochs=5, batch_size=16, verbose=0)
+    copy = pickle.loads(pickle.dumps(model))
+    expected, resumed = (
+        model.fit(X, y, epochs=5, batch_size=16, verbose=0),
+        copy.fit(X, y, epochs=5, batch_size=16, verbose=0),
+    )
+    assert resumed.history == expected.history
+    for a, b in zip(model.get_weights(), copy.get_weights(), strict=True):
+        assert np.array_equal(a, b)

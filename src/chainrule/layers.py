@@ -71,8 +71,8 @@ class Layer:
     def adopt_rng(self, rng: np.random.Generator) -> None:
         """Draw randomness from a Model's seeded generator unless this layer has its own seed."""
 
-    def bind(self, parameters: dict[str, np.ndarray], gradients: dict[str, np.ndarray]) -> None:
-        """Layers with parameters keep them in the arrays given here (see Dense.bind)."""
+    def bind(self, values: np.ndarray, gradients: np.ndarray) -> None:
+        """Layers with parameters keep them in the given flat arrays from now on (see Dense.bind)."""
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Turn this layer's outputs into predictions (classes for classifiers)."""
@@ -137,14 +137,22 @@ class Dense(Layer):
     def initialize(self, rng: np.random.Generator) -> None:
         """Draw weights as 0.01 * standard normal and set biases to zero."""
         weights = 0.01 * rng.standard_normal((self.n_inputs, self.n_neurons))
-        if hasattr(self, "_weights"):  # in place: a Model may hold these arrays as views of its buffer
-            self._weights[...] = weights
-            self._biases[...] = 0
-            return
-        self._weights = weights.astype(self.dtype)
-        self._biases = np.zeros((1, self.n_neurons), dtype=self.dtype)
-        self.dweights: np.ndarray | None = None
-        self.dbiases: np.ndarray | None = None
+        if not hasattr(self, "_stacked"):
+            shape = (self.n_inputs + 1, self.n_neurons)
+            self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
+        self._weights[...] = weights  # in place: a Model may hold this storage as part of its buffer
+        self._biases[...] = 0
+
+    def _use_storage(self, stacked: np.ndarray, dstacked: np.ndarray) -> None:
+        """Keep weights and biases as one (n_inputs + 1, n_neurons) array, biases in the last row.
+
+        Stacked this way, `[inputs, 1] @ stacked` is `inputs @ weights + biases` in one product,
+        and `[inputs, 1].T @ dvalues` gives dweights and dbiases together (see `_folds_bias`).
+        """
+        self._stacked, self._dstacked = stacked, dstacked
+        self._weights, self._biases = stacked[:-1], stacked[-1:]
+        self.dweights, self.dbiases = dstacked[:-1], dstacked[-1:]
+        self._with_ones: np.ndarray | None = None
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
         if self.seed is None and not self._weights_assigned:
@@ -177,10 +185,27 @@ class Dense(Layer):
     def _check_input_columns(self, inputs: np.ndarray, owner: str) -> None:
         require_columns(inputs, self.n_inputs, "inputs", owner)
 
+    @property
+    def _folds_bias(self) -> bool:
+        """Whether to add the biases inside the product, with inputs extended by a column of ones.
+
+        Adding a (1, n_neurons) row to every output row is a slow broadcast, and summing dvalues
+        for dbiases is another call. With few inputs per neuron, copying the inputs next to a
+        ones column costs far less than both (the book's 2-64 spiral layer: 13 us instead of 26).
+        """
+        return 4 * (self.n_inputs + 1) <= self.n_neurons
+
     def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
         self.inputs = inputs
-        self.output = inputs @ self._weights
-        self.output += self._biases
+        if self._folds_bias:
+            with_ones = self._with_ones
+            if with_ones is None or with_ones.shape[0] != len(inputs):
+                with_ones = self._with_ones = np.ones((len(inputs), self.n_inputs + 1), self.dtype)
+            with_ones[:, :-1] = inputs
+            self.output = with_ones @ self._stacked
+        else:
+            self.output = inputs @ self._weights
+            self.output += self._biases
         return self.output
 
     def _backward(self, dvalues: np.ndarray) -> np.ndarray:
@@ -191,22 +216,35 @@ class Dense(Layer):
     def _parameter_gradients(self, dvalues: np.ndarray) -> None:
         """dweights = inputs.T @ dvalues and dbiases = sum(dvalues), plus the penalties' gradients.
 
-        The arrays are written in place, once allocated (a Model packs them into one buffer so
-        its optimizer updates every parameter in a single pass). The first layer of a network
-        needs only these, not `dinputs`.
+        The arrays are written in place (a Model packs them into one buffer so its optimizer
+        updates every parameter in a single pass). The first layer of a network needs only
+        these, not `dinputs`.
         """
-        if self.dweights is None:
-            self.dweights = np.empty_like(self._weights)
-            self.dbiases = np.empty_like(self._biases)
-        np.matmul(self.inputs.T, dvalues, out=self.dweights)
-        column_sums(dvalues, out=self.dbiases)  # sum over samples, as a product with ones (faster)
+        if self._folds_bias:  # the ones column's row of the product is the sum over samples
+            np.matmul(self._with_ones.T, dvalues, out=self._dstacked)
+        else:
+            np.matmul(self.inputs.T, dvalues, out=self.dweights)
+            column_sums(dvalues, out=self.dbiases)  # sum over samples, as a product with ones (faster)
         _add_penalty_gradient(self.dweights, self._weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
         _add_penalty_gradient(self.dbiases, self._biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
 
-    def bind(self, parameters: dict[str, np.ndarray], gradients: dict[str, np.ndarray]) -> None:
-        """Hold parameters and gradients in the given arrays (views of a Model's flat buffers)."""
-        self._weights, self._biases = parameters["weights"], parameters["biases"]
-        self.dweights, self.dbiases = gradients["weights"], gradients["biases"]
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle stores each array on its own, so views would come back as copies: keep only the
+        # stacked storage and rebuild the views from it.
+        state = self.__dict__.copy()
+        for view in ("_weights", "_biases", "dweights", "dbiases", "_with_ones"):
+            del state[view]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._use_storage(self._stacked, self._dstacked)
+
+    def bind(self, values: np.ndarray, gradients: np.ndarray) -> None:
+        """Keep weights and biases (and their gradients) in the given flat segments of a Model's
+        buffers, in `parameters()` order: weights row by row, then biases."""
+        shape = self._stacked.shape
+        self._use_storage(values.reshape(shape), gradients.reshape(shape))
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"weights": self._weights, "biases": self._biases}

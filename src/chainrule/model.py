@@ -101,6 +101,20 @@ class Model:
         self._interrupted = False
         self._pack: ParameterPack | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The parameter buffer is rebuilt by the next fit; optimizer state is keyed by layer
+        # index here because the optimizer's own keys (layer identities) do not survive pickling.
+        state = {**self.__dict__, "_pack": None}
+        if self.optimizer is not None:
+            state["_optimizer_state"] = self.optimizer.get_state(self.trainable_layers)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        optimizer_state = state.pop("_optimizer_state", None)
+        self.__dict__.update(state)
+        if optimizer_state:
+            self.optimizer.set_state(self.trainable_layers, optimizer_state, self.optimizer.iterations)
+
     # -- building ---------------------------------------------------------------------------
 
     def add(self, layer: Layer) -> Model:

@@ -40,18 +40,16 @@ class ParameterPack(Layer):
         self.grads = np.zeros(total, dtype=self.dtype)
         self.slices: list[tuple[Layer, str, slice, tuple[int, ...]]] = []
         offset = 0
-        views: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
         for layer, name, array in entries:
             rows = slice(offset, offset + array.size)
-            value_view, gradient_view = self.values[rows].reshape(array.shape), self.grads[rows].reshape(array.shape)
-            value_view[...] = array
-            layer_views = views.setdefault(id(layer), ({}, {}))
-            layer_views[0][name], layer_views[1][name] = value_view, gradient_view
+            self.values[rows] = array.reshape(-1)
             self.slices.append((layer, name, rows, array.shape))
             offset += array.size
-        for layer in self.layers:
-            if id(layer) in views:
-                layer.bind(*views[id(layer)])
+        offset = 0
+        for layer in self.layers:  # each layer's parameters are adjacent: hand it its segment
+            size = sum(array.size for array in layer.parameters().values())
+            layer.bind(self.values[offset : offset + size], self.grads[offset : offset + size])
+            offset += size
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"all": self.values}
@@ -82,6 +80,11 @@ class Optimizer:
         self.current_learning_rate = self.learning_rate
         self.iterations = 0
         self._state: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # State is keyed by the identity of layers, which pickling does not keep; a Model carries
+        # its optimizer's state across pickling by layer index instead (Model.__getstate__).
+        return {**self.__dict__, "_state": {}}
 
     def pre_update_params(self) -> None:
         """Apply learning-rate decay for this iteration."""
