@@ -40,16 +40,14 @@ class ParameterPack(Layer):
         self.grads = np.zeros(total, dtype=self.dtype)
         self.slices: list[tuple[Layer, str, slice, tuple[int, ...]]] = []
         offset = 0
-        for layer, name, array in entries:
-            rows = slice(offset, offset + array.size)
-            self.values[rows] = array.reshape(-1)
-            self.slices.append((layer, name, rows, array.shape))
-            offset += array.size
-        offset = 0
-        for layer in self.layers:  # each layer's parameters are adjacent: hand it its segment
-            size = sum(array.size for array in layer.parameters().values())
-            layer.bind(self.values[offset : offset + size], self.grads[offset : offset + size])
-            offset += size
+        for layer in self.layers:  # a layer's parameters lie side by side: it gets one segment
+            start = offset
+            for name, array in layer.parameters().items():
+                rows = slice(offset, offset + array.size)
+                self.values[rows] = array.reshape(-1)
+                self.slices.append((layer, name, rows, array.shape))
+                offset += array.size
+            layer.bind(self.values[start:offset], self.grads[start:offset])
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"all": self.values}
