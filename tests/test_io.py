@@ -135,7 +135,7 @@ def architecture_with(**changes):
     [
         (architecture_with(version=99), "format version 99"),
         (architecture_with(format="other"), "not a chainrule model file"),
-        (architecture_with(layers=[{"class": "Conv2D", "config": {}}]), "unknown layer"),
+        (architecture_with(layers=[{"class": "Conv2D", "config": {}}]), "not built into chainrule"),
         (lambda name, a: None if name == "layer0.weights" else a, r"layer 0 declares weights of shape \(2, 8\)"),
         (lambda name, a: a[:, :2] if name == "layer0.weights" else a, r"layer 0 declares weights of shape"),
         (lambda name, a: a.astype(np.float64) if name == "layer3.weights" else a, r"layer3.weights are float64"),

@@ -127,7 +127,7 @@ def test_state_round_trips_through_get_and_set_state():
     ("make", "message"),
     [
         (lambda: cr.SGD(-1.0), "SGD: learning_rate must be a finite number >= 0"),
-        (lambda: cr.SGD(momentum=1.0), "momentum must be .* below 1.0"),
+        (lambda: cr.SGD(momentum=1.0), "momentum must be .* below 1, got 1.0"),
         (lambda: cr.SGD(nesterov=True), "nesterov=True needs a momentum"),
         (lambda: cr.Adam(beta_1=1.5), "Adam: beta_1"),
         (lambda: cr.RMSprop(decay=float("nan")), "RMSprop: decay"),

@@ -1,10 +1,17 @@
 """chainrule: neural networks from scratch on NumPy, every gradient written out by hand."""
 
-from chainrule import callbacks, datasets, explain, metrics, onnx
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from chainrule import callbacks, datasets, explain, metrics
 from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.gradcheck import GradcheckResult, gradcheck
+from chainrule.history import History
 from chainrule.io import load_model, save_model
 from chainrule.layers import Dense, Dropout, Layer
+from chainrule.loop import TrainingDivergedError
 from chainrule.losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -13,7 +20,7 @@ from chainrule.losses import (
     MeanSquaredError,
     SoftmaxCategoricalCrossentropy,
 )
-from chainrule.model import History, Model, TrainingDivergedError
+from chainrule.model import Model
 from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
 __version__ = "0.1.0"
@@ -48,7 +55,17 @@ __all__ = [
     "datasets",
     "explain",
     "onnx",
+    "sklearn",
     "gradcheck",
     "load_model",
     "save_model",
 ]
+
+LAZY_SUBMODULES = ("onnx", "sklearn")  # they import optional extras, so they load on first use
+
+
+def __getattr__(name: str) -> ModuleType:
+    """`cr.onnx` and `cr.sklearn` import their module (and its extra) on first use (PEP 562)."""
+    if name in LAZY_SUBMODULES:
+        return importlib.import_module(f"chainrule.{name}")
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

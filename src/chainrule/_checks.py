@@ -1,4 +1,4 @@
-"""Input validation shared by every component.
+"""Input validation shared by every component: arrays, and the scalar settings of constructors.
 
 Each check runs once, at the public entry point, and names the component, what it expected and
 what it received, so a mistake never surfaces as a NumPy broadcasting error three layers down.
@@ -11,6 +11,31 @@ from typing import Any
 import numpy as np
 
 NUMERIC_KINDS = "biuf"
+
+
+def positive_int(value: Any, name: str, owner: str) -> int:
+    """Return `value` as an int >= 1, or raise naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def finite_number(
+    value: Any, name: str, owner: str, *, minimum: float | None = None, below: float | None = None
+) -> float:
+    """Return `value` as a finite float in [minimum, below), or raise naming the setting and the range."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if (
+        not number
+        or not np.isfinite(value)
+        or (minimum is not None and value < minimum)
+        or (below is not None and value >= below)
+    ):
+        bounds = [f">= {minimum:g}"] if minimum is not None else []
+        bounds += [f"below {below:g}"] if below is not None else []
+        wanted = "a finite number" + (f" {' and '.join(bounds)}" if bounds else "")
+        raise ValueError(f"{owner}: {name} must be {wanted}, got {value!r}")
+    return float(value)
 
 
 def float_dtype(dtype: Any, owner: str) -> np.dtype:
@@ -35,9 +60,17 @@ def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
     return array
 
 
-def float_array(values: Any, dtype: np.dtype, name: str, owner: str, ndim: int = 2) -> np.ndarray:
-    """Convert to `dtype`, require `ndim` dimensions and finite values."""
+def compute_dtype(array: np.ndarray) -> np.dtype:
+    """The float dtype a parameter-free component computes in for `array`: float64 and float32
+    stay, anything else (integers, booleans, float16) becomes float32."""
+    return array.dtype if array.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+
+
+def float_array(values: Any, dtype: np.dtype | None, name: str, owner: str, ndim: int = 2) -> np.ndarray:
+    """Convert to `dtype` (None: the array's own float dtype, see `compute_dtype`), require `ndim`
+    dimensions and finite values."""
     array = numeric_array(values, name, owner)
+    dtype = compute_dtype(array) if dtype is None else dtype
     if array.ndim != ndim:
         hint = " (for one sample use x.reshape(1, -1))" if ndim == 2 and array.ndim == 1 else ""
         raise ValueError(
@@ -83,7 +116,7 @@ def class_indices(values: Any, n_samples: int, n_classes: int, owner: str) -> np
     return indices
 
 
-def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.dtype, owner: str) -> np.ndarray:
+def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.dtype | None, owner: str) -> np.ndarray:
     """Return class indices (n,) as int64 or one-hot/probability rows (n, k) as `dtype`."""
     labels = numeric_array(values, "y_true", owner)
     if labels.ndim == 2:
@@ -91,3 +124,14 @@ def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.d
         require_same_shape(targets, (n_samples, n_classes), "one-hot y_true", owner)
         return targets
     return class_indices(labels, n_samples, n_classes, owner)
+
+
+def named_instance(value: Any, registry: dict[str, type], base: type, kind: str, owner: str) -> Any:
+    """An instance of `base`, given as one or by its name in `registry` (built with defaults)."""
+    if isinstance(value, str):
+        if value not in registry:
+            raise ValueError(f"{owner}: unknown {kind} {value!r}; choose from {sorted(registry)}")
+        value = registry[value]()
+    if not isinstance(value, base):
+        raise TypeError(f"{owner}: {kind} must be a {base.__name__} or a name, got {type(value).__name__}")
+    return value

@@ -1,4 +1,7 @@
-"""Activation functions, each a Layer whose backward multiplies by its local derivative."""
+"""Activation functions, each a Layer whose backward multiplies by its local derivative.
+
+They have no parameters, so they compute in the float dtype of the inputs they receive.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array
+from chainrule._checks import finite_number, float_array
 from chainrule._reductions import row_maxima, row_sums
 from chainrule.layers import Layer
 
@@ -18,13 +21,13 @@ class ReLU(Layer):
     about twice as fast, and the backward pass is one multiplication by the same mask.
     """
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         self._positive = np.greater(inputs, 0, out=np.empty_like(inputs))
         self.output = inputs * self._positive
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues * self._positive
         return self.dinputs
 
@@ -32,13 +35,11 @@ class ReLU(Layer):
 class LeakyReLU(Layer):
     """x for x > 0, alpha * x otherwise, so negative inputs still pass a small gradient."""
 
-    def __init__(self, alpha: float = 0.01, *, dtype: Any = np.float32) -> None:
+    def __init__(self, alpha: float = 0.01, *, dtype: Any = None) -> None:
         super().__init__(dtype)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha):
-            raise ValueError(f"LeakyReLU: alpha must be a finite number, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = finite_number(alpha, "alpha", "LeakyReLU")
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         # The local slope, 1 where x > 0 and alpha elsewhere, serves both passes.
         self._slope = np.greater(inputs, 0, out=np.empty_like(inputs))
@@ -47,7 +48,7 @@ class LeakyReLU(Layer):
         self.output = inputs * self._slope
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues * self._slope
         return self.dinputs
 
@@ -58,14 +59,13 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """1 / (1 + e^-x), with derivative s * (1 - s); predictions threshold at 0.5."""
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         # 0.5 * (1 + tanh(x / 2)) is the logistic function without exp overflow for large |x|.
-        half = self.dtype.type(0.5)
-        self.output = half + half * np.tanh(half * inputs)
+        self.output = 0.5 + 0.5 * np.tanh(0.5 * inputs)
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues * (1 - self.output) * self.output
         return self.dinputs
 
@@ -76,12 +76,12 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """tanh(x), with derivative 1 - tanh(x)^2."""
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         self.output = np.tanh(inputs)
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues * (1 - self.output * self.output)
         return self.dinputs
 
@@ -89,12 +89,12 @@ class Tanh(Layer):
 class Linear(Layer):
     """The identity, for regression outputs; the gradient passes unchanged."""
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         self.output = inputs
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues
         return self.dinputs
 
@@ -107,18 +107,15 @@ class Softmax(Layer):
     `diag(s) - s s^T` without building it: `s * (dvalues - sum(dvalues * s))`.
     """
 
-    def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
-        with np.errstate(over="ignore"):  # x - max may overflow to -inf for |x| near the dtype's max; exp gives 0
-            return super().forward(inputs, training)
-
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        exponentials = np.exp(inputs - row_maxima(inputs))
+        with np.errstate(over="ignore"):  # x - max may overflow to -inf for |x| near the dtype's max; exp gives 0
+            exponentials = np.exp(inputs - row_maxima(inputs))
         exponentials /= row_sums(exponentials)
         self.output = exponentials
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         probabilities = self.output
         self.dinputs = probabilities * (dvalues - row_sums(dvalues * probabilities))
         return self.dinputs
@@ -140,11 +137,15 @@ class Softmax(Layer):
         return diagonal - outer
 
 
+# Every activation by name, for the CLI, the scikit-learn estimators and model files;
+# "logistic" and "identity" are scikit-learn's names for Sigmoid and Linear.
 ACTIVATIONS: dict[str, type[Layer]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "sigmoid": Sigmoid,
+    "logistic": Sigmoid,
     "tanh": Tanh,
     "linear": Linear,
+    "identity": Linear,
     "softmax": Softmax,
 }

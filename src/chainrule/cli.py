@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from chainrule import datasets, explain
-from chainrule.activations import ACTIVATIONS, Linear, Sigmoid, Softmax
+from chainrule.activations import Linear, Sigmoid, Softmax
 from chainrule.gradcheck import gradcheck
+from chainrule.history import History
 from chainrule.io import load_model
-from chainrule.layers import Dense, Dropout
-from chainrule.model import History, Model
+from chainrule.model import Model
+from chainrule.network import build_network
 from chainrule.optimizers import OPTIMIZERS
 
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -46,31 +47,20 @@ def load_dataset(name: str, seed: int, data: str | None) -> Dataset:
     return datasets.load_mnist(data)
 
 
-def regularized_dense(n_inputs: int, n_neurons: int, args: argparse.Namespace, dtype: type = np.float32) -> Dense:
-    """A Dense layer with the --l1/--l2 penalties on its weights and biases."""
-    return Dense(
-        n_inputs,
-        n_neurons,
-        weight_regularizer_l1=args.l1,
-        weight_regularizer_l2=args.l2,
-        bias_regularizer_l1=args.l1,
-        bias_regularizer_l2=args.l2,
-        dtype=dtype,
-    )
-
-
 def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regression: bool) -> Model:
     """The network the options describe: hidden Dense layers, then Softmax (or Linear) output."""
-    model = Model(seed=args.seed)
-    width = n_features
-    for size in args.hidden:
-        model.add(regularized_dense(width, size, args))
-        model.add(ACTIVATIONS[args.activation]())
-        if args.dropout:
-            model.add(Dropout(args.dropout))
-        width = size
-    model.add(Dense(width, n_outputs))
-    model.add(Linear() if regression else Softmax())
+    model = build_network(
+        [n_features, *args.hidden, n_outputs],
+        activation=args.activation,
+        output=Linear if regression else Softmax,
+        dropout=args.dropout,
+        weight_l1=args.l1,
+        weight_l2=args.l2,
+        bias_l1=args.l1,
+        bias_l2=args.l2,
+        regularize_output=False,
+        seed=args.seed,
+    )
     settings = {"learning_rate": args.learning_rate, "decay": args.decay}
     if args.optimizer == "sgd":
         settings["momentum"] = args.momentum
@@ -178,11 +168,17 @@ def run_gradcheck(args: argparse.Namespace) -> int:
     sizes = [int(size) for size in args.sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise UsageError(f"--sizes needs at least two positive widths (inputs, outputs), got {args.sizes}")
-    model = Model(seed=args.seed)
-    for index, (n_inputs, n_neurons) in enumerate(zip(sizes, sizes[1:], strict=False)):
-        model.add(regularized_dense(n_inputs, n_neurons, args, dtype=np.float64))
-        last = index == len(sizes) - 2
-        model.add((OUTPUTS[args.loss] if last else ACTIVATIONS[args.activation])(dtype=np.float64))
+    model = build_network(
+        sizes,
+        activation=args.activation,
+        output=OUTPUTS[args.loss],
+        weight_l1=args.l1,
+        weight_l2=args.l2,
+        bias_l1=args.l1,
+        bias_l2=args.l2,
+        dtype=np.float64,
+        seed=args.seed,
+    )
     model.compile(loss=args.loss, optimizer="sgd")
     rng = np.random.default_rng(args.seed)
     for layer in model.trainable_layers:  # nonzero biases, so their penalty terms are exercised too

@@ -303,14 +303,14 @@ def _time_backwards(n_classes: int, batch_size: int, repeats: int) -> tuple[floa
     """Median seconds of the separate and the fused backward on a random batch (trusted paths)."""
     rng = np.random.default_rng(0)
     softmax, loss, fused = Softmax(F64), CategoricalCrossentropy(F64), SoftmaxCategoricalCrossentropy(F64)
-    probabilities = softmax._forward(rng.standard_normal((batch_size, n_classes)), False)
+    probabilities = softmax.forward_trusted(rng.standard_normal((batch_size, n_classes)), False)
     labels = rng.integers(0, n_classes, batch_size)
 
     def separate() -> None:
-        softmax._backward(loss._backward(probabilities, labels))
+        softmax.backward_trusted(loss.backward_trusted(probabilities, labels))
 
     def combined() -> None:
-        fused._backward(probabilities, labels)
+        fused.backward_trusted(probabilities, labels)
 
     number = 50
     timings = {}

@@ -74,7 +74,7 @@ def numerical_gradient(function: Callable[[], float], array: np.ndarray, epsilon
 
 
 def _require_float64(component: Any) -> None:
-    if getattr(component, "dtype", None) != np.float64:
+    if getattr(component, "dtype", None) not in (None, np.float64):
         raise TypeError(
             f"gradcheck: {type(component).__name__} computes in {getattr(component, 'dtype', None)}; "
             "central differences need float64 (construct it with dtype=np.float64)"
@@ -107,7 +107,7 @@ def gradcheck(
     if isinstance(component, (Loss, SoftmaxCategoricalCrossentropy)):
         if y_true is None:
             raise ValueError(f"gradcheck: {type(component).__name__} needs y_true")
-        targets = component.prepare_targets(y_true, checked_inputs.shape, "gradcheck")
+        targets = component.prepare_targets(y_true, checked_inputs.shape, "gradcheck", np.float64)
         function, analytic = _loss_problem(component, checked_inputs, targets)
         arrays = {"inputs": checked_inputs}
     elif isinstance(component, Layer):
@@ -139,31 +139,36 @@ def _loss_problem(
     if isinstance(loss, SoftmaxCategoricalCrossentropy):
 
         def function() -> float:
-            return float(np.mean(loss.loss._per_sample(loss.activation._forward(predictions, False), targets)))
+            probabilities = loss.activation.forward_trusted(predictions, False)
+            return float(np.mean(loss.loss.forward_trusted(probabilities, targets)))
 
-        analytic = loss._backward(loss.activation._forward(predictions, False), targets).copy()
+        analytic = loss.backward_trusted(loss.activation.forward_trusted(predictions, False), targets).copy()
     else:
 
         def function() -> float:
-            return float(np.mean(loss._per_sample(predictions, targets)))
+            return float(np.mean(loss.forward_trusted(predictions, targets)))
 
-        analytic = loss._backward(predictions, targets).copy()
+        loss.backward_trusted(predictions, targets)
+        analytic = np.array(loss.dinputs, copy=True)
     return function, {"inputs": analytic}
 
 
 def _layer_problem(
     layer: Layer, inputs: np.ndarray, dvalues: Any, training: bool, seed: int
 ) -> tuple[Callable[[], float], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    output = layer._forward(inputs, training)
+    layer.forward_trusted(inputs, training)
+    output = layer.output
     if dvalues is None:
         upstream = np.random.default_rng(seed).standard_normal(output.shape)
     else:
         upstream = float_array(dvalues, np.float64, "dvalues", "gradcheck")
         require_same_shape(upstream, output.shape, "dvalues (the gradient of the output)", "gradcheck")
-    analytic = {"inputs": layer._backward(upstream).copy()}
-    analytic.update({name: gradient.copy() for name, gradient in layer.gradients().items()})
+    layer.backward_trusted(upstream)
+    analytic = {"inputs": np.array(layer.dinputs, copy=True)}
+    analytic.update({name: np.array(gradient, copy=True) for name, gradient in layer.gradients().items()})
 
     def function() -> float:
-        return float((layer._forward(inputs, training) * upstream).sum()) + layer.regularization_penalty()
+        layer.forward_trusted(inputs, training)
+        return float((layer.output * upstream).sum()) + layer.regularization_penalty()
 
     return function, analytic, {"inputs": inputs, **layer.parameters()}

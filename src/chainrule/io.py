@@ -23,7 +23,7 @@ from chainrule.model import Model
 
 FORMAT = "chainrule-model"
 VERSION = 1
-LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Dropout, *activations.ACTIVATIONS.values())}
+BUILT_IN_LAYERS = {cls.__name__: cls for cls in (layers.Dense, layers.Dropout, *activations.ACTIVATIONS.values())}
 LOSS_CLASSES = {cls.__name__: cls for cls in losses.LOSSES.values()}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
 
@@ -34,11 +34,13 @@ def _described(component: Any) -> dict[str, Any]:
 
 def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool = False) -> None:
     """Write `model` (architecture, weights, and with `include_optimizer` its training state)."""
-    model._require_compiled("save_model")
+    if not model.compiled:
+        raise ValueError("save_model: compile the model (loss and optimizer) before saving it")
     architecture: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "seed": model.seed,
+        "dtype": None if model.requested_dtype is None else model.requested_dtype.name,
         "layers": [_described(layer) for layer in model.layers],
         "loss": _described(model.loss),
         "optimizer": _described(model.optimizer),
@@ -65,15 +67,28 @@ def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool
 
 
 def _build(description: Any, classes: dict[str, type], kind: str) -> Any:
-    if not isinstance(description, dict) or description.get("class") not in classes:
-        raise ValueError(f"unknown {kind} {description!r}")
+    if not isinstance(description, dict) or not isinstance(description.get("class"), str):
+        raise ValueError(f"{kind} {description!r} has no class name")
+    name = description["class"]
+    if name not in classes:
+        if kind == "layer":
+            raise ValueError(
+                f"layer class {name!r} is not built into chainrule; pass the class you wrote, as "
+                f"load_model(path, custom_layers={{{name!r}: {name}}})"
+            )
+        raise ValueError(f"unknown {kind} {name!r}")
     config = description.get("config")
     if not isinstance(config, dict):
-        raise ValueError(f"{kind} {description['class']} has no settings")
-    return classes[description["class"]](**config)
+        raise ValueError(f"{kind} {name} has no settings")
+    try:
+        return classes[name](**config)
+    except TypeError as error:
+        raise ValueError(
+            f"{kind} {name}(**{config}) failed ({error}); its get_config() must return the constructor's arguments"
+        ) from error
 
 
-def _restore(archive: Any, architecture: dict[str, Any]) -> Model:
+def _restore(archive: Any, architecture: dict[str, Any], layer_classes: dict[str, type]) -> Model:
     if architecture.get("format") != FORMAT:
         raise ValueError("not a chainrule model file")
     if architecture.get("version") != VERSION:
@@ -85,9 +100,9 @@ def _restore(archive: Any, architecture: dict[str, Any]) -> Model:
             declared = (config["n_inputs"], config.get("n_neurons"))
             if key not in archive.files or archive[key].shape != declared:
                 raise ValueError(f"layer {index} declares weights of shape {declared}; the file does not hold them")
-    model = Model(seed=architecture.get("seed"))
+    model = Model(seed=architecture.get("seed"), dtype=architecture.get("dtype"))
     for description in architecture["layers"]:
-        model.add(_build(description, LAYER_CLASSES, "layer"))
+        model.add(_build(description, layer_classes, "layer"))
     model.compile(
         loss=_build(architecture["loss"], LOSS_CLASSES, "loss"),
         optimizer=_build(architecture["optimizer"], OPTIMIZER_CLASSES, "optimizer"),
@@ -119,8 +134,14 @@ def _restore(archive: Any, architecture: dict[str, Any]) -> Model:
     return model
 
 
-def load_model(path: str | os.PathLike) -> Model:
-    """Read a model written by `save_model`; any damaged or foreign file raises ValueError."""
+def load_model(path: str | os.PathLike, *, custom_layers: dict[str, type[layers.Layer]] | None = None) -> Model:
+    """Read a model written by `save_model`; any damaged or foreign file raises ValueError.
+
+    Layers of your own classes are rebuilt from `custom_layers`, which maps the class name
+    stored in the file to the class: `load_model(path, custom_layers={"Swish": Swish})`. A class
+    is never imported by a name read from the file.
+    """
+    layer_classes = {**BUILT_IN_LAYERS, **_checked_custom_layers(custom_layers)}
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"load_model: no such file {source}")
@@ -135,6 +156,19 @@ def load_model(path: str | os.PathLike) -> Model:
                 architecture = json.loads(archive["architecture"].tobytes().decode())
                 if not isinstance(architecture, dict):
                     raise ValueError("its architecture record is not a JSON object")
-                return _restore(archive, architecture)
+                return _restore(archive, architecture, layer_classes)
     except Exception as error:  # every failure to parse untrusted bytes becomes one clear error
         raise ValueError(f"load_model: cannot load {source}: {error}") from error
+
+
+def _checked_custom_layers(custom_layers: dict[str, type[layers.Layer]] | None) -> dict[str, type[layers.Layer]]:
+    if custom_layers is None:
+        return {}
+    if not isinstance(custom_layers, dict):
+        raise TypeError(
+            f"load_model: custom_layers must map class names to classes, got {type(custom_layers).__name__}"
+        )
+    for name, cls in custom_layers.items():
+        if not (isinstance(cls, type) and issubclass(cls, layers.Layer)):
+            raise TypeError(f"load_model: custom_layers[{name!r}] must be a subclass of chainrule.Layer, got {cls!r}")
+    return custom_layers

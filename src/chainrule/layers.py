@@ -1,13 +1,9 @@
 """Layers: the Layer contract, the fully connected Dense layer and inverted Dropout.
 
-Every layer follows one contract. `forward(inputs)` computes `output` and keeps what the
-backward pass needs. `backward(dvalues)` receives the gradient of the loss with respect to
-`output` and applies the chain rule to set `dinputs` (and, where there are parameters,
-`dweights` and `dbiases`).
-
-The public methods validate their arguments; `_forward` and `_backward` hold the arithmetic and
-trust their arguments, so a Model that has validated a data set once can skip the checks on
-every step.
+Every layer follows one contract, the book's. `forward(inputs, training=False)` computes and
+keeps `output` (and whatever the backward pass needs). `backward(dvalues)` receives the gradient
+of the loss with respect to `output` and applies the chain rule to set `dinputs`. A layer with
+trainable arrays returns them from `parameters()` and their gradients from `gradients()`.
 """
 
 from __future__ import annotations
@@ -18,50 +14,87 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array, float_dtype, require_columns, require_same_shape
+from chainrule._checks import (
+    finite_number,
+    float_array,
+    float_dtype,
+    positive_int,
+    require_columns,
+    require_same_shape,
+)
+from chainrule._contract import install_check
 from chainrule._reductions import column_sums
 
 
 class Layer:
-    """Base class: validation around `_forward`/`_backward`, and empty parameter lists."""
+    """Base class of every layer, built-in or your own.
 
-    def __init__(self, dtype: Any = np.float32) -> None:
-        self.dtype = float_dtype(dtype, type(self).__name__)
-        self.inputs: np.ndarray | None = None
-        self.output: np.ndarray | None = None
-        self.dinputs: np.ndarray | None = None
+    Write `forward(self, inputs, training=False)` and `backward(self, dvalues)` exactly as the
+    book does: they set (and may return) `self.output` and `self.dinputs`. A layer with trainable
+    arrays also returns them from `parameters()` and their gradients, set by `backward`, from
+    `gradients()`: two dicts keyed by the same names. The optimizer updates the arrays of
+    `parameters()` in place, so the layer sees every update; `backward` may assign fresh
+    gradient arrays each call.
+
+    Called directly, `forward` and `backward` first check their arguments (a 2-D finite float
+    array; the gradient shaped like `output`). `Model.fit` validates its data once and then calls
+    the unchecked versions, `forward_trusted` and `backward_trusted`, which every subclass gets
+    without doing anything. A layer may override those with a faster path that computes the
+    same values (Dense does).
+
+    dtype: a layer with parameters computes in its `dtype` (float32 unless given). A layer
+    without parameters has `dtype=None` and computes in the float dtype of the inputs it receives
+    (integers become float32), unless it is given a `dtype`.
+    """
+
+    dtype: np.dtype | None = None
+    inputs: np.ndarray | None = None
+    output: np.ndarray | None = None
+    dinputs: np.ndarray | None = None
+    bindable = False  # True for layers that can keep their parameters in storage a Model gives them (`bind`)
+
+    def __init__(self, dtype: Any = None) -> None:
+        self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "backward_parameters" not in cls.__dict__:
+            cls.backward_parameters = Layer.backward_parameters  # a new backward invalidates a parent's shortcut
+        install_check(cls, "forward", _check_forward, "output")
+        install_check(cls, "backward", _check_backward, "dinputs")
 
     def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
         """Compute and keep `output` for a batch `inputs` of shape (n_samples, n_features)."""
-        owner = f"{type(self).__name__}.forward"
-        checked = float_array(inputs, self.dtype, "inputs", owner)
-        self._check_input_columns(checked, owner)
-        return self._forward(checked, training)
+        raise NotImplementedError(f"{type(self).__name__} must define forward(self, inputs, training=False)")
 
     def backward(self, dvalues: Any) -> np.ndarray:
-        """Apply the chain rule to `dvalues` (dLoss/dOutput) and return `dinputs`."""
-        owner = f"{type(self).__name__}.backward"
-        if self.output is None:
-            raise ValueError(f"{owner} called before forward: there is no output to differentiate")
-        checked = float_array(dvalues, self.dtype, "dvalues", owner)
-        require_same_shape(checked, self.output.shape, "dvalues (the gradient of the output)", owner)
-        return self._backward(checked)
+        """Apply the chain rule to `dvalues` (dLoss/dOutput) and set `dinputs`."""
+        raise NotImplementedError(f"{type(self).__name__} must define backward(self, dvalues)")
 
-    def _check_input_columns(self, inputs: np.ndarray, owner: str) -> None:
-        """Layers with a fixed input width override this."""
+    def backward_parameters(self, dvalues: np.ndarray) -> None:
+        """Set the parameter gradients where nothing reads `dinputs` (a network's first layer).
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
-        raise NotImplementedError
+        Trusts its argument. The default runs the whole `backward_trusted`; Dense skips the
+        product that would compute `dinputs`.
+        """
+        self.backward_trusted(dvalues)
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @property
+    def input_width(self) -> int | None:
+        """The number of input columns this layer requires (None: any)."""
+        return None
+
+    @property
+    def output_width(self) -> int | None:
+        """The number of output columns (None: the same as the input's)."""
+        return None
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Trainable arrays by name; optimizers update them in place."""
         return {}
 
     def gradients(self) -> dict[str, np.ndarray]:
-        """Gradients matching `parameters()`, set by the last `backward`."""
+        """Gradients keyed like `parameters()`, set by the last `backward`."""
         return {}
 
     def regularization_penalty(self) -> float:
@@ -72,44 +105,73 @@ class Layer:
         """Draw randomness from a Model's seeded generator unless this layer has its own seed."""
 
     def bind(self, values: np.ndarray, gradients: np.ndarray) -> None:
-        """Layers with parameters keep them in the given flat arrays from now on (see Dense.bind)."""
+        """Keep the parameters (and gradients) in these flat segments from now on, in `parameters()`
+        order. Only layers with `bindable = True` are asked (see `ParameterStore`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep its parameters in given storage")
+
+    def set_dtype(self, dtype: Any) -> None:
+        """Compute in `dtype` from now on, converting the parameters (a Model's `dtype` calls this).
+
+        Parameters are found as attributes of the same name (`self.gamma` for `"gamma"`); a layer
+        that keeps them elsewhere overrides this.
+        """
+        dtype = float_dtype(dtype, type(self).__name__)
+        for name, array in self.parameters().items():
+            if array.dtype == dtype:
+                continue
+            if getattr(self, name, None) is not array:
+                raise TypeError(
+                    f"{type(self).__name__}: cannot convert parameter {name!r} to {dtype}; keep it as "
+                    f"self.{name}, override set_dtype, or construct the layer in {dtype}"
+                )
+            setattr(self, name, array.astype(dtype))
+        self.dtype = dtype
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Turn this layer's outputs into predictions (classes for classifiers)."""
         return outputs
 
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild this layer (weights excluded)."""
-        return {"dtype": self.dtype.name}
+        """Constructor arguments that rebuild this layer (weights excluded); saved in model files."""
+        return {} if self.dtype is None else {"dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
 
 
-def _positive_int(value: Any, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
+Layer.forward_trusted = Layer.forward
+Layer.backward_trusted = Layer.backward
 
 
-def _non_negative(value: Any, name: str, owner: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not (np.isfinite(value) and value >= 0)
-    ):
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def _check_forward(layer: Layer, inputs: Any, training: bool = False) -> tuple[np.ndarray, bool]:
+    owner = f"{type(layer).__name__}.forward"
+    checked = float_array(inputs, layer.dtype, "inputs", owner)
+    if layer.input_width is not None:
+        require_columns(checked, layer.input_width, "inputs", owner)
+    return checked, bool(training)
+
+
+def _check_backward(layer: Layer, dvalues: Any) -> tuple[np.ndarray]:
+    owner = f"{type(layer).__name__}.backward"
+    output = layer.output
+    if output is None:
+        raise ValueError(f"{owner} called before forward: there is no output to differentiate")
+    checked = float_array(dvalues, output.dtype, "dvalues", owner)
+    require_same_shape(checked, output.shape, "dvalues (the gradient of the output)", owner)
+    return (checked,)
 
 
 class Dense(Layer):
     """A fully connected layer: `output = inputs @ weights + biases`.
 
-    Weights are stored (n_inputs, n_neurons) so the forward pass needs no transpose, and the
-    backward pass is the textbook's three lines: `dweights = inputs.T @ dvalues`,
-    `dbiases = sum(dvalues, axis=0)`, `dinputs = dvalues @ weights.T`.
+    Weights are stored (n_inputs, n_neurons), so the forward pass needs no transpose, and the
+    backward pass is the textbook's three lines. `forward_trusted`, `backward_trusted` and
+    `backward_parameters` below are the speed path `Model.fit` takes: the same values, with
+    fewer allocations (see their docstrings); a reader can skip them.
     """
+
+    bindable = True
 
     def __init__(
         self,
@@ -124,35 +186,55 @@ class Dense(Layer):
         seed: int | None = None,
     ) -> None:
         super().__init__(dtype)
-        self.n_inputs = _positive_int(n_inputs, "n_inputs", "Dense")
-        self.n_neurons = _positive_int(n_neurons, "n_neurons", "Dense")
-        self.weight_regularizer_l1 = _non_negative(weight_regularizer_l1, "weight_regularizer_l1", "Dense")
-        self.weight_regularizer_l2 = _non_negative(weight_regularizer_l2, "weight_regularizer_l2", "Dense")
-        self.bias_regularizer_l1 = _non_negative(bias_regularizer_l1, "bias_regularizer_l1", "Dense")
-        self.bias_regularizer_l2 = _non_negative(bias_regularizer_l2, "bias_regularizer_l2", "Dense")
+        self.n_inputs = positive_int(n_inputs, "n_inputs", "Dense")
+        self.n_neurons = positive_int(n_neurons, "n_neurons", "Dense")
+        self.weight_regularizer_l1 = finite_number(weight_regularizer_l1, "weight_regularizer_l1", "Dense", minimum=0)
+        self.weight_regularizer_l2 = finite_number(weight_regularizer_l2, "weight_regularizer_l2", "Dense", minimum=0)
+        self.bias_regularizer_l1 = finite_number(bias_regularizer_l1, "bias_regularizer_l1", "Dense", minimum=0)
+        self.bias_regularizer_l2 = finite_number(bias_regularizer_l2, "bias_regularizer_l2", "Dense", minimum=0)
         self.seed = seed
         self._weights_assigned = False
+        shape = (self.n_inputs + 1, self.n_neurons)
+        self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
         self.initialize(np.random.default_rng(seed))
 
+    # -- the textbook ---------------------------------------------------------------------------
+
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        self.inputs = inputs
+        self.output = inputs @ self.weights + self.biases
+        return self.output
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        self.dweights = self.inputs.T @ dvalues
+        self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
+        self._add_penalty_gradients()
+        self.dinputs = dvalues @ self.weights.T
+        return self.dinputs
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "biases": self.biases}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {"weights": self.dweights, "biases": self.dbiases}
+
+    def regularization_penalty(self) -> float:
+        return _penalty(self.weights, self.weight_regularizer_l1, self.weight_regularizer_l2) + _penalty(
+            self.biases, self.bias_regularizer_l1, self.bias_regularizer_l2
+        )
+
+    def _add_penalty_gradients(self) -> None:
+        """The L1/L2 penalties' gradients, added to dweights and dbiases in place."""
+        _add_penalty_gradient(self.dweights, self.weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
+        _add_penalty_gradient(self.dbiases, self.biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
+
+    # -- weights ------------------------------------------------------------------------------
+
     def initialize(self, rng: np.random.Generator) -> None:
-        """Draw weights as 0.01 * standard normal and set biases to zero."""
-        weights = 0.01 * rng.standard_normal((self.n_inputs, self.n_neurons))
-        if not hasattr(self, "_stacked"):
-            shape = (self.n_inputs + 1, self.n_neurons)
-            self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
-        self._weights[...] = weights  # in place: a Model may hold this storage as part of its buffer
+        """Draw weights as 0.01 * standard normal and set biases to zero (in place: a Model may
+        hold this storage as part of its parameter buffer)."""
+        self._weights[...] = 0.01 * rng.standard_normal((self.n_inputs, self.n_neurons))
         self._biases[...] = 0
-
-    def _use_storage(self, stacked: np.ndarray, dstacked: np.ndarray) -> None:
-        """Keep weights and biases as one (n_inputs + 1, n_neurons) array, biases in the last row.
-
-        Stacked this way, `[inputs, 1] @ stacked` is `inputs @ weights + biases` in one product
-        (see `_folds_bias`).
-        """
-        self._stacked, self._dstacked = stacked, dstacked
-        self._weights, self._biases = stacked[:-1], stacked[-1:]
-        self.dweights, self.dbiases = dstacked[:-1], dstacked[-1:]
-        self._with_ones: np.ndarray | None = None
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
         if self.seed is None and not self._weights_assigned:
@@ -182,8 +264,47 @@ class Dense(Layer):
         self._biases[...] = checked
         self._weights_assigned = True
 
-    def _check_input_columns(self, inputs: np.ndarray, owner: str) -> None:
-        require_columns(inputs, self.n_inputs, "inputs", owner)
+    @property
+    def input_width(self) -> int:
+        return self.n_inputs
+
+    @property
+    def output_width(self) -> int:
+        return self.n_neurons
+
+    def set_dtype(self, dtype: Any) -> None:
+        self.dtype = float_dtype(dtype, "Dense")
+        self._use_storage(self._stacked.astype(self.dtype), self._dstacked.astype(self.dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "n_inputs": self.n_inputs,
+            "n_neurons": self.n_neurons,
+            "weight_regularizer_l1": self.weight_regularizer_l1,
+            "weight_regularizer_l2": self.weight_regularizer_l2,
+            "bias_regularizer_l1": self.bias_regularizer_l1,
+            "bias_regularizer_l2": self.bias_regularizer_l2,
+            **super().get_config(),
+        }
+
+    # -- storage and the speed path -----------------------------------------------------------
+
+    def _use_storage(self, stacked: np.ndarray, dstacked: np.ndarray) -> None:
+        """Keep weights and biases as one (n_inputs + 1, n_neurons) array, biases in the last row,
+        and their gradients likewise. Stacked this way, `[inputs, 1] @ stacked` is
+        `inputs @ weights + biases` in one product (see `_folds_bias`), and one flat segment of a
+        Model's buffer holds the whole layer."""
+        self._stacked, self._dstacked = stacked, dstacked
+        self._weights, self._biases = stacked[:-1], stacked[-1:]
+        self._dweights_storage, self._dbiases_storage = dstacked[:-1], dstacked[-1:]
+        self.dweights, self.dbiases = self._dweights_storage, self._dbiases_storage
+        self._with_ones: np.ndarray | None = None
+
+    def bind(self, values: np.ndarray, gradients: np.ndarray) -> None:
+        """Keep weights and biases (and their gradients) in the given flat segments of a Model's
+        buffers, in `parameters()` order: weights row by row, then biases."""
+        shape = self._stacked.shape
+        self._use_storage(values.reshape(shape), gradients.reshape(shape))
 
     @property
     def _folds_bias(self) -> bool:
@@ -195,7 +316,8 @@ class Dense(Layer):
         """
         return 4 * (self.n_inputs + 1) <= self.n_neurons
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward_trusted(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """`forward`, with the biases added in place or inside the product (`_folds_bias`)."""
         self.inputs = inputs
         if self._folds_bias:
             with_ones = self._with_ones
@@ -208,62 +330,35 @@ class Dense(Layer):
             self.output += self._biases
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self._parameter_gradients(dvalues)
+    def backward_trusted(self, dvalues: np.ndarray) -> np.ndarray:
+        """`backward`, with the parameter gradients written into this layer's gradient storage."""
+        self.backward_parameters(dvalues)
         self.dinputs = dvalues @ self._weights.T
         return self.dinputs
 
-    def _parameter_gradients(self, dvalues: np.ndarray) -> None:
-        """dweights = inputs.T @ dvalues and dbiases = sum(dvalues), plus the penalties' gradients.
-
-        The arrays are written in place (a Model packs them into one buffer so its optimizer
-        updates every parameter in a single pass). The first layer of a network needs only
-        these, not `dinputs`.
-        """
+    def backward_parameters(self, dvalues: np.ndarray) -> None:
+        """dweights and dbiases (with the penalties' gradients) written in place into the gradient
+        storage, which a Model's optimizer reads as one flat buffer; `dinputs` is skipped."""
+        self.dweights, self.dbiases = self._dweights_storage, self._dbiases_storage
         np.matmul(self.inputs.T, dvalues, out=self.dweights)
         column_sums(dvalues, out=self.dbiases)  # sum over samples, as a product with ones (faster)
-        _add_penalty_gradient(self.dweights, self._weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
-        _add_penalty_gradient(self.dbiases, self._biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
+        self._add_penalty_gradients()
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickle stores each array on its own, so views would come back as copies: keep only the
         # stacked storage and rebuild the views from it.
         state = self.__dict__.copy()
-        for view in ("_weights", "_biases", "dweights", "dbiases", "_with_ones"):
+        for view in ("_weights", "_biases", "_dweights_storage", "_dbiases_storage", "_with_ones"):
             del state[view]
+        if state["dweights"] is self._dweights_storage:
+            del state["dweights"], state["dbiases"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        gradients = {key: state.pop(key) for key in ("dweights", "dbiases") if key in state}
         self.__dict__.update(state)
         self._use_storage(self._stacked, self._dstacked)
-
-    def bind(self, values: np.ndarray, gradients: np.ndarray) -> None:
-        """Keep weights and biases (and their gradients) in the given flat segments of a Model's
-        buffers, in `parameters()` order: weights row by row, then biases."""
-        shape = self._stacked.shape
-        self._use_storage(values.reshape(shape), gradients.reshape(shape))
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {"weights": self._weights, "biases": self._biases}
-
-    def gradients(self) -> dict[str, np.ndarray]:
-        return {"weights": self.dweights, "biases": self.dbiases}
-
-    def regularization_penalty(self) -> float:
-        return _penalty(self._weights, self.weight_regularizer_l1, self.weight_regularizer_l2) + _penalty(
-            self._biases, self.bias_regularizer_l1, self.bias_regularizer_l2
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "n_inputs": self.n_inputs,
-            "n_neurons": self.n_neurons,
-            "weight_regularizer_l1": self.weight_regularizer_l1,
-            "weight_regularizer_l2": self.weight_regularizer_l2,
-            "bias_regularizer_l1": self.bias_regularizer_l1,
-            "bias_regularizer_l2": self.bias_regularizer_l2,
-            **super().get_config(),
-        }
+        self.__dict__.update(gradients)
 
 
 def _penalty(values: np.ndarray, l1: float, l2: float) -> float:
@@ -291,11 +386,9 @@ class Dropout(Layer):
     layer is the identity at inference and nothing needs rescaling after training.
     """
 
-    def __init__(self, rate: float, *, dtype: Any = np.float32, seed: int | None = None) -> None:
+    def __init__(self, rate: float, *, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate is the fraction dropped and must be in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = finite_number(rate, "rate (the fraction dropped)", "Dropout", minimum=0, below=1)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
@@ -314,7 +407,7 @@ class Dropout(Layer):
         finally:
             self._mask_frozen = False
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         if not training or self.rate == 0.0:
             self.mask = None
@@ -322,11 +415,11 @@ class Dropout(Layer):
             return self.output
         if not (self._mask_frozen and self.mask is not None and self.mask.shape == inputs.shape):
             keep = 1.0 - self.rate
-            self.mask = (self.rng.random(inputs.shape, dtype=self.dtype) < keep) * self.dtype.type(1.0 / keep)
+            self.mask = (self.rng.random(inputs.shape, dtype=inputs.dtype) < keep) * inputs.dtype.type(1.0 / keep)
         self.output = inputs * self.mask
         return self.output
 
-    def _backward(self, dvalues: np.ndarray) -> np.ndarray:
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues if self.mask is None else dvalues * self.mask
         return self.dinputs
 

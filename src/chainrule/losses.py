@@ -5,18 +5,19 @@
 (`dvalues` is the output of the previous layer, as in the book). `regularization_loss(layers)`
 adds the layers' L1/L2 penalties.
 
-As with layers, public methods validate and `_prepare`, `_per_sample`, `_backward` trust.
+As with layers, the public methods validate; `forward_trusted` and `backward_trusted` trust.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from chainrule._checks import categorical_targets, float_array, float_dtype, require_same_shape
+from chainrule._contract import install_check
 from chainrule.activations import Softmax
 from chainrule.layers import Layer
 
@@ -37,58 +38,73 @@ def regularization_loss(layers: Iterable[Layer]) -> float:
 
 
 class Loss:
-    """Base class: validation around the per-loss arithmetic, mean and regularisation."""
+    """Base class of every loss, built-in or your own.
 
-    def __init__(self, dtype: Any = np.float32) -> None:
-        self.dtype = float_dtype(dtype, type(self).__name__)
-        self.output: np.ndarray | None = None
-        self.dinputs: np.ndarray | None = None
+    Write `forward(self, y_pred, y_true)`, returning one loss per sample, and
+    `backward(self, dvalues, y_true)`, setting `self.dinputs` to the gradient of the mean loss,
+    as the book does. Called directly they first validate and convert their arguments
+    (`prepare_targets` says what targets look like); a Model calls the unchecked
+    `forward_trusted`/`backward_trusted` on data it has validated once. A loss computes in the
+    float dtype of the predictions it receives, unless given a `dtype`.
+    """
+
+    output: np.ndarray | None = None
+    dinputs: np.ndarray | None = None
+
+    def __init__(self, dtype: Any = None) -> None:
+        self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install_check(cls, "forward", _check_loss_arguments("forward"), "output")
+        install_check(cls, "backward", _check_loss_arguments("backward"), "dinputs")
 
     def forward(self, y_pred: Any, y_true: Any) -> np.ndarray:
         """Per-sample losses, shape (n_samples,)."""
-        predictions, targets = self._checked(y_pred, y_true, f"{type(self).__name__}.forward")
-        self.output = self._per_sample(predictions, targets)
-        return self.output
+        raise NotImplementedError(f"{type(self).__name__} must define forward(self, y_pred, y_true)")
+
+    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
+        """Gradient of the mean loss with respect to the predictions `dvalues`."""
+        raise NotImplementedError(f"{type(self).__name__} must define backward(self, dvalues, y_true)")
 
     def calculate(self, y_pred: Any, y_true: Any) -> float:
         """Mean loss over the batch (without regularisation)."""
         return float(np.mean(self.forward(y_pred, y_true)))
 
-    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
-        """Gradient of the mean loss with respect to the predictions `dvalues`."""
-        predictions, targets = self._checked(dvalues, y_true, f"{type(self).__name__}.backward")
-        return self._backward(predictions, targets)
-
     regularization_loss = staticmethod(regularization_loss)
 
-    def _checked(self, y_pred: Any, y_true: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
-        predictions = float_array(y_pred, self.dtype, "y_pred", owner)
-        return predictions, self.prepare_targets(y_true, predictions.shape, owner)
-
-    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
-        """Validate targets for predictions of `shape` and return them in canonical form."""
-        targets = float_array(y_true, self.dtype, "y_true", owner)
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
+        """Validate targets for predictions of `shape` and return them in canonical form, as
+        floats of the loss's dtype, or else of `dtype` (the predictions')."""
+        targets = float_array(y_true, self.dtype or dtype, "y_true", owner)
         require_same_shape(targets, shape, "y_true", owner)
         return targets
 
-    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this loss."""
-        return {"dtype": self.dtype.name}
+        return {} if self.dtype is None else {"dtype": self.dtype.name}
+
+
+Loss.forward_trusted = Loss.forward
+Loss.backward_trusted = Loss.backward
+
+
+def _check_loss_arguments(method: str) -> Callable[[Loss, Any, Any], tuple[np.ndarray, np.ndarray]]:
+    def check(loss: Loss, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
+        owner = f"{type(loss).__name__}.{method}"
+        predictions = float_array(y_pred, loss.dtype, "y_pred" if method == "forward" else "dvalues", owner)
+        return predictions, loss.prepare_targets(y_true, predictions.shape, owner, predictions.dtype)
+
+    return check
 
 
 class CategoricalCrossentropy(Loss):
     """-log of the probability given to the true class; labels are indices or one-hot rows."""
 
-    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
-        return categorical_targets(y_true, shape[0], shape[1], self.dtype, owner)
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
+        return categorical_targets(y_true, shape[0], shape[1], self.dtype or dtype, owner)
 
-    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         if y_true.ndim == 1:
             confidences = y_pred[sample_rows(len(y_pred)), y_true]  # a new array: safe to work in place
             np.maximum(confidences, CLIP, out=confidences)
@@ -98,12 +114,12 @@ class CategoricalCrossentropy(Loss):
         np.log(confidences, out=confidences)
         return np.negative(confidences, out=confidences)
 
-    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        n_samples = len(y_pred)
-        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+    def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples = len(dvalues)
+        clipped = np.clip(dvalues, CLIP, 1 - CLIP)
         if y_true.ndim == 1:
             rows = sample_rows(n_samples)
-            self.dinputs = np.zeros_like(y_pred)
+            self.dinputs = np.zeros_like(dvalues)
             self.dinputs[rows, y_true] = -1 / (clipped[rows, y_true] * n_samples)
         else:
             self.dinputs = -y_true / clipped / n_samples
@@ -113,14 +129,14 @@ class CategoricalCrossentropy(Loss):
 class BinaryCrossentropy(Loss):
     """Mean over outputs of -(y log p + (1 - y) log(1 - p)), for independent yes/no outputs."""
 
-    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         clipped = np.clip(y_pred, CLIP, 1 - CLIP)
         losses = -(y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped))
         return losses.mean(axis=1)
 
-    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        n_samples, n_outputs = y_pred.shape
-        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+    def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = dvalues.shape
+        clipped = np.clip(dvalues, CLIP, 1 - CLIP)
         self.dinputs = -(y_true / clipped - (1 - y_true) / (1 - clipped)) / (n_outputs * n_samples)
         return self.dinputs
 
@@ -128,24 +144,24 @@ class BinaryCrossentropy(Loss):
 class MeanSquaredError(Loss):
     """Mean over outputs of (y - p)^2, for regression."""
 
-    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         return ((y_true - y_pred) ** 2).mean(axis=1)
 
-    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        n_samples, n_outputs = y_pred.shape
-        self.dinputs = (2 / (n_outputs * n_samples)) * (y_pred - y_true)
+    def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = dvalues.shape
+        self.dinputs = (2 / (n_outputs * n_samples)) * (dvalues - y_true)
         return self.dinputs
 
 
 class MeanAbsoluteError(Loss):
     """Mean over outputs of |y - p|, for regression robust to outliers."""
 
-    def _per_sample(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         return np.abs(y_true - y_pred).mean(axis=1)
 
-    def _backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        n_samples, n_outputs = y_pred.shape
-        self.dinputs = np.sign(y_pred - y_true) / (n_outputs * n_samples)
+    def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = dvalues.shape
+        self.dinputs = np.sign(dvalues - y_true) / (n_outputs * n_samples)
         return self.dinputs
 
 
@@ -156,10 +172,10 @@ class SoftmaxCategoricalCrossentropy:
     division by a probability, no Jacobian, and far fewer operations.
     """
 
-    def __init__(self, dtype: Any = np.float32) -> None:
+    def __init__(self, dtype: Any = None) -> None:
         self.activation = Softmax(dtype)
         self.loss = CategoricalCrossentropy(dtype)
-        self.dtype = self.activation.dtype
+        self.dtype = self.activation.dtype  # None: the dtype of the inputs
         self.output: np.ndarray | None = None
         self.dinputs: np.ndarray | None = None
 
@@ -174,17 +190,18 @@ class SoftmaxCategoricalCrossentropy:
         """The fused gradient with respect to the softmax inputs; `dvalues` are the probabilities."""
         owner = "SoftmaxCategoricalCrossentropy.backward"
         probabilities = float_array(dvalues, self.dtype, "dvalues (the probabilities)", owner)
-        targets = self.prepare_targets(y_true, probabilities.shape, owner)
-        return self._backward(probabilities, targets)
+        targets = self.prepare_targets(y_true, probabilities.shape, owner, probabilities.dtype)
+        return self.backward_trusted(probabilities, targets)
 
-    def prepare_targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
         """Class indices, or one-hot/probability rows that must each sum to 1."""
-        targets = self.loss.prepare_targets(y_true, shape, owner)
+        targets = self.loss.prepare_targets(y_true, shape, owner, dtype)
         if targets.ndim == 2 and not np.allclose(targets.sum(axis=1), 1, atol=1e-4):
             raise ValueError(f"{owner}: each one-hot row of y_true must sum to 1 for the fused gradient")
         return targets
 
-    def _backward(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        """(probabilities - onehot) / n_samples, on arguments already validated."""
         scale = 1 / len(probabilities)
         if y_true.ndim == 1:
             self.dinputs = np.multiply(probabilities, scale)

@@ -1,30 +1,27 @@
 """Model: a stack of layers trained with a loss and an optimizer, Keras-style.
 
-`fit` validates the data once, then runs every step through the layers' trusted `_forward`
-and `_backward`. A Softmax output with CategoricalCrossentropy trains through the fused
-gradient `(probabilities - onehot) / n`. All randomness (unseeded layers' initial weights,
-shuffling, dropout masks) comes from the model's own generator, so one `seed` gives
-bit-identical runs without touching NumPy's global state.
+`fit` validates the data once, then runs every step through the layers' unchecked
+`forward_trusted`/`backward_trusted` (the loop itself is `chainrule.loop`). A Softmax output
+with CategoricalCrossentropy trains through the fused gradient `(probabilities - onehot) / n`.
+All randomness (unseeded layers' initial weights, shuffling, dropout masks) comes from the
+model's own generator, so one `seed` gives bit-identical runs without touching NumPy's global
+state.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import signal
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
-from chainrule._checks import float_array, require_columns
+from chainrule import loop
+from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
 from chainrule.activations import Softmax
 from chainrule.callbacks import Callback
 from chainrule.gradcheck import GradcheckResult, compare
-from chainrule.layers import Dense, Layer
+from chainrule.history import History
+from chainrule.layers import Layer
 from chainrule.losses import (
     LOSSES,
     BinaryCrossentropy,
@@ -34,63 +31,28 @@ from chainrule.losses import (
     regularization_loss,
 )
 from chainrule.metrics import METRICS, Metric
-from chainrule.optimizers import OPTIMIZERS, Optimizer, ParameterPack
-
-SMALL_MATMUL_WORK = 1 << 20  # multiply-adds of the largest product below which BLAS runs on one thread
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the update that would have used it was not applied."""
-
-
-class History:
-    """Per-epoch values recorded by `fit`: `history["loss"][epoch]` and so on."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.interrupted = False
-
-    def record(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
-
-
-def _named(value: Any, registry: dict[str, type], base: type, kind: str) -> Any:
-    """An instance of `base`, given as one or by its registered name."""
-    if isinstance(value, str):
-        if value not in registry:
-            raise ValueError(f"Model.compile: unknown {kind} {value!r}; choose from {sorted(registry)}")
-        value = registry[value]()
-    if not isinstance(value, base):
-        raise TypeError(f"Model.compile: {kind} must be a {base.__name__} or a name, got {type(value).__name__}")
-    return value
+from chainrule.optimizers import OPTIMIZERS, Optimizer
+from chainrule.parameter_store import ParameterStore
+from chainrule.progress import progress_callbacks
+from chainrule.runtime import quiet_float_errors
 
 
 def _batch_size(value: Any, owner: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: batch_size must be a positive integer or None, got {value!r}")
-    return int(value)
-
-
-def _batches(n_samples: int, batch_size: int | None) -> Iterator[slice]:
-    size = n_samples if batch_size is None else batch_size
-    for start in range(0, n_samples, size):
-        yield slice(start, start + size)
+    return None if value is None else positive_int(value, "batch_size", owner)
 
 
 class Model:
-    """A sequential network: `add` layers, `compile` with a loss and optimizer, then `fit`."""
+    """A sequential network: `add` layers, `compile` with a loss and optimizer, then `fit`.
 
-    def __init__(self, seed: int | None = None) -> None:
+    `dtype` sets every layer (`Model(dtype=np.float64)` computes everything in float64);
+    without it the model computes in the dtype its layers with parameters share (float32 by
+    default).
+    """
+
+    def __init__(self, seed: int | None = None, *, dtype: Any = None) -> None:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
         self.layers: list[Layer] = []
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
@@ -98,62 +60,70 @@ class Model:
         self.stop_training = False
         self.history: History | None = None
         self._fused: SoftmaxCategoricalCrossentropy | None = None
-        self._interrupted = False
-        self._pack: ParameterPack | None = None
+        self._store: ParameterStore | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # The parameter buffer is rebuilt by the next fit; optimizer state is keyed by layer
-        # index here because the optimizer's own keys (layer identities) do not survive pickling.
-        state = {**self.__dict__, "_pack": None}
-        if self.optimizer is not None:
-            state["_optimizer_state"] = self.optimizer.get_state(self.trainable_layers)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        optimizer_state = state.pop("_optimizer_state", None)
-        self.__dict__.update(state)
-        if optimizer_state:
-            self.optimizer.set_state(self.trainable_layers, optimizer_state, self.optimizer.iterations)
+        return {**self.__dict__, "_store": None}  # the next fit rebuilds the flat buffers
 
     # -- building ---------------------------------------------------------------------------
 
     def add(self, layer: Layer) -> Model:
         """Append a layer; unseeded layers draw their randomness from the model's generator."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"Model.add: expected a Layer such as Dense or ReLU, got {type(layer).__name__}")
+            raise TypeError(
+                f"Model.add: expected a Layer (Dense, ReLU, or a subclass of cr.Layer), got {type(layer).__name__}"
+            )
+        if self.requested_dtype is not None:
+            layer.set_dtype(self.requested_dtype)
+        elif layer.dtype is not None:
+            for index, other in enumerate(self.layers):
+                if other.dtype is not None and other.dtype != layer.dtype:
+                    raise TypeError(
+                        f"Model.add: layer {len(self.layers)} ({type(layer).__name__}) computes in {layer.dtype}, "
+                        f"but layer {index} ({type(other).__name__}) computes in {other.dtype}. Give both the "
+                        f"same dtype=, or build the model as cr.Model(dtype=np.{other.dtype}) to set every layer."
+                    )
         layer.adopt_rng(self.rng)
         self.layers.append(layer)
         return self
 
     @property
     def dtype(self) -> np.dtype:
-        """The dtype all layers compute in."""
-        dtypes = {layer.dtype for layer in self.layers}
-        if len(dtypes) != 1:
-            raise ValueError(f"Model: all layers must share one dtype, got {sorted(d.name for d in dtypes)}")
-        return dtypes.pop()
+        """The dtype the model computes in: the one it was given, or its layers' (float32 if none says)."""
+        if self.requested_dtype is not None:
+            return self.requested_dtype
+        return next((layer.dtype for layer in self.layers if layer.dtype is not None), np.dtype(np.float32))
 
     @property
     def trainable_layers(self) -> list[Layer]:
         """Layers that have parameters, in order."""
         return [layer for layer in self.layers if layer.parameters()]
 
+    @property
+    def input_width(self) -> int:
+        """The number of features the first layer with a fixed width takes."""
+        return self._widths()[0]
+
+    @property
+    def output_width(self) -> int:
+        """The number of outputs of the last layer with a fixed width."""
+        return self._widths()[1]
+
     def _widths(self) -> tuple[int, int]:
-        """(input width, output width), checking that consecutive Dense layers connect."""
+        """(input width, output width), checking that consecutive fixed-width layers connect."""
         input_width = output_width = None
         for index, layer in enumerate(self.layers):
-            n_inputs = getattr(layer, "n_inputs", None)
-            if n_inputs is None:
-                continue
-            if output_width is not None and n_inputs != output_width:
-                raise ValueError(
-                    f"Model: layer {index} ({type(layer).__name__}) takes {n_inputs} inputs but the layer "
-                    f"before it gives {output_width}"
-                )
-            input_width = input_width or n_inputs
-            output_width = layer.n_neurons
-        if input_width is None:
-            raise ValueError("Model: add at least one Dense layer before compiling")
+            if layer.input_width is not None:
+                if output_width is not None and layer.input_width != output_width:
+                    raise ValueError(
+                        f"Model: layer {index} ({type(layer).__name__}) takes {layer.input_width} inputs but the "
+                        f"layer before it gives {output_width}"
+                    )
+                input_width = input_width or layer.input_width
+            if layer.output_width is not None:
+                output_width = layer.output_width
+        if input_width is None or output_width is None:
+            raise ValueError("Model: add at least one layer with a fixed width (such as Dense) before compiling")
         return input_width, output_width
 
     def compile(
@@ -163,14 +133,17 @@ class Model:
         if not self.layers:
             raise ValueError("Model.compile: the model has no layers")
         self._widths()
-        dtype = self.dtype
-        self.loss = _named(loss, LOSSES, Loss, "loss")
-        self.loss = type(self.loss)(**{**self.loss.get_config(), "dtype": dtype.name})
-        self.optimizer = _named(optimizer, OPTIMIZERS, Optimizer, "optimizer")
+        self.loss = named_instance(loss, LOSSES, Loss, "loss", "Model.compile")
+        self.optimizer = named_instance(optimizer, OPTIMIZERS, Optimizer, "optimizer", "Model.compile")
         fused = isinstance(self.layers[-1], Softmax) and isinstance(self.loss, CategoricalCrossentropy)
-        self._fused = SoftmaxCategoricalCrossentropy(dtype) if fused else None
+        self._fused = SoftmaxCategoricalCrossentropy() if fused else None
         self.metrics = self._resolve_metrics(metrics)
         return self
+
+    @property
+    def compiled(self) -> bool:
+        """Whether `compile` has chosen a loss and an optimizer."""
+        return self.loss is not None and self.optimizer is not None
 
     def _resolve_metrics(self, metrics: Sequence[str] | str | None) -> dict[str, Metric]:
         accuracy = {CategoricalCrossentropy: "categorical_accuracy", BinaryCrossentropy: "binary_accuracy"}.get(
@@ -193,60 +166,67 @@ class Model:
     # -- data -------------------------------------------------------------------------------
 
     def _require_compiled(self, owner: str) -> None:
-        if self.loss is None or self.optimizer is None:
+        if not self.compiled:
             raise ValueError(f"{owner}: call compile(loss=..., optimizer=...) first")
 
     def _inputs(self, X: Any, owner: str) -> np.ndarray:
         if not self.layers:
             raise ValueError(f"{owner}: the model has no layers")
         inputs = float_array(X, self.dtype, "X", owner)
-        require_columns(inputs, self._widths()[0], "X", owner)
+        require_columns(inputs, self.input_width, "X", owner)
         return inputs
 
     def _targets(self, y: Any, n_samples: int, owner: str) -> np.ndarray:
-        output_width = self._widths()[1]
+        output_width = self.output_width
         if output_width == 1 and not isinstance(self.loss, CategoricalCrossentropy) and np.ndim(y) == 1:
             y = np.reshape(y, (-1, 1))
-        return self.loss.prepare_targets(y, (n_samples, output_width), owner)
+        return self.loss.prepare_targets(y, (n_samples, output_width), owner, self.dtype)
 
-    def _dataset(self, X: Any, y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    def validated(self, X: Any, y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) checked and converted once, for the trusted passes below."""
         self._require_compiled(owner)
         inputs = self._inputs(X, owner)
         return inputs, self._targets(y, len(inputs), owner)
 
-    # -- training ---------------------------------------------------------------------------
+    # -- the trusted passes (validated data only) -------------------------------------------
 
-    def _forward(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+    def forward_trusted(self, inputs: np.ndarray, training: bool) -> np.ndarray:
+        """Every layer's forward pass on validated inputs; returns the last output."""
         for layer in self.layers:
-            inputs = layer._forward(inputs, training)
+            layer.forward_trusted(inputs, training)
+            inputs = layer.output
         return inputs
 
-    def _backward(self, output: np.ndarray, y_true: np.ndarray) -> None:
+    def backward_trusted(self, output: np.ndarray, y_true: np.ndarray) -> None:
+        """The loss's gradient, then every layer's backward pass, last layer first."""
         if self._fused is not None:
-            dvalues = self._fused._backward(output, y_true)
+            dvalues = self._fused.backward_trusted(output, y_true)
             layers = self.layers[-2::-1]
         else:
-            dvalues = self.loss._backward(output, y_true)
+            self.loss.backward_trusted(output, y_true)
+            dvalues = self.loss.dinputs
             layers = self.layers[::-1]
         for layer in layers[:-1]:
-            dvalues = layer._backward(dvalues)
-        first = layers[-1] if layers else None
-        if isinstance(first, Dense):  # nothing consumes the network's dinputs: skip that product
-            first._parameter_gradients(dvalues)
-        elif first is not None:
-            first._backward(dvalues)
+            layer.backward_trusted(dvalues)
+            dvalues = layer.dinputs
+        if layers:
+            layers[-1].backward_parameters(dvalues)  # nothing reads the network's dinputs
 
-    def _parameter_pack(self) -> ParameterPack:
-        """The flat parameter buffer the optimizer updates, built once per architecture."""
+    def parameter_store(self) -> ParameterStore:
+        """The trainable layers' parameters as the optimizer updates them, built once per architecture."""
         trainable = self.trainable_layers
-        if self._pack is None or self._pack.layers != trainable:
-            self._pack = ParameterPack(trainable)
-        self.optimizer.share_state(self._pack)
-        return self._pack
+        if self._store is None or not self._store.holds(trainable):
+            self._store = ParameterStore(trainable)
+        return self._store
 
-    def _score(self, output: np.ndarray, y_true: np.ndarray, totals: dict[str, float]) -> float:
+    def largest_matmul_work(self, batch_rows: int) -> int:
+        """Multiply-adds of the largest layer product for a batch of `batch_rows` rows."""
+        widths = [(layer.input_width or 0) * (layer.output_width or 0) for layer in self.layers]
+        return batch_rows * max(widths, default=0)
+
+    def score(self, output: np.ndarray, y_true: np.ndarray, totals: dict[str, float]) -> float:
         """Add a batch's summed loss and metrics to `totals`; return the batch's mean loss."""
-        losses = self.loss._per_sample(output, y_true)
+        losses = self.loss.forward_trusted(output, y_true)
         batch_loss = float(losses.sum())
         totals["data_loss"] = totals.get("data_loss", 0.0) + batch_loss
         if self.metrics:
@@ -255,7 +235,8 @@ class Model:
                 totals[name] = totals.get(name, 0.0) + metric(predictions, y_true) * len(output)
         return batch_loss / len(output)
 
-    def _summarise(self, totals: dict[str, float], n_samples: int, prefix: str = "") -> dict[str, float]:
+    def summarise(self, totals: dict[str, float], n_samples: int, prefix: str = "") -> dict[str, float]:
+        """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added."""
         data_loss = totals["data_loss"] / n_samples
         penalty = regularization_loss(self.layers)
         logs = {
@@ -265,6 +246,17 @@ class Model:
         }
         logs.update({f"{prefix}{name}": totals[name] / n_samples for name in self.metrics})
         return logs
+
+    def evaluate_trusted(
+        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, prefix: str = ""
+    ) -> dict[str, float]:
+        """Loss and metrics on validated data, batch by batch."""
+        totals: dict[str, float] = {}
+        for rows in loop.batches(len(inputs), batch_size):
+            self.score(self.forward_trusted(inputs[rows], False), targets[rows], totals)
+        return self.summarise(totals, len(inputs), prefix)
+
+    # -- training ---------------------------------------------------------------------------
 
     def fit(
         self,
@@ -279,9 +271,8 @@ class Model:
         callbacks: Iterable[Callback] = (),
     ) -> History:
         """Train for `epochs` passes over (X, y) and return the History of per-epoch values."""
-        inputs, targets = self._dataset(X, y, "Model.fit")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"Model.fit: epochs must be a positive integer, got {epochs!r}")
+        inputs, targets = self.validated(X, y, "Model.fit")
+        epochs = positive_int(epochs, "epochs", "Model.fit")
         batch_size = _batch_size(batch_size, "Model.fit")
         if verbose not in (0, 1, 2):
             raise ValueError(f"Model.fit: verbose must be 0, 1 or 2, got {verbose!r}")
@@ -289,125 +280,36 @@ class Model:
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
-            validation = self._dataset(*validation_data, "Model.fit (validation_data)")
-        callbacks = list(callbacks)
-        for callback in callbacks:
-            callback.set_model(self)
-
-        self.history = history = History()
-        self.stop_training = False
-        n_samples = len(inputs)
-        pack = [self._parameter_pack()]
-        shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
-        progress = tqdm(total=epochs, unit="epoch", disable=None if verbose == 1 else True, leave=True)
-        for callback in callbacks:
-            callback.on_train_begin()
-        try:
-            with (
-                self._deferred_interrupt(),
-                self._blas_threads(batch_size or n_samples),
-                np.errstate(over="ignore", invalid="ignore", divide="ignore"),
-            ):
-                for epoch in range(epochs):
-                    for callback in callbacks:
-                        callback.on_epoch_begin(epoch)
-                    order = self.rng.permutation(n_samples) if shuffle else None
-                    totals: dict[str, float] = {}
-                    seen = 0
-                    for rows in _batches(n_samples, batch_size):
-                        if order is not None:  # gather one batch at a time: no shuffled copy of the data set
-                            rows = order[rows]
-                        batch_inputs, batch_targets = inputs[rows], targets[rows]
-                        output = self._forward(batch_inputs, True)
-                        batch_loss = self._score(output, batch_targets, totals)
-                        if not math.isfinite(batch_loss):
-                            raise TrainingDivergedError(
-                                f"Model.fit: the loss became {batch_loss} in epoch {epoch + 1}; training "
-                                "stopped before applying that update. Try a lower learning rate."
-                            )
-                        self._backward(output, batch_targets)
-                        self.optimizer.step(pack)
-                        seen += len(batch_inputs)
-                        if self._interrupted:
-                            break
-                    logs = self._summarise(totals, seen)
-                    if validation is not None:
-                        logs.update(self._evaluate(*validation, batch_size, prefix="val_"))
-                    history.record(epoch, logs)
-                    for callback in callbacks:
-                        callback.on_epoch_end(epoch, logs)
-                    self._report(progress, epoch, epochs, logs, verbose)
-                    if self._interrupted or self.stop_training:
-                        break
-        finally:
-            history.interrupted = self._interrupted
-            self._interrupted = False
-            progress.close()
-            for callback in callbacks:
-                callback.on_train_end()
-        return history
-
-    @staticmethod
-    def _report(progress: tqdm, epoch: int, epochs: int, logs: dict[str, float], verbose: int) -> None:
-        if verbose == 2:
-            values = "  ".join(f"{key} {value:.4f}" for key, value in logs.items() if "regularization" not in key)
-            print(f"epoch {epoch + 1}/{epochs}  {values}", flush=True)
-        elif not progress.disable:
-            progress.set_postfix(
-                {key: f"{value:.4f}" for key, value in logs.items() if "_loss" not in key}, refresh=False
-            )
-            progress.update()
-
-    def _blas_threads(self, batch_rows: int) -> contextlib.AbstractContextManager:
-        """One BLAS thread when every matrix product is small: handing it to more threads costs
-        more than they save (about 20% of a step on the book's spiral network)."""
-        widest = max((layer.n_inputs * layer.n_neurons for layer in self.layers if isinstance(layer, Dense)), default=0)
-        if batch_rows * widest >= SMALL_MATMUL_WORK:
-            return contextlib.nullcontext()
-        return threadpool_limits(limits=1, user_api="blas")
-
-    @contextlib.contextmanager
-    def _deferred_interrupt(self) -> Iterator[None]:
-        """Turn Ctrl-C into 'stop after this step' (a second Ctrl-C interrupts at once)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self._interrupted:
-                raise KeyboardInterrupt
-            self._interrupted = True
-
-        previous = signal.signal(signal.SIGINT, request_stop)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+            validation = self.validated(*validation_data, "Model.fit (validation_data)")
+        return loop.train(
+            self,
+            inputs,
+            targets,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation=validation,
+            callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
+        )
 
     # -- inference --------------------------------------------------------------------------
 
-    def _evaluate(
-        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, prefix: str = ""
-    ) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for rows in _batches(len(inputs), batch_size):
-            self._score(self._forward(inputs[rows], False), targets[rows], totals)
-        return self._summarise(totals, len(inputs), prefix)
-
     def evaluate(self, X: Any, y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """Loss (data + regularisation) and metrics on (X, y), without training."""
-        inputs, targets = self._dataset(X, y, "Model.evaluate")
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            logs = self._evaluate(inputs, targets, _batch_size(batch_size, "Model.evaluate"))
+        inputs, targets = self.validated(X, y, "Model.evaluate")
+        with quiet_float_errors():
+            logs = self.evaluate_trusted(inputs, targets, _batch_size(batch_size, "Model.evaluate"))
         return {key: value for key, value in logs.items() if key not in ("data_loss", "regularization_loss")}
 
     def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """The output layer's values for X (probabilities for a Softmax output)."""
         inputs = self._inputs(X, "Model.predict")
         batch_size = _batch_size(batch_size, "Model.predict")
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            batches = [self._forward(inputs[rows], False).copy() for rows in _batches(len(inputs), batch_size)]
-        return np.concatenate(batches)
+        with quiet_float_errors():
+            outputs = [
+                self.forward_trusted(inputs[rows], False).copy() for rows in loop.batches(len(inputs), batch_size)
+            ]
+        return np.concatenate(outputs)
 
     def predict_classes(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """The output layer's predictions: class indices for Softmax, 0/1 for Sigmoid."""
@@ -434,21 +336,21 @@ class Model:
 
     def gradcheck(self, X: Any, y: Any, *, epsilon: float = 1e-6, tolerance: float = 1e-6) -> GradcheckResult:
         """Check the whole network's parameter gradients (data + regularisation loss) numerically."""
-        inputs, targets = self._dataset(X, y, "Model.gradcheck")
+        inputs, targets = self.validated(X, y, "Model.gradcheck")
         if self.dtype != np.float64:
-            raise TypeError("Model.gradcheck: central differences need float64 layers (dtype=np.float64)")
+            raise TypeError("Model.gradcheck: central differences need float64: build it as cr.Model(dtype=np.float64)")
 
         def total_loss() -> float:
-            output = self._forward(inputs, False)
-            return float(np.mean(self.loss._per_sample(output, targets))) + regularization_loss(self.layers)
+            output = self.forward_trusted(inputs, False)
+            return float(np.mean(self.loss.forward_trusted(output, targets))) + regularization_loss(self.layers)
 
-        self._backward(self._forward(inputs, False), targets)
+        self.backward_trusted(self.forward_trusted(inputs, False), targets)
         arrays, analytic = {}, {}
         for index, layer in enumerate(self.layers):
             gradients = layer.gradients()
             for name, parameter in layer.parameters().items():
                 key = f"layer{index}.{type(layer).__name__}.{name}"
-                arrays[key], analytic[key] = parameter, gradients[name].copy()
+                arrays[key], analytic[key] = parameter, np.array(gradients[name], copy=True)
         return compare(total_loss, analytic, arrays, epsilon, tolerance)
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:

@@ -39,7 +39,7 @@ def to_onnx(model: Model, *, opset: int = 17) -> Any:
         raise ValueError(f"onnx.export: opset must be one of {sorted(IR_VERSION_FOR_OPSET)}, got {opset}")
     if not model.layers:
         raise ValueError("onnx.export: the model has no layers")
-    input_width, output_width = model._widths()
+    input_width, output_width = model.input_width, model.output_width
 
     nodes, initializers = [], []
     current = "input"

@@ -13,48 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from chainrule._checks import finite_number
 from chainrule.layers import Layer
-
-
-def _rate(value: Any, name: str, owner: str, upper: float | None = None) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value) and value >= 0
-    if not ok or (upper is not None and value >= upper):
-        bound = f" and below {upper}" if upper is not None else ""
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0{bound}, got {value!r}")
-    return float(value)
-
-
-class ParameterPack(Layer):
-    """Every parameter of some layers in one flat buffer, and every gradient in another.
-
-    The layers keep working on views of these buffers, so an optimizer that updates the pack
-    makes one pass over all parameters per step instead of one per array.
-    """
-
-    def __init__(self, layers: list[Layer]) -> None:
-        entries = [(layer, name, array) for layer in layers for name, array in layer.parameters().items()]
-        super().__init__(entries[0][2].dtype if entries else np.float32)
-        self.layers = list(layers)
-        total = sum(array.size for _, _, array in entries)
-        self.values = np.empty(total, dtype=self.dtype)
-        self.grads = np.zeros(total, dtype=self.dtype)
-        self.slices: list[tuple[Layer, str, slice, tuple[int, ...]]] = []
-        offset = 0
-        for layer in self.layers:  # a layer's parameters lie side by side: it gets one segment
-            start = offset
-            for name, array in layer.parameters().items():
-                rows = slice(offset, offset + array.size)
-                self.values[rows] = array.reshape(-1)
-                self.slices.append((layer, name, rows, array.shape))
-                offset += array.size
-            layer.bind(self.values[start:offset], self.grads[start:offset])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {"all": self.values}
-
-    def gradients(self) -> dict[str, np.ndarray]:
-        return {"all": self.grads}
-
+from chainrule.parameter_store import ParameterStore
 
 # Elements per block: a float32 block's five arrays (parameter, gradient, two moments, scratch)
 # take 2.5 MiB and stay in cache; smaller blocks lose more to per-call overhead than they gain.
@@ -63,6 +24,10 @@ CACHE_BLOCK = 1 << 17
 
 class Optimizer:
     """Base class: decay, iteration count, state per parameter, and the update loop.
+
+    State (momenta, caches) is kept per parameter, keyed by the layer object and the
+    parameter's name. A `ParameterStore` gets one buffer per slot, and each of its parameters'
+    state is a view of it, so a step makes one pass over every bound parameter.
 
     An update makes about a dozen elementwise passes. On a large array each pass streams from
     main memory, so long arrays are updated in cache-sized blocks: a block's passes reuse data
@@ -73,16 +38,17 @@ class Optimizer:
 
     def __init__(self, learning_rate: float, decay: float) -> None:
         owner = type(self).__name__
-        self.learning_rate = _rate(learning_rate, "learning_rate", owner)
-        self.decay = _rate(decay, "decay", owner)
+        self.learning_rate = finite_number(learning_rate, "learning_rate", owner, minimum=0)
+        self.decay = finite_number(decay, "decay", owner, minimum=0)
         self.current_learning_rate = self.learning_rate
         self.iterations = 0
-        self._state: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+        self._state: dict[tuple[Layer, str], dict[str, np.ndarray]] = {}
+        self._store_slots: tuple[ParameterStore, dict[str, np.ndarray]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # State is keyed by the identity of layers, which pickling does not keep; a Model carries
-        # its optimizer's state across pickling by layer index instead (Model.__getstate__).
-        return {**self.__dict__, "_state": {}}
+        # The store's flat slot buffers are rebuilt with the store; each parameter's state pickles
+        # on its own (with its layer, when the model is pickled whole).
+        return {**self.__dict__, "_store_slots": None}
 
     def pre_update_params(self) -> None:
         """Apply learning-rate decay for this iteration."""
@@ -92,51 +58,63 @@ class Optimizer:
         """Update every parameter of `layer` in place from its gradients."""
         gradients = layer.gradients()
         for name, parameter in layer.parameters().items():
-            gradient, slots = gradients[name], self._slots_for(layer, name, parameter)
-            if parameter.ndim != 1 or parameter.size <= 2 * CACHE_BLOCK:
-                self._update(parameter, gradient, slots)
-                continue
-            for start in range(0, parameter.size, CACHE_BLOCK):
-                rows = slice(start, start + CACHE_BLOCK)
-                self._update(parameter[rows], gradient[rows], {slot: array[rows] for slot, array in slots.items()})
+            self._update_blocked(parameter, gradients[name], self._slots_for(layer, name, parameter))
+
+    def update_store(self, store: ParameterStore) -> None:
+        """Update every parameter of `store`: the bound ones in one pass over its flat buffers."""
+        if store.values.size:
+            self._update_blocked(store.values, store.gradients, self._slots_of_store(store))
+        for layer in store.loose_layers:
+            self.update_params(layer)
 
     def post_update_params(self) -> None:
         """Count the iteration (used by decay and Adam's bias correction)."""
         self.iterations += 1
 
-    def step(self, layers: Iterable[Layer]) -> None:
-        """One full update: decay, every layer's parameters, iteration count."""
+    def step(self, layers: Iterable[Layer] | ParameterStore) -> None:
+        """One full update: decay, the parameters of every layer (or of a store), iteration count."""
         self.pre_update_params()
-        for layer in layers:
-            self.update_params(layer)
+        if isinstance(layers, ParameterStore):
+            self.update_store(layers)
+        else:
+            for layer in layers:
+                self.update_params(layer)
         self.post_update_params()
 
+    def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        if parameter.ndim != 1 or parameter.size <= 2 * CACHE_BLOCK:
+            self._update(parameter, gradient, slots)
+            return
+        for start in range(0, parameter.size, CACHE_BLOCK):
+            rows = slice(start, start + CACHE_BLOCK)
+            self._update(parameter[rows], gradient[rows], {slot: array[rows] for slot, array in slots.items()})
+
     def _slots_for(self, layer: Layer, name: str, parameter: np.ndarray) -> dict[str, np.ndarray]:
-        key = (id(layer), name)
-        slots = self._state.get(key)
+        slots = self._state.get((layer, name))
         if slots is None or slots["scratch"].shape != parameter.shape:
             slots = {slot: np.zeros_like(parameter) for slot in self.slots}
             slots["scratch"] = np.empty_like(parameter)
-            self._state[key] = slots
+            self._state[(layer, name)] = slots
         return slots
+
+    def _slots_of_store(self, store: ParameterStore) -> dict[str, np.ndarray]:
+        """One buffer per slot for the store's flat values; each bound parameter's state becomes a
+        view of it, carrying over what it held (from earlier training or a loaded file)."""
+        if self._store_slots is not None and self._store_slots[0] is store:
+            return self._store_slots[1]
+        packed = {slot: np.zeros_like(store.values) for slot in self.slots}
+        packed["scratch"] = np.empty_like(store.values)
+        for segment in store.segments:
+            views = {slot: array[segment.rows].reshape(segment.shape) for slot, array in packed.items()}
+            for slot, array in self._state.get((segment.layer, segment.name), {}).items():
+                if slot in self.slots and array.shape == segment.shape:
+                    views[slot][...] = array
+            self._state[(segment.layer, segment.name)] = views
+        self._store_slots = (store, packed)
+        return packed
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
-
-    def share_state(self, pack: ParameterPack) -> None:
-        """Keep state for `pack` in one buffer per slot, and each layer's state as views of it.
-
-        State the layers already had (from earlier training or a loaded file) is carried over, and
-        `get_state`/`set_state` keep working per layer.
-        """
-        packed = self._slots_for(pack, "all", pack.values)
-        for layer, name, rows, shape in pack.slices:
-            views = {slot: packed[slot][rows].reshape(shape) for slot in self.slots}
-            for slot, array in self._state.get((id(layer), name), {}).items():
-                if slot in views and array.shape == shape:
-                    views[slot][...] = array
-            views["scratch"] = packed["scratch"][rows].reshape(shape)
-            self._state[(id(layer), name)] = views
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this optimizer."""
@@ -147,7 +125,7 @@ class Optimizer:
         state = {}
         for index, layer in enumerate(layers):
             for name in layer.parameters():
-                slots = self._state.get((id(layer), name), {})
+                slots = self._state.get((layer, name), {})
                 state.update({f"{index}.{name}.{slot}": slots[slot] for slot in self.slots if slot in slots})
         return state
 
@@ -181,7 +159,7 @@ class SGD(Optimizer):
         self, learning_rate: float = 1.0, decay: float = 0.0, momentum: float = 0.0, nesterov: bool = False
     ) -> None:
         super().__init__(learning_rate, decay)
-        self.momentum = _rate(momentum, "momentum", "SGD", upper=1.0)
+        self.momentum = finite_number(momentum, "momentum", "SGD", minimum=0, below=1)
         if nesterov and not self.momentum:
             raise ValueError("SGD: nesterov=True needs a momentum above 0")
         self.nesterov = bool(nesterov)
@@ -211,7 +189,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, learning_rate: float = 1.0, decay: float = 0.0, epsilon: float = 1e-7) -> None:
         super().__init__(learning_rate, decay)
-        self.epsilon = _rate(epsilon, "epsilon", "Adagrad")
+        self.epsilon = finite_number(epsilon, "epsilon", "Adagrad", minimum=0)
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         cache, scratch = slots["cache"], slots["scratch"]
@@ -232,8 +210,8 @@ class RMSprop(Optimizer):
         self, learning_rate: float = 0.001, decay: float = 0.0, epsilon: float = 1e-7, rho: float = 0.9
     ) -> None:
         super().__init__(learning_rate, decay)
-        self.epsilon = _rate(epsilon, "epsilon", "RMSprop")
-        self.rho = _rate(rho, "rho", "RMSprop", upper=1.0)
+        self.epsilon = finite_number(epsilon, "epsilon", "RMSprop", minimum=0)
+        self.rho = finite_number(rho, "rho", "RMSprop", minimum=0, below=1)
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         cache, scratch = slots["cache"], slots["scratch"]
@@ -265,9 +243,9 @@ class Adam(Optimizer):
         beta_2: float = 0.999,
     ) -> None:
         super().__init__(learning_rate, decay)
-        self.epsilon = _rate(epsilon, "epsilon", "Adam")
-        self.beta_1 = _rate(beta_1, "beta_1", "Adam", upper=1.0)
-        self.beta_2 = _rate(beta_2, "beta_2", "Adam", upper=1.0)
+        self.epsilon = finite_number(epsilon, "epsilon", "Adam", minimum=0)
+        self.beta_1 = finite_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
+        self.beta_2 = finite_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         momentum, cache, scratch = slots["momentum"], slots["cache"], slots["scratch"]

@@ -17,18 +17,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from chainrule.layers import Dense, Dropout, Layer
+from chainrule.activations import Linear, Softmax
+from chainrule.layers import Layer
 from chainrule.model import Model
+from chainrule.network import build_network
 from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 
-HIDDEN_ACTIVATIONS: dict[str, type[Layer]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "tanh": Tanh,
-    "logistic": Sigmoid,
-    "identity": Linear,
-}
+HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "logistic", "identity")
 SOLVERS = ("adam", "sgd", "rmsprop", "adagrad")
 
 
@@ -96,21 +91,16 @@ class _ChainruleMLP(BaseEstimator):
             if not isinstance(self.random_state, (int, np.integer))
             else int(self.random_state)
         )
-        model = Model(seed=seed)
-        width = n_features
-        for size in sizes:
-            model.add(
-                Dense(width, size, weight_regularizer_l1=self.l1, weight_regularizer_l2=self.alpha, dtype=self.dtype)
-            )
-            model.add(HIDDEN_ACTIVATIONS[self.activation](dtype=self.dtype))
-            if self.dropout:
-                model.add(Dropout(self.dropout, dtype=self.dtype))
-            width = size
-        model.add(
-            Dense(width, n_outputs, weight_regularizer_l1=self.l1, weight_regularizer_l2=self.alpha, dtype=self.dtype)
+        return build_network(
+            [n_features, *sizes, n_outputs],
+            activation=self.activation,
+            output=output,
+            dropout=self.dropout,
+            weight_l1=self.l1,
+            weight_l2=self.alpha,
+            dtype=self.dtype,
+            seed=seed,
         )
-        model.add(output(dtype=self.dtype))
-        return model
 
     def _train(self, model: Model, X: np.ndarray, targets: np.ndarray) -> None:
         batch_size = min(200, len(X)) if self.batch_size == "auto" else self.batch_size

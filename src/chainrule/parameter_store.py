@@ -1,0 +1,62 @@
+"""ParameterStore: a model's parameters laid out for an optimizer to update in as few passes as it can.
+
+Layers that can keep their parameters in storage they are given (`Layer.bindable`, as Dense
+does) get one segment of a flat buffer of values and one of a flat buffer of gradients, so an
+optimizer updates all of them in a single pass per step. Every other layer's arrays stay where
+the layer keeps them and are updated in place, array by array. Either way the layer's own
+arrays change, so it sees every update, and nothing is copied behind its back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chainrule.layers import Layer
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one parameter of a bound layer lies in the flat buffers."""
+
+    layer: Layer
+    name: str
+    rows: slice
+    shape: tuple[int, ...]
+
+
+class ParameterStore:
+    """The trainable layers of a model: bound ones in flat buffers (`values`, `gradients`), the
+    rest (`loose_layers`) in their own arrays."""
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        self.layers = list(layers)
+        bound = [layer for layer in self.layers if layer.bindable]
+        self.loose_layers = [layer for layer in self.layers if not layer.bindable]
+        dtypes = {array.dtype for layer in bound for array in layer.parameters().values()}
+        if len(dtypes) > 1:
+            raise TypeError(f"ParameterStore: the layers' parameters mix dtypes {sorted(d.name for d in dtypes)}")
+        dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        total = sum(array.size for layer in bound for array in layer.parameters().values())
+        self.values = np.empty(total, dtype=dtype)
+        self.gradients = np.zeros(total, dtype=dtype)
+        self.segments: list[Segment] = []
+        offset = 0
+        for layer in bound:  # a layer's parameters lie side by side: it gets one segment
+            start = offset
+            for name, array in layer.parameters().items():
+                rows = slice(offset, offset + array.size)
+                self.values[rows] = array.reshape(-1)
+                self.segments.append(Segment(layer, name, rows, array.shape))
+                offset += array.size
+            layer.bind(self.values[start:offset], self.gradients[start:offset])
+
+    def holds(self, layers: Sequence[Layer]) -> bool:
+        """Whether this store was built for exactly these layers (and they still use its buffers)."""
+        if len(layers) != len(self.layers) or any(a is not b for a, b in zip(layers, self.layers, strict=True)):
+            return False
+        return all(
+            np.may_share_memory(segment.layer.parameters()[segment.name], self.values) for segment in self.segments
+        )
