@@ -20,10 +20,11 @@ def seed_layer() -> cr.Dense:
 
 
 def neuron() -> tuple[cr.Dense, cr.ReLU]:
+    """The seed neuron; only the Dense layer is told float64, ReLU follows the data."""
     dense = cr.Dense(3, 1, dtype=np.float64)
     dense.weights = [[-3.0], [-1.0], [2.0]]
     dense.biases = [[1.0]]
-    return dense, cr.ReLU(dtype=np.float64)
+    return dense, cr.ReLU()
 
 
 def test_neuron_forward_is_relu_of_the_weighted_sum():
@@ -52,7 +53,9 @@ def test_one_gradient_step_lowers_the_neuron_output_to_5_985():
     dense.biases += -0.001 * dense.dbiases
     assert_allclose(dense.weights[:, 0], [-3.001, -0.998, 1.997], **EXACT)
     assert_allclose(dense.biases, [[0.999]], **EXACT)
-    assert_allclose(relu.forward(dense.forward(x)), [[5.985]], **EXACT)
+    output = relu.forward(dense.forward(x))
+    assert output.dtype == np.float64
+    assert_allclose(output, [[5.985]], **EXACT)
 
 
 def test_layer_dinputs_for_one_sample():

@@ -58,8 +58,13 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "backward" in cls.__dict__ and "backward_parameters" not in cls.__dict__:
-            cls.backward_parameters = Layer.backward_parameters  # a new backward invalidates a parent's shortcut
+        if "backward" in cls.__dict__:
+            # A backward of its own may assign fresh gradient arrays (as the book's do): a parent's
+            # shortcuts, which write gradients into bound storage, no longer apply.
+            if "backward_parameters" not in cls.__dict__:
+                cls.backward_parameters = Layer.backward_parameters
+            if "bindable" not in cls.__dict__:
+                cls.bindable = False
         install_check(cls, "forward", _check_forward, "output")
         install_check(cls, "backward", _check_backward, "dinputs")
 
