@@ -14,7 +14,7 @@ from functools import partial
 
 from benchmarks.impl_chainrule import build
 from benchmarks.workloads import WORKLOADS
-from chainrule.layers import Dense
+from chainrule.runtime import blas_threads
 
 
 def best_microseconds(function, repeats: int = 5, number: int = 50) -> float:
@@ -34,23 +34,23 @@ def main(name: str) -> None:
     model = build(workload)
     model.fit(X[:batch], y[:batch], epochs=1, verbose=0)  # builds the parameter buffer and optimizer state
     inputs, targets = X[:batch], y[:batch]
-    pack = [model._parameter_pack()]
+    store = model.parameter_store()
     rows, output, total = [], inputs, 0.0
-    with model._blas_threads(batch):
+    with blas_threads(model.largest_matmul_work(batch)):
         for index, layer in enumerate(model.layers):
-            forward = partial(layer._forward, output, True)
+            forward = partial(layer.forward_trusted, output, True)
             rows.append((f"forward {index} {type(layer).__name__}", best_microseconds(forward)))
             output = layer.output
-        rows.append(("loss and accuracy", best_microseconds(lambda: model._score(output, targets, {}))))
-        rows.append(("fused softmax + CE backward", best_microseconds(lambda: model._fused._backward(output, targets))))
-        dvalues = model._fused.dinputs
+        rows.append(("loss and accuracy", best_microseconds(lambda: model.score(output, targets, {}))))
+        fused = model.fused_loss
+        rows.append(("fused softmax + CE backward", best_microseconds(lambda: fused.backward_trusted(output, targets))))
+        dvalues = fused.dinputs
         for index in range(len(model.layers) - 2, -1, -1):
             layer = model.layers[index]
-            first = index == 0 and isinstance(layer, Dense)
-            step = partial(layer._parameter_gradients if first else layer._backward, dvalues)
+            step = partial(layer.backward_parameters if index == 0 else layer.backward_trusted, dvalues)
             rows.append((f"backward {index} {type(layer).__name__}", best_microseconds(step)))
             dvalues = layer.dinputs
-        rows.append(("optimizer step", best_microseconds(lambda: model.optimizer.step(pack))))
+        rows.append(("optimizer step", best_microseconds(lambda: model.optimizer.step(store))))
     print(f"{name}: batch {batch}")
     for label, microseconds in rows:
         total += microseconds

@@ -13,10 +13,11 @@ import numpy as np
 NUMERIC_KINDS = "biuf"
 
 
-def positive_int(value: Any, name: str, owner: str) -> int:
-    """Return `value` as an int >= 1, or raise naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+def positive_int(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
+    """Return `value` as an int >= `minimum` (1 unless given), or raise naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{owner}: {name} must be {wanted}, got {value!r}")
     return int(value)
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chainrule._checks import positive_int
+
 if TYPE_CHECKING:
     from chainrule.model import Model
 
@@ -64,10 +66,8 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
-        if not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
         self.monitor = monitor
-        self.patience = patience
+        self.patience = positive_int(patience, "patience", "EarlyStopping", minimum=0)
         self.min_delta = abs(float(min_delta))
         self._better = _improves(mode, monitor)
         self._maximise = self._better(1.0, 0.0)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule._checks import positive_int
+
 
 def _counts(samples: int, classes: int, owner: str) -> None:
-    for name, value in (("samples", samples), ("classes", classes)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    positive_int(samples, "samples", owner)
+    positive_int(classes, "classes", owner)
 
 
 def spiral_data(samples: int, classes: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:

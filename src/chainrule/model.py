@@ -59,7 +59,8 @@ class Model:
         self.metrics: dict[str, Metric] = {}
         self.stop_training = False
         self.history: History | None = None
-        self._fused: SoftmaxCategoricalCrossentropy | None = None
+        # A Softmax output with CategoricalCrossentropy trains through this fused loss (set by compile).
+        self.fused_loss: SoftmaxCategoricalCrossentropy | None = None
         self._store: ParameterStore | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class Model:
         self.loss = named_instance(loss, LOSSES, Loss, "loss", "Model.compile")
         self.optimizer = named_instance(optimizer, OPTIMIZERS, Optimizer, "optimizer", "Model.compile")
         fused = isinstance(self.layers[-1], Softmax) and isinstance(self.loss, CategoricalCrossentropy)
-        self._fused = SoftmaxCategoricalCrossentropy() if fused else None
+        self.fused_loss = SoftmaxCategoricalCrossentropy() if fused else None
         self.metrics = self._resolve_metrics(metrics)
         return self
 
@@ -199,8 +200,8 @@ class Model:
 
     def backward_trusted(self, output: np.ndarray, y_true: np.ndarray) -> None:
         """The loss's gradient, then every layer's backward pass, last layer first."""
-        if self._fused is not None:
-            dvalues = self._fused.backward_trusted(output, y_true)
+        if self.fused_loss is not None:
+            dvalues = self.fused_loss.backward_trusted(output, y_true)
             layers = self.layers[-2::-1]
         else:
             self.loss.backward_trusted(output, y_true)
