@@ -55,9 +55,9 @@ def test_training_lowers_the_loss(spiral):
 
 def test_a_softmax_output_with_crossentropy_trains_through_the_fused_gradient():
     model = classifier()
-    assert isinstance(model._fused, cr.SoftmaxCategoricalCrossentropy)
+    assert isinstance(model.fused_loss, cr.SoftmaxCategoricalCrossentropy)
     regression = cr.Model().add(cr.Dense(1, 1)).add(cr.Linear()).compile(loss="mse", optimizer="sgd")
-    assert regression._fused is None and regression.metrics == {}
+    assert regression.fused_loss is None and regression.metrics == {}
 
 
 def test_the_loss_in_history_matches_evaluate_before_the_epoch(spiral):
