@@ -2,54 +2,12 @@
 
 import numpy as np
 import pytest
+from custom_layers import BookDense, Scale, Swish
 from numpy.testing import assert_allclose, assert_array_equal
 
 import chainrule as cr
 
 F64 = np.float64
-
-
-class Scale(cr.Layer):
-    """y = x * gamma + beta, feature by feature; backward assigns fresh gradient arrays, as the book's do."""
-
-    def __init__(self, n_features, seed=0):
-        super().__init__(dtype=F64)
-        self.n_features = n_features
-        rng = np.random.default_rng(seed)
-        self.gamma = rng.uniform(0.5, 1.5, (1, n_features))
-        self.beta = rng.uniform(-0.5, 0.5, (1, n_features))
-
-    def forward(self, inputs, training=False):
-        self.inputs = inputs
-        self.output = inputs * self.gamma + self.beta
-
-    def backward(self, dvalues):
-        self.dgamma = np.sum(dvalues * self.inputs, axis=0, keepdims=True)
-        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
-        self.dinputs = dvalues * self.gamma
-
-    def parameters(self):
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def gradients(self):
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def get_config(self):
-        return {"n_features": self.n_features}
-
-
-class Swish(cr.Layer):
-    """x * sigmoid(x), with no parameters: overrides forward/backward and nothing else."""
-
-    def forward(self, inputs, training=False):
-        self.inputs = inputs
-        self.sigmoid = 1 / (1 + np.exp(-inputs))
-        self.output = inputs * self.sigmoid
-        return self.output
-
-    def backward(self, dvalues):
-        self.dinputs = dvalues * (self.sigmoid + self.output * (1 - self.sigmoid))
-        return self.dinputs
 
 
 def regression_data(n_samples=12, n_features=3, seed=1):
@@ -203,3 +161,16 @@ def test_lazy_extras_are_module_attributes():
     assert chainrule.sklearn.MLPClassifier and chainrule.onnx.export
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         chainrule.nonsense  # noqa: B018
+
+
+def test_a_learners_own_dense_layer_trains_and_its_widths_are_read_from_its_weights():
+    X, y = cr.datasets.spiral_data(50, 3, seed=0)
+    model = cr.Model(seed=0).add(BookDense(2, 32)).add(cr.ReLU()).add(BookDense(32, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(learning_rate=0.02))
+    assert (model.input_width, model.output_width) == (2, 3)
+    history = model.fit(X, y, epochs=300, verbose=0)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+    with pytest.raises(ValueError, match=r"Model.predict: X must have 2 columns"):
+        model.predict(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"layer 2 \(BookDense\) takes 16 inputs but the layer before it gives 32"):
+        cr.Model().add(BookDense(2, 32)).add(cr.ReLU()).add(BookDense(16, 3))._widths()

@@ -95,9 +95,10 @@ def _restore(archive: Any, architecture: dict[str, Any], layer_classes: dict[str
         raise ValueError(f"format version {architecture.get('version')!r}; this chainrule reads version {VERSION}")
     for index, description in enumerate(architecture["layers"]):
         config = description.get("config") if isinstance(description, dict) else None
-        if isinstance(config, dict) and "n_inputs" in config:  # check sizes before allocating anything
+        is_dense = isinstance(description, dict) and description.get("class") == "Dense"
+        if is_dense and isinstance(config, dict):  # check sizes before allocating anything
             key = f"layer{index}.weights"
-            declared = (config["n_inputs"], config.get("n_neurons"))
+            declared = (config.get("n_inputs"), config.get("n_neurons"))
             if key not in archive.files or archive[key].shape != declared:
                 raise ValueError(f"layer {index} declares weights of shape {declared}; the file does not hold them")
     model = Model(seed=architecture.get("seed"), dtype=architecture.get("dtype"))

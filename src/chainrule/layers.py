@@ -86,13 +86,20 @@ class Layer:
 
     @property
     def input_width(self) -> int | None:
-        """The number of input columns this layer requires (None: any)."""
-        return None
+        """The number of input columns this layer requires, None for any.
+
+        By default the rows of a 2-D `weights` parameter, the book's (n_inputs, n_neurons)
+        layout; a layer that fixes its width some other way says so here.
+        """
+        weights = self.parameters().get("weights")
+        return weights.shape[0] if weights is not None and weights.ndim == 2 else None
 
     @property
     def output_width(self) -> int | None:
-        """The number of output columns (None: the same as the input's)."""
-        return None
+        """The number of output columns, None for as many as the inputs have (by default the
+        columns of a 2-D `weights` parameter)."""
+        weights = self.parameters().get("weights")
+        return weights.shape[1] if weights is not None and weights.ndim == 2 else None
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Trainable arrays by name; optimizers update them in place."""
