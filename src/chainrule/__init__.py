@@ -7,6 +7,7 @@ from types import ModuleType
 
 from chainrule import callbacks, datasets, explain, metrics
 from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.compare import Comparison, compare
 from chainrule.gradcheck import GradcheckResult, gradcheck
 from chainrule.history import History
 from chainrule.io import load_model, save_model
@@ -40,6 +41,7 @@ __all__ = [
     "CategoricalCrossentropy",
     "Dense",
     "Dropout",
+    "Comparison",
     "GradcheckResult",
     "Layer",
     "LeakyReLU",
@@ -56,6 +58,7 @@ __all__ = [
     "explain",
     "onnx",
     "sklearn",
+    "compare",
     "gradcheck",
     "load_model",
     "save_model",

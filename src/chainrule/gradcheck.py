@@ -5,10 +5,14 @@ element is nudged by +-epsilon and the change of a scalar function is measured:
 
     numeric = (f(x + eps) - f(x - eps)) / (2 eps)
 
-The scalar is the loss itself for a loss, and `sum(output * dvalues)` for a layer with fixed
+The scalar is the mean loss for a loss, and `sum(output * dvalues)` for a layer with fixed
 random `dvalues` (whose gradient with respect to the output is exactly `dvalues`), plus the
-layer's L1/L2 penalty, which its backward also differentiates. The relative error of an array
-is `|analytic - numeric| / max(|analytic| + |numeric|, tiny)` in the Euclidean norm.
+layer's L1/L2 penalty, which its backward also differentiates.
+
+Each element's error is relative, with a floor for gradients near zero (see
+`chainrule.diagnosis`). A nudge that moves a ReLU's input across zero measures the kink, not the
+slope; such elements are skipped and counted. Anything with `forward`/`backward` can be checked:
+chainrule's components, a Model, or a learner's own class (see `chainrule.probe`).
 """
 
 from __future__ import annotations
@@ -20,64 +24,93 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array, require_same_shape
-from chainrule.layers import Layer
-from chainrule.losses import Loss, SoftmaxCategoricalCrossentropy
+from chainrule._checks import finite_number, float_array, require_same_shape
+from chainrule.activations import LeakyReLU, ReLU
+from chainrule.diagnosis import Context, Report, judge
+from chainrule.probe import Probe
+
+EPSILON = 1e-5
+TOLERANCE = 1e-6
+Signature = Callable[[], tuple]
 
 
 @dataclass
-class GradcheckResult:
-    """Relative error per checked array, with the analytic and numeric gradients behind it."""
+class GradcheckResult(Report):
+    """The verdict per checked array (`errors`, `passed`, `failures()`, and a table when printed),
+    with the gradients behind it: `analytic[name]` from the backward pass, `numeric[name]` from
+    central differences (NaN where an element was skipped at a ReLU kink)."""
 
-    errors: dict[str, float]
-    analytic: dict[str, np.ndarray] = field(repr=False)
-    numeric: dict[str, np.ndarray] = field(repr=False)
-    tolerance: float = 1e-6
-
-    @property
-    def max_error(self) -> float:
-        """The largest relative error over all arrays."""
-        return max(self.errors.values(), default=0.0)
-
-    @property
-    def passed(self) -> bool:
-        """True when every relative error is below `tolerance`."""
-        return self.max_error < self.tolerance
-
-    def __str__(self) -> str:
-        width = max((len(name) for name in self.errors), default=5)
-        lines = [f"{'array':<{width}}  relative error  status"]
-        for name, error in self.errors.items():
-            status = "ok" if error < self.tolerance else "FAIL"
-            lines.append(f"{name:<{width}}  {error:14.3e}  {status}")
-        return "\n".join(lines)
+    analytic: dict[str, Any] = field(default_factory=dict, repr=False)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """||a - n|| / max(||a|| + ||n||, 1e-300): 0 when equal, ~1 when unrelated."""
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return float(np.linalg.norm(analytic - numeric) / max(scale, 1e-300))
+def numerical_gradient(
+    function: Callable[[], float], array: np.ndarray, epsilon: float, signature: Signature | None = None
+) -> np.ndarray:
+    """d function / d array by central differences, nudging `array` in place and restoring it.
 
-
-def numerical_gradient(function: Callable[[], float], array: np.ndarray, epsilon: float) -> np.ndarray:
-    """d function / d array by central differences, nudging `array` in place and restoring it."""
-    gradient = np.zeros_like(array)
+    With `signature` (the on/off pattern of the network's kinks), an element whose nudges change
+    that pattern gets NaN: its difference would straddle a kink.
+    """
+    gradient = np.zeros_like(array, dtype=np.float64)
+    baseline = None
+    if signature is not None:
+        function()
+        baseline = signature()
     for index in np.ndindex(array.shape):
         original = array[index]
         array[index] = original + epsilon
         above = function()
+        crossed = signature is not None and not _same(signature(), baseline)
         array[index] = original - epsilon
         below = function()
+        crossed = crossed or (signature is not None and not _same(signature(), baseline))
         array[index] = original
-        gradient[index] = (above - below) / (2 * epsilon)
+        gradient[index] = np.nan if crossed else (above - below) / (2 * epsilon)
     return gradient
 
 
-def _require_float64(component: Any) -> None:
-    if getattr(component, "dtype", None) not in (None, np.float64):
+def _same(first: tuple, second: tuple) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def relu_signature(layers: list[Any]) -> Signature | None:
+    """The sign pattern of every ReLU-type layer's inputs, or None when there is no such layer."""
+    kinked = [
+        layer for layer in layers if isinstance(layer, (ReLU, LeakyReLU)) or "relu" in type(layer).__name__.lower()
+    ]
+    if not kinked:
+        return None
+    return lambda: tuple(np.asarray(layer.inputs) > 0 for layer in kinked)
+
+
+def check_arrays(
+    function: Callable[[], float],
+    analytic: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    context: Context,
+    *,
+    epsilon: float = EPSILON,
+    tolerance: float = TOLERANCE,
+    signature: Signature | None = None,
+) -> GradcheckResult:
+    """Numerically differentiate `function` with respect to each of `arrays` and judge `analytic`."""
+    epsilon = finite_number(epsilon, "epsilon", "gradcheck", minimum=1e-12)
+    tolerance = finite_number(tolerance, "tolerance", "gradcheck", minimum=0)
+    numeric = {name: numerical_gradient(function, array, epsilon, signature) for name, array in arrays.items()}
+    verdicts = {
+        name: judge(name, analytic[name], numeric[name], context, skipped=int(np.isnan(numeric[name]).sum()))
+        for name in arrays
+    }
+    return GradcheckResult(verdicts, tolerance, analytic, numeric)
+
+
+def _require_float64(probe: Probe) -> None:
+    dtypes = probe.float_dtypes() - {np.dtype(np.float64)}
+    if dtypes:
         raise TypeError(
-            f"gradcheck: {type(component).__name__} computes in {getattr(component, 'dtype', None)}; "
-            "central differences need float64 (construct it with dtype=np.float64)"
+            f"gradcheck: {probe.name} computes in {sorted(d.name for d in dtypes)}; central differences need "
+            "float64 (construct it with dtype=np.float64, or give it float64 arrays)"
         )
 
 
@@ -88,87 +121,83 @@ def gradcheck(
     *,
     dvalues: Any = None,
     training: bool = False,
-    epsilon: float = 1e-6,
-    tolerance: float = 1e-6,
+    epsilon: float = EPSILON,
+    tolerance: float = TOLERANCE,
     seed: int = 0,
 ) -> GradcheckResult:
     """Compare a component's analytic gradients with central differences.
 
-    `component` is a Layer (Dense, an activation, Dropout), a Loss or the fused
-    SoftmaxCategoricalCrossentropy (both need `y_true`), or a Model (needs `y_true`; checks every
-    layer's parameters through the whole network). Layers get random `dvalues` from `seed`
-    unless given. Components must compute in float64. `training=True` checks a Dropout layer
-    with one fixed mask.
+    `component` is anything with `forward` and `backward`: a chainrule layer or loss, a Model
+    (checks every parameter through the whole network), or your own class written as the book
+    writes it. Pass `y_true` for a loss (or a Model). A layer gets random `dvalues` from `seed`
+    unless given. Everything must compute in float64. `training=True` checks a Dropout layer
+    with one fixed mask. Print the result for a table and, for each failure, the worst element
+    and a hint.
     """
     if callable(getattr(component, "gradcheck", None)):
         return component.gradcheck(inputs, y_true, epsilon=epsilon, tolerance=tolerance)
-    _require_float64(component)
+    probe = Probe(component, training=training)
+    _require_float64(probe)
     checked_inputs = np.array(float_array(inputs, np.float64, "inputs", "gradcheck"), copy=True)
-    if isinstance(component, (Loss, SoftmaxCategoricalCrossentropy)):
-        if y_true is None:
-            raise ValueError(f"gradcheck: {type(component).__name__} needs y_true")
-        targets = component.prepare_targets(y_true, checked_inputs.shape, "gradcheck", np.float64)
-        function, analytic = _loss_problem(component, checked_inputs, targets)
-        arrays = {"inputs": checked_inputs}
-    elif isinstance(component, Layer):
-        fixed_mask = getattr(component, "frozen_mask", contextlib.nullcontext)
-        with fixed_mask() if training else contextlib.nullcontext():
-            function, analytic, arrays = _layer_problem(component, checked_inputs, dvalues, training, seed)
-            return compare(function, analytic, arrays, epsilon, tolerance)
-    else:
-        raise TypeError(f"gradcheck: cannot check a {type(component).__name__}; pass a Layer, Loss or Model")
-    return compare(function, analytic, arrays, epsilon, tolerance)
+    if y_true is not None:
+        return _check_loss(probe, checked_inputs, y_true, epsilon, tolerance)
+    if probe.is_loss:
+        raise ValueError(f"gradcheck: {probe.name}.forward takes (y_pred, y_true): pass y_true to check a loss")
+    fixed_mask = getattr(component, "frozen_mask", contextlib.nullcontext)
+    with fixed_mask() if training else contextlib.nullcontext():
+        return _check_layer(probe, checked_inputs, dvalues, seed, epsilon, tolerance)
 
 
-def compare(
-    function: Callable[[], float],
-    analytic: dict[str, np.ndarray],
-    arrays: dict[str, np.ndarray],
-    epsilon: float,
-    tolerance: float,
+def _targets(component: Any, y_true: Any, shape: tuple) -> np.ndarray:
+    """chainrule's losses validate their targets; a learner's loss gets them as NumPy arrays."""
+    prepare = getattr(component, "prepare_targets", None)
+    return prepare(y_true, shape, "gradcheck", np.float64) if callable(prepare) else np.asarray(y_true)
+
+
+def _check_loss(
+    probe: Probe, predictions: np.ndarray, y_true: Any, epsilon: float, tolerance: float
 ) -> GradcheckResult:
-    """Numerically differentiate `function` with respect to each of `arrays` and compare."""
-    numeric = {name: numerical_gradient(function, array, epsilon) for name, array in arrays.items()}
-    errors = {name: relative_error(analytic[name], numeric[name]) for name in arrays}
-    return GradcheckResult(errors, analytic, numeric, tolerance)
+    targets = _targets(probe.component, y_true, predictions.shape)
+
+    def function() -> float:
+        return probe.loss(predictions, targets)
+
+    function()
+    analytic = {"inputs": np.array(probe.loss_backward(predictions, targets), copy=True)}
+    context = Context(n_samples=len(predictions), inputs=predictions)
+    return check_arrays(function, analytic, {"inputs": predictions}, context, epsilon=epsilon, tolerance=tolerance)
 
 
-def _loss_problem(
-    loss: Loss | SoftmaxCategoricalCrossentropy, predictions: np.ndarray, targets: np.ndarray
-) -> tuple[Callable[[], float], dict[str, np.ndarray]]:
-    if isinstance(loss, SoftmaxCategoricalCrossentropy):
-
-        def function() -> float:
-            probabilities = loss.activation.forward_trusted(predictions, False)
-            return float(np.mean(loss.loss.forward_trusted(probabilities, targets)))
-
-        analytic = loss.backward_trusted(loss.activation.forward_trusted(predictions, False), targets).copy()
-    else:
-
-        def function() -> float:
-            return float(np.mean(loss.forward_trusted(predictions, targets)))
-
-        loss.backward_trusted(predictions, targets)
-        analytic = np.array(loss.dinputs, copy=True)
-    return function, {"inputs": analytic}
-
-
-def _layer_problem(
-    layer: Layer, inputs: np.ndarray, dvalues: Any, training: bool, seed: int
-) -> tuple[Callable[[], float], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    layer.forward_trusted(inputs, training)
-    output = layer.output
+def _check_layer(
+    probe: Probe, inputs: np.ndarray, dvalues: Any, seed: int, epsilon: float, tolerance: float
+) -> GradcheckResult:
+    output = np.array(probe.forward(inputs), copy=True)
     if dvalues is None:
         upstream = np.random.default_rng(seed).standard_normal(output.shape)
     else:
         upstream = float_array(dvalues, np.float64, "dvalues", "gradcheck")
         require_same_shape(upstream, output.shape, "dvalues (the gradient of the output)", "gradcheck")
-    layer.backward_trusted(upstream)
-    analytic = {"inputs": np.array(layer.dinputs, copy=True)}
-    analytic.update({name: np.array(gradient, copy=True) for name, gradient in layer.gradients().items()})
+    analytic: dict[str, Any] = {"inputs": np.array(probe.backward(upstream), copy=True)}
+    parameters = probe.parameters()
+    gradients = probe.gradients()
+    for name in parameters:
+        gradient = gradients.get(name)
+        analytic[name] = None if gradient is None else np.array(gradient, copy=True)
 
     def function() -> float:
-        layer.forward_trusted(inputs, training)
-        return float((layer.output * upstream).sum()) + layer.regularization_penalty()
+        return float((probe.forward(inputs) * upstream).sum()) + probe.penalty()
 
-    return function, analytic, {"inputs": inputs, **layer.parameters()}
+    context = Context(len(inputs), inputs, output, upstream, dict(parameters))
+    result = check_arrays(
+        function,
+        analytic,
+        {"inputs": inputs, **parameters},
+        context,
+        epsilon=epsilon,
+        tolerance=tolerance,
+        signature=relu_signature([probe.component]),
+    )
+    for name in parameters:
+        if analytic[name] is None:
+            result.verdicts[name].problem = probe.missing_gradient_hint(name)
+    return result

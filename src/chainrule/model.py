@@ -19,9 +19,10 @@ from chainrule import loop
 from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
 from chainrule.activations import Softmax
 from chainrule.callbacks import Callback
-from chainrule.gradcheck import GradcheckResult, compare
+from chainrule.diagnosis import Context
+from chainrule.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
 from chainrule.history import History
-from chainrule.layers import Layer
+from chainrule.layers import Dense, Layer
 from chainrule.losses import (
     LOSSES,
     BinaryCrossentropy,
@@ -134,12 +135,28 @@ class Model:
         if not self.layers:
             raise ValueError("Model.compile: the model has no layers")
         self._widths()
+        if isinstance(loss, SoftmaxCategoricalCrossentropy):
+            raise TypeError(
+                "Model.compile: end the model with a cr.Softmax() layer and use loss='categorical_crossentropy'; "
+                "the model then trains through the fused softmax + cross-entropy gradient by itself"
+            )
         self.loss = named_instance(loss, LOSSES, Loss, "loss", "Model.compile")
+        self._require_output_layer()
         self.optimizer = named_instance(optimizer, OPTIMIZERS, Optimizer, "optimizer", "Model.compile")
         fused = isinstance(self.layers[-1], Softmax) and isinstance(self.loss, CategoricalCrossentropy)
         self.fused_loss = SoftmaxCategoricalCrossentropy() if fused else None
         self.metrics = self._resolve_metrics(metrics)
         return self
+
+    def _require_output_layer(self) -> None:
+        """A cross-entropy needs probabilities: name the missing output activation, not a NumPy error later."""
+        needs = {CategoricalCrossentropy: "Softmax", BinaryCrossentropy: "Sigmoid"}.get(type(self.loss))
+        last = self.layers[-1]
+        if needs and isinstance(last, Dense):
+            raise ValueError(
+                f"Model.compile: {type(self.loss).__name__} needs probabilities, but the model ends in "
+                f"{type(last).__name__}: add cr.{needs}() as the last layer"
+            )
 
     @property
     def compiled(self) -> bool:
@@ -335,8 +352,11 @@ class Model:
         for parameter, values in zip(parameters, weights, strict=True):
             parameter[...] = values
 
-    def gradcheck(self, X: Any, y: Any, *, epsilon: float = 1e-6, tolerance: float = 1e-6) -> GradcheckResult:
-        """Check the whole network's parameter gradients (data + regularisation loss) numerically."""
+    def gradcheck(self, X: Any, y: Any, *, epsilon: float = EPSILON, tolerance: float = TOLERANCE) -> GradcheckResult:
+        """Check the whole network's parameter gradients (data + regularisation loss) numerically.
+
+        Elements whose nudge moves some ReLU's input across zero are skipped (and counted).
+        """
         inputs, targets = self.validated(X, y, "Model.gradcheck")
         if self.dtype != np.float64:
             raise TypeError("Model.gradcheck: central differences need float64: build it as cr.Model(dtype=np.float64)")
@@ -352,7 +372,15 @@ class Model:
             for name, parameter in layer.parameters().items():
                 key = f"layer{index}.{type(layer).__name__}.{name}"
                 arrays[key], analytic[key] = parameter, np.array(gradients[name], copy=True)
-        return compare(total_loss, analytic, arrays, epsilon, tolerance)
+        return check_arrays(
+            total_loss,
+            analytic,
+            arrays,
+            Context(n_samples=len(inputs)),
+            epsilon=epsilon,
+            tolerance=tolerance,
+            signature=relu_signature(self.layers),
+        )
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
         """Write a safe model file (see `chainrule.io`); `include_optimizer` lets `fit` resume exactly."""

@@ -1,0 +1,117 @@
+"""compare: run a learner's object and a chainrule component side by side on the same numbers.
+
+The reference's parameters are copied into the learner's object, both run forward on the same
+inputs and backward on the same `dvalues`, and the output and every gradient are judged as
+`gradcheck` judges them, with the same diagnosis and hints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule._checks import float_array, require_same_shape
+from chainrule.diagnosis import Context, Report, judge
+from chainrule.layers import Layer
+from chainrule.probe import Probe
+
+TOLERANCE = 1e-6
+MAX_SHOWN = 24  # arrays up to this many elements are printed side by side
+
+
+@dataclass
+class Comparison(Report):
+    """Verdicts on the output and each gradient of `mine` against `reference`, with both values."""
+
+    mine: dict[str, Any] = field(default_factory=dict, repr=False)
+    reference: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        lines = [super().__str__()]
+        for name, values in self.reference.items():
+            mine = self.mine.get(name)
+            if values.size <= MAX_SHOWN and mine is not None:
+                lines.append(f"\n{name}\n  mine:      {_flat(mine)}\n  reference: {_flat(values)}")
+        return "\n".join(lines)
+
+
+def _flat(values: Any) -> str:
+    return np.array2string(np.asarray(values, dtype=np.float64), precision=6, separator=", ", max_line_width=200)
+
+
+def compare(
+    mine: Any,
+    reference: Any,
+    inputs: Any,
+    y_true: Any = None,
+    *,
+    dvalues: Any = None,
+    tolerance: float = TOLERANCE,
+    seed: int = 0,
+) -> Comparison:
+    """Run `mine` (any object with forward/backward) and `reference` (a chainrule component) on
+    the same `inputs` with the same weights, and compare the output and every gradient.
+
+    The reference's parameters (`weights`, `biases`, ...) are copied into `mine` first, as
+    attributes of the same names. Pass `y_true` for losses. Layers get random `dvalues` from
+    `seed` unless given.
+    """
+    mine_probe, reference_probe = Probe(mine), Probe(reference)
+    checked_inputs = float_array(inputs, np.float64, "inputs", "compare")
+    if y_true is not None:
+        return _compare_losses(mine_probe, reference_probe, checked_inputs, y_true, tolerance)
+    _copy_parameters(reference, mine)
+    output = reference_probe.forward(checked_inputs)
+    theirs = {"output": np.array(output, copy=True)}
+    ours = {"output": np.array(mine_probe.forward(checked_inputs.copy()), copy=True)}
+    if dvalues is None:
+        upstream = np.random.default_rng(seed).standard_normal(output.shape)
+    else:
+        upstream = float_array(dvalues, np.float64, "dvalues", "compare")
+        require_same_shape(upstream, output.shape, "dvalues (the gradient of the output)", "compare")
+    theirs["inputs"] = np.array(reference_probe.backward(upstream), copy=True)
+    ours["inputs"] = np.array(mine_probe.backward(upstream.copy()), copy=True)
+    parameters = reference_probe.parameters()
+    for name, gradient in reference_probe.gradients().items():
+        theirs[name] = np.array(gradient, copy=True)
+        mine_gradient = getattr(mine, f"d{name}", None) if not isinstance(mine, Layer) else mine.gradients().get(name)
+        ours[name] = None if mine_gradient is None else np.array(mine_gradient, copy=True)
+    context = Context(len(checked_inputs), checked_inputs, ours["output"], upstream, dict(parameters))
+    verdicts = {name: judge(name, ours[name], theirs[name], context) for name in theirs}
+    for name in parameters:
+        if ours[name] is None:
+            verdicts[name].problem = mine_probe.missing_gradient_hint(name)
+    return Comparison(verdicts, tolerance, ours, theirs)
+
+
+def _compare_losses(
+    mine: Probe, reference: Probe, predictions: np.ndarray, y_true: Any, tolerance: float
+) -> Comparison:
+    prepare = getattr(reference.component, "prepare_targets", None)
+    targets = prepare(y_true, predictions.shape, "compare", np.float64) if callable(prepare) else np.asarray(y_true)
+    theirs = {"output": np.array(reference.loss(predictions, targets))}
+    ours = {"output": np.array(mine.loss(predictions.copy(), targets))}
+    theirs["inputs"] = np.array(reference.loss_backward(predictions, targets), copy=True)
+    ours["inputs"] = np.array(mine.loss_backward(predictions.copy(), targets), copy=True)
+    context = Context(len(predictions), predictions)
+    return Comparison(
+        {name: judge(name, ours[name], theirs[name], context) for name in theirs}, tolerance, ours, theirs
+    )
+
+
+def _copy_parameters(source: Any, target: Any) -> None:
+    """Give `target` copies of `source`'s parameters, under the same attribute names."""
+    for name, values in Probe(source).parameters().items():
+        current = target.parameters().get(name) if isinstance(target, Layer) else getattr(target, name, None)
+        if current is not None and np.shape(current) != values.shape:
+            transposed = " (transposed: store weights as (n_inputs, n_neurons))" if np.ndim(current) == 2 else ""
+            raise ValueError(
+                f"compare: {type(target).__name__}.{name} has shape {np.shape(current)}, but the reference's "
+                f"{name} have shape {values.shape}{transposed if np.shape(current) == values.shape[::-1] else ''}"
+            )
+        if isinstance(target, Layer):
+            current[...] = values
+        else:
+            setattr(target, name, np.array(values, dtype=np.float64, copy=True))

@@ -1,0 +1,157 @@
+"""Probe: drive any object with `forward`/`backward`, chainrule's own or a learner's, and find its arrays.
+
+`gradcheck` and `compare` see every object through a Probe, so a learner's class written as the
+book writes it, without subclassing chainrule, is checked like a built-in component:
+
+- a layer has `forward(inputs[, training])` and `backward(dvalues)`; its output is what
+  `forward` returns, or else `output` (or `outputs`); `backward` sets `dinputs`;
+- a loss has `forward(y_pred, y_true)` (per-sample losses or their mean) and
+  `backward(dvalues, y_true)`; a fused softmax + loss, as the book's, keeps its probabilities
+  in `output` and receives them back as `dvalues`;
+- parameters are `parameters()`/`gradients()` on a chainrule Layer, otherwise every array
+  attribute `name` with a gradient `dname` after `backward` (`weights`/`dweights`,
+  `biases`/`dbiases`, ...); the book's `weight_regularizer_l1` and friends add their penalty.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import numpy as np
+
+from chainrule.layers import Layer
+
+OUTPUT_NAMES = ("output", "outputs")
+BOOK_PARAMETERS = ("weights", "biases")  # expected whenever present, so a missing gradient is reported
+NOT_PARAMETERS = {"inputs", "output", "outputs", "values", "dvalues"}
+BOOK_PENALTIES = {
+    "weights": ("weight_regularizer_l1", "weight_regularizer_l2"),
+    "biases": ("bias_regularizer_l1", "bias_regularizer_l2"),
+}
+
+
+class Probe:
+    """One object under check, run through its own `forward` and `backward`."""
+
+    def __init__(self, component: Any, *, training: bool = False) -> None:
+        for method in ("forward", "backward"):
+            if not callable(getattr(component, method, None)):
+                raise TypeError(
+                    f"{type(component).__name__} has no {method} method; gradcheck and compare need an object "
+                    "with forward and backward, as the book writes them"
+                )
+        self.component = component
+        self.name = type(component).__name__
+        self.training = training
+        try:
+            parameters = inspect.signature(component.forward).parameters.values()
+        except (TypeError, ValueError):
+            parameters = []
+        self.takes_training = any(parameter.name == "training" for parameter in parameters)
+        required = [
+            p for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        self.is_loss = len(required) >= 2  # forward(y_pred, y_true)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """Run a layer's forward pass and return its output."""
+        component = self.component
+        returned = (
+            component.forward(inputs, training=self.training) if self.takes_training else component.forward(inputs)
+        )
+        output = returned if returned is not None else self.attribute(OUTPUT_NAMES)
+        if output is None:
+            raise ValueError(f"{self.name}.forward returned nothing and set no self.output")
+        return np.asarray(output)
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        """Run a layer's backward pass and return `dinputs`."""
+        returned = self.component.backward(dvalues)
+        return self.dinputs(returned)
+
+    def loss(self, predictions: np.ndarray, y_true: Any) -> float:
+        """The mean loss: what a loss's forward returns, averaged over samples if it is per sample."""
+        value = self.component.forward(predictions, y_true)
+        if value is None:
+            raise ValueError(f"{self.name}.forward(y_pred, y_true) returned nothing; it should return the losses")
+        return float(np.mean(value))
+
+    def loss_backward(self, predictions: np.ndarray, y_true: Any) -> np.ndarray:
+        """d(mean loss)/d(predictions): a fused loss gets back the probabilities it kept in `output`."""
+        kept = self.attribute(OUTPUT_NAMES)
+        fused = kept is not None and np.shape(kept) == predictions.shape and kept is not predictions
+        returned = self.component.backward(np.asarray(kept) if fused else predictions, y_true)
+        return self.dinputs(returned)
+
+    def dinputs(self, returned: Any) -> np.ndarray:
+        dinputs = getattr(self.component, "dinputs", None)
+        dinputs = returned if dinputs is None else dinputs
+        if dinputs is None:
+            raise ValueError(f"{self.name}.backward set no self.dinputs")
+        return np.asarray(dinputs)
+
+    def attribute(self, names: tuple[str, ...]) -> Any:
+        """The first of `names` the component has set (and not None)."""
+        for name in names:
+            value = getattr(self.component, name, None)
+            if value is not None:
+                return value
+        return None
+
+    # -- arrays ---------------------------------------------------------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name (call after a backward pass, which sets the gradients)."""
+        if isinstance(self.component, Layer):
+            return self.component.parameters()
+        found = vars(self.component)
+        names = [name for name in BOOK_PARAMETERS if isinstance(found.get(name), np.ndarray)]
+        names += sorted(
+            name
+            for name, value in found.items()
+            if name not in names
+            and name not in NOT_PARAMETERS
+            and isinstance(value, np.ndarray)
+            and isinstance(found.get(f"d{name}"), np.ndarray)
+        )
+        return {name: found[name] for name in names}
+
+    def gradients(self) -> dict[str, Any]:
+        """The gradient of each parameter as `backward` left it (None where it set none)."""
+        if isinstance(self.component, Layer):
+            return self.component.gradients()
+        return {name: getattr(self.component, f"d{name}", None) for name in self.parameters()}
+
+    def missing_gradient_hint(self, name: str) -> str:
+        """What to say when `backward` set no `d{name}`: a near-miss spelling, if there is one."""
+        close = difflib.get_close_matches(f"d{name}", list(vars(self.component)), n=1, cutoff=0.8)
+        spelled = f"; it set {close[0]!r}: a typo?" if close else ""
+        return f"backward set no d{name}{spelled}"
+
+    def penalty(self) -> float:
+        """The L1/L2 penalty the component adds to the loss (its backward adds the gradient)."""
+        if isinstance(self.component, Layer):
+            return self.component.regularization_penalty()
+        total = 0.0
+        for name, (l1_name, l2_name) in BOOK_PENALTIES.items():
+            values = getattr(self.component, name, None)
+            if not isinstance(values, np.ndarray):
+                continue
+            l1, l2 = getattr(self.component, l1_name, 0) or 0, getattr(self.component, l2_name, 0) or 0
+            total += l1 * float(np.abs(values).sum()) + l2 * float((values * values).sum())
+        return total
+
+    def float_dtypes(self) -> set[np.dtype]:
+        """The dtypes the component computes in: its `dtype`, or its parameters' for a learner's class."""
+        dtype = getattr(self.component, "dtype", None)
+        if isinstance(self.component, Layer) or dtype is not None:
+            return set() if dtype is None else {np.dtype(dtype)}
+        return {
+            array.dtype
+            for name in BOOK_PARAMETERS
+            if isinstance(array := getattr(self.component, name, None), np.ndarray)
+        }
