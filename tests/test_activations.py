@@ -80,3 +80,8 @@ def test_leaky_relu_rejects_a_non_numeric_alpha():
 def test_jacobian_rejects_three_dimensional_input():
     with pytest.raises(ValueError, match="Softmax.jacobian"):
         cr.Softmax.jacobian(np.ones((2, 2, 2)))
+
+
+def test_relu_outputs_positive_zero_for_negative_inputs():
+    output = cr.ReLU().forward([[-3.0, -0.0, 2.0]])
+    assert not np.signbit(output).any()

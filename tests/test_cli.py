@@ -78,3 +78,36 @@ def test_user_errors_are_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "train-images-idx3-ubyte" in result.stderr
     result = chainrule("evaluate", str(tmp_path / "nothing.npz"))
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_gradcheck_raises_no_false_alarm_on_correct_code(activation):
+    """The defaults pass a correct float64 network for every hidden activation, sizes up to 2,64,64,3, seeds 0-9."""
+    from chainrule.cli import main
+
+    for sizes in ("2,8,3", "2,64,64,3"):
+        for seed in range(10):
+            assert main(["gradcheck", "--sizes", sizes, "--activation", activation, "--seed", str(seed)]) == 0, (
+                sizes,
+                seed,
+            )
+
+
+def test_gradcheck_takes_epsilon_and_tolerance():
+    result = chainrule("gradcheck", "--epsilon", "1e-4", "--tolerance", "1e-3")
+    assert result.returncode == 0 and "passed (tolerance 0.001)" in result.stdout
+    for option, value in (("--tolerance", "nan"), ("--tolerance", "-1"), ("--epsilon", "0")):
+        refused = chainrule("gradcheck", option, value)
+        assert refused.returncode == 2 and f"argument {option}: must be a finite number above 0" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gradcheck", "--sizes", "2.7,3"], "argument --sizes: expected whole numbers, got '2.7,3'"),
+        (["explain", "softmax", "--labels", "1.9"], "argument --labels: expected whole numbers, got '1.9'"),
+    ],
+)
+def test_fractional_sizes_and_labels_are_refused_not_truncated(args, message):
+    result = chainrule(*args)
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1

@@ -58,6 +58,12 @@ def test_layer_reproduces_the_seed_tables():
     assert result["sum"] == pytest.approx(0.44, abs=1e-12) and result["engine"] == pytest.approx(0.44, abs=1e-12)
     relu = explain.layer(X, W_BY_NEURON.T, [2, 3, 0.5], DVALUES_123, relu=True)
     assert_allclose(relu["output"], [[4.8, 1.21, 2.385], [8.9, 0, 0.2], [1.41, 1.051, 0.026]], **EXACT)
+    assert not np.signbit(relu["output"]).any()  # the dead neuron is +0, not -0
+    assert_allclose(result["inputs"], X, **EXACT)
+    assert_allclose(result["weights"], W_BY_NEURON.T, **EXACT)
+    assert_allclose(result["biases"], [[2, 3, 0.5]], **EXACT)
+    assert_allclose(result["dvalues"], DVALUES_123, **EXACT)
+    assert result["inputs.shape"] == "(3, 4)"
 
 
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**32 - 1), st.booleans())

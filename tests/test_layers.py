@@ -92,7 +92,7 @@ def test_dvalues_must_match_the_last_output():
 def test_assigning_weights_of_the_wrong_shape_fails_and_keeps_the_old_ones():
     layer = cr.Dense(3, 2, seed=0)
     before = layer.weights.copy()
-    with pytest.raises(ValueError, match=r"weights must have shape \(3, 2\), got \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"weights \(n_inputs, n_neurons\) must have shape \(3, 2\), got \(2, 3\)"):
         layer.weights = np.ones((2, 3))
     assert_allclose(layer.weights, before)
 
@@ -122,3 +122,20 @@ def test_dropout_masks_the_gradient_where_it_dropped_values():
 def test_layers_describe_themselves():
     assert repr(cr.Dropout(0.25)) == "Dropout(rate=0.25)"
     assert cr.LeakyReLU(0.2).get_config() == {"alpha": 0.2}
+
+
+def test_assigning_weights_of_the_wrong_shape_gives_the_right_shape():
+    with pytest.raises(
+        ValueError, match=r"Dense.weights: weights \(n_inputs, n_neurons\) must have shape \(3, 1\), got \(3,\)"
+    ):
+        cr.Dense(3, 1).weights = [-3.0, -1.0, 2.0]
+
+
+def test_the_public_backward_assigns_fresh_gradients_as_the_books_does():
+    layer = cr.Dense(2, 3, dtype=np.float64)
+    layer.forward(np.ones((4, 2)))
+    layer.backward(np.ones((4, 3)))
+    kept = layer.dweights
+    layer.backward(2 * np.ones((4, 3)))
+    assert_allclose(kept, 4 * np.ones((2, 3)))
+    assert layer.dweights is not kept

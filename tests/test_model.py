@@ -253,3 +253,19 @@ def test_a_pickled_model_goes_on_training_exactly_like_the_original(spiral):
     assert resumed.history == expected.history
     for a, b in zip(model.get_weights(), copy.get_weights(), strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("loss", "output_layer"), [("categorical_crossentropy", "Softmax"), ("binary_crossentropy", "Sigmoid")]
+)
+def test_a_crossentropy_after_a_dense_output_names_the_missing_layer(loss, output_layer):
+    with pytest.raises(ValueError, match=rf"the model ends in Dense: add cr.{output_layer}\(\) as the last layer"):
+        cr.Model().add(cr.Dense(2, 3)).compile(loss=loss, optimizer="sgd")
+
+
+def test_the_fused_loss_object_points_to_the_softmax_layer():
+    model = cr.Model().add(cr.Dense(2, 3))
+    with pytest.raises(
+        TypeError, match=r"end the model with a cr.Softmax\(\) layer and use loss='categorical_crossentropy'"
+    ):
+        model.compile(loss=cr.SoftmaxCategoricalCrossentropy(), optimizer="sgd")

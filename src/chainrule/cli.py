@@ -19,7 +19,7 @@ import numpy as np
 
 from chainrule import datasets, explain
 from chainrule.activations import Linear, Sigmoid, Softmax
-from chainrule.gradcheck import gradcheck
+from chainrule.gradcheck import EPSILON, TOLERANCE, gradcheck
 from chainrule.history import History
 from chainrule.io import load_model
 from chainrule.model import Model
@@ -135,6 +135,16 @@ def numbers(text: str) -> np.ndarray:
     return np.array(rows[0] if len(rows) == 1 else rows)
 
 
+def whole_numbers(text: str) -> np.ndarray:
+    """'2,64,3' -> a vector of integers; '2.7' or '1,2;3,4' is refused, not truncated."""
+    values = numbers(text)
+    if values.ndim != 1:
+        raise argparse.ArgumentTypeError(f"expected one row of whole numbers separated by ',', got {text!r}")
+    if not (np.isfinite(values).all() and np.array_equal(values, np.round(values)) and np.abs(values).max() < 2**31):
+        raise argparse.ArgumentTypeError(f"expected whole numbers, got {text!r}")
+    return values.astype(np.int64)
+
+
 SEED_LAYER = {
     "inputs": "1,2,3,2.5;2,5,-1,2;-1.5,2.7,3.3,-0.8",
     "weights": "0.2,0.5,-0.26;0.8,-0.91,-0.27;-0.5,0.26,0.17;1,-0.5,0.87",
@@ -153,7 +163,7 @@ def run_explain(args: argparse.Namespace) -> int:
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
-        result = explain.softmax_crossentropy(logits, np.atleast_1d(args.labels).astype(np.int64))
+        result = explain.softmax_crossentropy(logits, args.labels)
     print(result)
     if getattr(args, "png", None):
         print(f"wrote {args.png}")
@@ -165,7 +175,7 @@ OUTPUTS = {"categorical_crossentropy": Softmax, "binary_crossentropy": Sigmoid, 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
     """Check every parameter gradient of a float64 network numerically; exit 1 above the tolerance."""
-    sizes = [int(size) for size in args.sizes]
+    sizes = [int(size) for size in args.sizes]  # whole numbers, checked by the parser
     if len(sizes) < 2 or min(sizes) < 1:
         raise UsageError(f"--sizes needs at least two positive widths (inputs, outputs), got {args.sizes}")
     model = build_network(
@@ -190,7 +200,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         y = rng.integers(0, 2, (args.samples, sizes[-1]))
     else:
         y = rng.standard_normal((args.samples, sizes[-1]))
-    result = gradcheck(model, X, y, tolerance=args.tolerance)
+    result = gradcheck(model, X, y, epsilon=args.epsilon, tolerance=args.tolerance)
     print(result)
     verdict = "passed" if result.passed else "FAILED"
     print(f"max relative error {result.max_error:.3e}: {verdict} (tolerance {args.tolerance:g})")
@@ -210,6 +220,16 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from error
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
 
 
@@ -278,19 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--relu", action="store_true", help="follow the layer with ReLU")
     softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
     softmax.add_argument("--logits", type=numbers, default=None, help="rows separated by ';' (log of 0.7,0.1,0.2)")
-    softmax.add_argument("--labels", type=numbers, default=numbers("0"), help="true class of each row (0)")
+    softmax.add_argument("--labels", type=whole_numbers, default=whole_numbers("0"), help="true class of each row (0)")
     explainer.set_defaults(run=run_explain)
 
     check = commands.add_parser(
         "gradcheck", help="check a network's gradients numerically", description=run_gradcheck.__doc__
     )
-    check.add_argument("--sizes", type=numbers, default=numbers("2,8,3"), help="layer widths (2,8,3)")
+    check.add_argument("--sizes", type=whole_numbers, default=whole_numbers("2,8,3"), help="layer widths (2,8,3)")
     check.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
     check.add_argument("--loss", choices=sorted(OUTPUTS), default="categorical_crossentropy")
     check.add_argument("--samples", type=positive_int, default=6)
     check.add_argument("--l1", type=float, default=0.0)
     check.add_argument("--l2", type=float, default=0.0)
-    check.add_argument("--tolerance", type=float, default=1e-6)
+    check.add_argument(
+        "--epsilon", type=positive_float, default=EPSILON, help=f"step of the central differences ({EPSILON:g})"
+    )
+    check.add_argument(
+        "--tolerance", type=positive_float, default=TOLERANCE, help=f"largest element error that passes ({TOLERANCE:g})"
+    )
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=run_gradcheck)
 

@@ -235,11 +235,12 @@ def layer(
         f"A Dense layer{' + ReLU' if relu else ''}: {n_samples} samples, {n_inputs} inputs, {n_neurons} neurons"
     )
     section = "Shapes"
-    ex.add(section, "inputs", "(samples, inputs)", str(batch.shape))
-    ex.add(section, "weights", "(inputs, neurons)", str(weight_matrix.shape))
-    ex.add(section, "biases", "(1, neurons)", str(dense.biases.shape))
-    ex.add(section, "output", "inputs @ weights + biases", str(output.shape))
-    ex.add(section, "dvalues", "dLoss/doutput, like output", str(upstream.shape))
+    ex.add(section, "inputs.shape", "(samples, inputs)", str(batch.shape))
+    ex.add(section, "weights.shape", "(inputs, neurons)", str(weight_matrix.shape))
+    ex.add(section, "biases.shape", "(1, neurons)", str(dense.biases.shape))
+    ex.add(section, "output.shape", "inputs @ weights + biases", str(output.shape))
+    ex.add(section, "dvalues.shape", "dLoss/doutput, like output", str(upstream.shape))
+    ex.values.update(inputs=batch, weights=weight_matrix, biases=dense.biases.copy(), dvalues=upstream)
     section = "Forward pass"
     ex.add(section, "output", "ReLU(inputs @ weights + biases)" if relu else "inputs @ weights + biases", output.copy())
     section = "Backward pass"

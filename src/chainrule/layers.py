@@ -259,8 +259,8 @@ class Dense(Layer):
 
     @weights.setter
     def weights(self, values: Any) -> None:
-        checked = float_array(values, self.dtype, "weights", "Dense.weights")
-        require_same_shape(checked, (self.n_inputs, self.n_neurons), "weights", "Dense.weights")
+        checked = float_array(values, self.dtype, "weights", "Dense.weights", ndim=max(np.ndim(values), 1))
+        require_same_shape(checked, (self.n_inputs, self.n_neurons), "weights (n_inputs, n_neurons)", "Dense.weights")
         self._weights[...] = checked  # in place: a Model may hold this array as a view of its parameter buffer
         self._weights_assigned = True
 
@@ -271,8 +271,8 @@ class Dense(Layer):
 
     @biases.setter
     def biases(self, values: Any) -> None:
-        checked = float_array(values, self.dtype, "biases", "Dense.biases")
-        require_same_shape(checked, (1, self.n_neurons), "biases", "Dense.biases")
+        checked = float_array(values, self.dtype, "biases", "Dense.biases", ndim=max(np.ndim(values), 1))
+        require_same_shape(checked, (1, self.n_neurons), "biases (1, n_neurons)", "Dense.biases")
         self._biases[...] = checked
         self._weights_assigned = True
 
