@@ -18,11 +18,18 @@ from typing import Any
 import numpy as np
 
 from chainrule import activations, layers, losses, optimizers
+from chainrule._checks import positive_int
 from chainrule._files import atomic_write
+from chainrule.archive import Archive
 from chainrule.model import Model
 
 FORMAT = "chainrule-model"
 VERSION = 1
+MAX_ARCHITECTURE_BYTES = 1 << 20  # the JSON record
+MAX_LAYERS = 10_000
+MAX_PARAMETERS = 10_000_000  # load_model's default cap; its max_parameters= raises it
+QUOTE_LIMIT = 200  # characters of a name from the file quoted in a message
+GENERATOR_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
 BUILT_IN_LAYERS = {cls.__name__: cls for cls in (layers.Dense, layers.Dropout, *activations.ACTIVATIONS.values())}
 LOSS_CLASSES = {cls.__name__: cls for cls in losses.LOSSES.values()}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
@@ -66,17 +73,23 @@ def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool
     atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
+def _quoted(value: Any) -> str:
+    """repr(value), cut to QUOTE_LIMIT characters: a hostile file cannot make a message huge."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_LIMIT else f"{text[:QUOTE_LIMIT]}... ({len(text)} characters)"
+
+
 def _build(description: Any, classes: dict[str, type], kind: str) -> Any:
     if not isinstance(description, dict) or not isinstance(description.get("class"), str):
-        raise ValueError(f"{kind} {description!r} has no class name")
+        raise ValueError(f"{kind} {_quoted(description)} has no class name")
     name = description["class"]
     if name not in classes:
         if kind == "layer":
             raise ValueError(
-                f"layer class {name!r} is not built into chainrule; pass the class you wrote, as "
-                f"load_model(path, custom_layers={{{name!r}: {name}}})"
+                f"layer class {_quoted(name)} is not built into chainrule; pass the class you wrote, as "
+                f"load_model(path, custom_layers={{{_quoted(name)}: {name[:QUOTE_LIMIT]}}})"
             )
-        raise ValueError(f"unknown {kind} {name!r}")
+        raise ValueError(f"unknown {kind} {_quoted(name)}")
     config = description.get("config")
     if not isinstance(config, dict):
         raise ValueError(f"{kind} {name} has no settings")
@@ -84,26 +97,82 @@ def _build(description: Any, classes: dict[str, type], kind: str) -> Any:
         return classes[name](**config)
     except TypeError as error:
         raise ValueError(
-            f"{kind} {name}(**{config}) failed ({error}); its get_config() must return the constructor's arguments"
+            f"{kind} {name}(**{_quoted(config)}) failed ({error}); its get_config() must return the constructor's "
+            "arguments"
         ) from error
 
 
-def _restore(archive: Any, architecture: dict[str, Any], layer_classes: dict[str, type]) -> Model:
-    if architecture.get("format") != FORMAT:
-        raise ValueError("not a chainrule model file")
-    if architecture.get("version") != VERSION:
-        raise ValueError(f"format version {architecture.get('version')!r}; this chainrule reads version {VERSION}")
-    for index, description in enumerate(architecture["layers"]):
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
+
+
+def _check_architecture(architecture: Any, max_parameters: int) -> None:
+    """Everything the JSON declares, bounded before any layer is built."""
+    _require(isinstance(architecture, dict), "its architecture record is not a JSON object")
+    _require(architecture.get("format") == FORMAT, "not a chainrule model file")
+    version = architecture.get("version")
+    _require(version == VERSION, f"format version {_quoted(version)}; this chainrule reads version {VERSION}")
+    seed = architecture.get("seed")
+    _require(seed is None or _is_int(seed, 0, 2**64), f"the seed {_quoted(seed)} is not a whole number >= 0")
+    descriptions = architecture.get("layers")
+    _require(
+        isinstance(descriptions, list) and 0 < len(descriptions) <= MAX_LAYERS, f"it must list 1 to {MAX_LAYERS} layers"
+    )
+    metrics = architecture.get("metrics")
+    _require(isinstance(metrics, list) and len(metrics) <= 8, "its metrics are not a short list of names")
+    declared = 0
+    for index, description in enumerate(descriptions):
         config = description.get("config") if isinstance(description, dict) else None
-        is_dense = isinstance(description, dict) and description.get("class") == "Dense"
-        if is_dense and isinstance(config, dict):  # check sizes before allocating anything
-            key = f"layer{index}.weights"
-            declared = (config.get("n_inputs"), config.get("n_neurons"))
-            if key not in archive.files or archive[key].shape != declared:
-                raise ValueError(f"layer {index} declares weights of shape {declared}; the file does not hold them")
+        if isinstance(description, dict) and description.get("class") == "Dense" and isinstance(config, dict):
+            n_inputs, n_neurons = config.get("n_inputs"), config.get("n_neurons")
+            _require(
+                _is_int(n_inputs, 1, 2**31) and _is_int(n_neurons, 1, 2**31),
+                f"layer {index} declares a Dense layer of {_quoted(n_inputs)} x {_quoted(n_neurons)}",
+            )
+            declared += (n_inputs + 1) * n_neurons
+    _require(
+        declared <= max_parameters,
+        f"it declares {declared} parameters, more than max_parameters={max_parameters} (raise it to load this file)",
+    )
+    if architecture.get("training_state"):
+        iterations = architecture.get("optimizer_iterations")
+        _require(_is_int(iterations, 0, 2**62), f"the optimizer's iteration count {_quoted(iterations)} is not >= 0")
+        states = architecture.get("rng_states")
+        _require(
+            isinstance(states, dict) and len(states) <= len(descriptions) + 1, "its generator states are malformed"
+        )
+        for state in states.values():
+            _require(_is_generator_state(state), f"the generator state {_quoted(state)} is malformed")
+
+
+def _is_generator_state(state: Any) -> bool:
+    """NumPy's PCG64 state: two 128-bit integers and a cached 32-bit draw."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64" or set(state) - GENERATOR_KEYS:
+        return False
+    inner = state.get("state")
+    return (
+        isinstance(inner, dict)
+        and set(inner) == {"state", "inc"}
+        and all(_is_int(value, 0, 2**128) for value in inner.values())
+        and _is_int(state.get("has_uint32"), 0, 2)
+        and _is_int(state.get("uinteger"), 0, 2**32)
+    )
+
+
+def _restore(
+    archive: Archive, architecture: dict[str, Any], layer_classes: dict[str, type], max_parameters: int
+) -> Model:
+    _check_architecture(architecture, max_parameters)
     model = Model(seed=architecture.get("seed"), dtype=architecture.get("dtype"))
     for description in architecture["layers"]:
         model.add(_build(description, layer_classes, "layer"))
+    total = sum(parameter.size for layer in model.layers for parameter in layer.parameters().values())
+    _require(total <= max_parameters, f"it holds {total} parameters, more than max_parameters={max_parameters}")
     model.compile(
         loss=_build(architecture["loss"], LOSS_CLASSES, "loss"),
         optimizer=_build(architecture["optimizer"], OPTIMIZER_CLASSES, "optimizer"),
@@ -111,55 +180,78 @@ def _restore(archive: Any, architecture: dict[str, Any], layer_classes: dict[str
     )
     for index, layer in enumerate(model.layers):
         for name, parameter in layer.parameters().items():
-            key = f"layer{index}.{name}"
-            if key not in archive.files:
-                raise ValueError(f"the weights {key} are missing")
-            values = archive[key]
-            if values.shape != parameter.shape or values.dtype != parameter.dtype:
-                raise ValueError(
-                    f"the weights {key} are {values.dtype}{values.shape}; the architecture "
-                    f"needs {parameter.dtype}{parameter.shape}"
-                )
-            if not np.isfinite(values).all():
-                raise ValueError(f"the weights {key} contain NaN or inf")
+            values = archive.read(f"layer{index}.{name}", shape=parameter.shape)
+            _require(
+                values.dtype == parameter.dtype,
+                f"the weights layer{index}.{name} are {values.dtype}, not {parameter.dtype}",
+            )
+            _require(bool(np.isfinite(values).all()), f"the weights layer{index}.{name} contain NaN or inf")
             parameter[...] = values
     if architecture.get("training_state"):
-        prefix = "optimizer."
-        state = {key[len(prefix) :]: archive[key] for key in archive.files if key.startswith(prefix)}
-        model.optimizer.set_state(model.layers, state, architecture["optimizer_iterations"])
-        rng_states = architecture["rng_states"]
-        model.rng.bit_generator.state = rng_states["model"]
-        for index, layer in enumerate(model.layers):
-            if f"layer{index}" in rng_states:
-                layer.rng.bit_generator.state = rng_states[f"layer{index}"]
+        _restore_training_state(archive, architecture, model)
     return model
 
 
-def load_model(path: str | os.PathLike, *, custom_layers: dict[str, type[layers.Layer]] | None = None) -> Model:
-    """Read a model written by `save_model`; any damaged or foreign file raises ValueError.
+def _restore_training_state(archive: Archive, architecture: dict[str, Any], model: Model) -> None:
+    """The optimizer's state (checked: shapes, finite values, non-negative squared-gradient caches)
+    and the generators' states, so `fit` continues exactly where it stopped."""
+    optimizer = model.optimizer
+    state = {}
+    for index, layer in enumerate(model.layers):
+        for name, parameter in layer.parameters().items():
+            for slot in optimizer.slots:
+                key = f"optimizer.{index}.{name}.{slot}"
+                if key not in archive:
+                    continue
+                values = archive.read(key, shape=parameter.shape)
+                _require(bool(np.isfinite(values).all()), f"the optimizer state {key} contains NaN or inf")
+                _require(slot != "cache" or bool((values >= 0).all()), f"the optimizer state {key} has negative values")
+                state[f"{index}.{name}.{slot}"] = values
+    optimizer.set_state(model.layers, state, architecture["optimizer_iterations"])
+    rng_states = architecture["rng_states"]
+    _require("model" in rng_states, "the model's generator state is missing")
+    model.rng.bit_generator.state = rng_states["model"]
+    for index, layer in enumerate(model.layers):
+        if f"layer{index}" in rng_states:
+            _require(
+                isinstance(layer, layers.Dropout) and layer.rng is not model.rng,
+                f"layer {index} has no generator of its own",
+            )
+            layer.rng.bit_generator.state = rng_states[f"layer{index}"]
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    custom_layers: dict[str, type[layers.Layer]] | None = None,
+    max_parameters: int = MAX_PARAMETERS,
+) -> Model:
+    """Read a model written by `save_model`; any damaged, foreign or oversized file raises ValueError.
 
     Layers of your own classes are rebuilt from `custom_layers`, which maps the class name
     stored in the file to the class: `load_model(path, custom_layers={"Swish": Swish})`. A class
-    is never imported by a name read from the file.
+    is never imported by a name read from the file. Files declaring more than `max_parameters`
+    parameters (10 million unless raised) are refused before anything is allocated; every member
+    is bounded by its declared size and header before it is read, and members the model does not
+    use are never read.
     """
     layer_classes = {**BUILT_IN_LAYERS, **_checked_custom_layers(custom_layers)}
+    max_parameters = positive_int(max_parameters, "max_parameters", "load_model")
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"load_model: no such file {source}")
     try:
         with open(source, "rb") as stream:
-            archive = np.load(stream, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it is not an .npz archive")
-            with archive:
-                if "architecture" not in archive.files:
-                    raise ValueError("it has no architecture record")
-                architecture = json.loads(archive["architecture"].tobytes().decode())
-                if not isinstance(architecture, dict):
-                    raise ValueError("its architecture record is not a JSON object")
-                return _restore(archive, architecture, layer_classes)
+            archive = Archive(stream)
+            _require("architecture" in archive, "it has no architecture record")
+            record = archive.read("architecture", kinds="u", max_bytes=MAX_ARCHITECTURE_BYTES)
+            _require(record.dtype == np.uint8 and record.ndim == 1, "its architecture record is not text")
+            architecture = json.loads(record.tobytes().decode())
+            return _restore(archive, architecture, layer_classes, max_parameters)
     except Exception as error:  # every failure to parse untrusted bytes becomes one clear error
-        raise ValueError(f"load_model: cannot load {source}: {error}") from error
+        reason = str(error)
+        reason = reason if len(reason) <= 2 * QUOTE_LIMIT else f"{reason[: 2 * QUOTE_LIMIT]}..."
+        raise ValueError(f"load_model: cannot load {source}: {reason}") from error
 
 
 def _checked_custom_layers(custom_layers: dict[str, type[layers.Layer]] | None) -> dict[str, type[layers.Layer]]:

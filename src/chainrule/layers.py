@@ -174,6 +174,9 @@ def _check_backward(layer: Layer, dvalues: Any) -> tuple[np.ndarray]:
     return (checked,)
 
 
+INIT_BLOCK = 1 << 16  # weights drawn per block by Dense.initialize
+
+
 class Dense(Layer):
     """A fully connected layer: `output = inputs @ weights + biases`.
 
@@ -204,7 +207,7 @@ class Dense(Layer):
         self.weight_regularizer_l2 = finite_number(weight_regularizer_l2, "weight_regularizer_l2", "Dense", minimum=0)
         self.bias_regularizer_l1 = finite_number(bias_regularizer_l1, "bias_regularizer_l1", "Dense", minimum=0)
         self.bias_regularizer_l2 = finite_number(bias_regularizer_l2, "bias_regularizer_l2", "Dense", minimum=0)
-        self.seed = seed
+        self.seed = None if seed is None else positive_int(seed, "seed", "Dense", minimum=0)
         self._weights_assigned = False
         shape = (self.n_inputs + 1, self.n_neurons)
         self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
@@ -244,8 +247,12 @@ class Dense(Layer):
 
     def initialize(self, rng: np.random.Generator) -> None:
         """Draw weights as 0.01 * standard normal and set biases to zero (in place: a Model may
-        hold this storage as part of its parameter buffer)."""
-        self._weights[...] = 0.01 * rng.standard_normal((self.n_inputs, self.n_neurons))
+        hold this storage as part of its parameter buffer). Drawn a block of rows at a time, the
+        same numbers as one draw, so a large layer needs no full-size temporary."""
+        rows_per_block = max(1, INIT_BLOCK // self.n_neurons)
+        for start in range(0, self.n_inputs, rows_per_block):
+            rows = min(rows_per_block, self.n_inputs - start)
+            self._weights[start : start + rows] = 0.01 * rng.standard_normal((rows, self.n_neurons))
         self._biases[...] = 0
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
@@ -401,7 +408,7 @@ class Dropout(Layer):
     def __init__(self, rate: float, *, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)
         self.rate = finite_number(rate, "rate (the fraction dropped)", "Dropout", minimum=0, below=1)
-        self.seed = seed
+        self.seed = None if seed is None else positive_int(seed, "seed", "Dropout", minimum=0)
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
         self._mask_frozen = False
@@ -436,4 +443,5 @@ class Dropout(Layer):
         return self.dinputs
 
     def get_config(self) -> dict[str, Any]:
-        return {"rate": self.rate, **super().get_config()}
+        seed = {} if self.seed is None else {"seed": self.seed}
+        return {"rate": self.rate, **seed, **super().get_config()}

@@ -51,8 +51,8 @@ class Model:
     """
 
     def __init__(self, seed: int | None = None, *, dtype: Any = None) -> None:
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.seed = None if seed is None else positive_int(seed, "seed", "Model", minimum=0)
+        self.rng = np.random.default_rng(self.seed)
         self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
         self.layers: list[Layer] = []
         self.loss: Loss | None = None
