@@ -137,7 +137,10 @@ def architecture_with(**changes):
         (architecture_with(format="other"), "not a chainrule model file"),
         (architecture_with(layers=[{"class": "Conv2D", "config": {}}]), "not built into chainrule"),
         (lambda name, a: None if name == "layer0.weights" else a, r"the member layer0.weights is missing"),
-        (lambda name, a: a[:, :2] if name == "layer0.weights" else a, r"the member layer0.weights has shape \(2, 2\); expected \(2, 8\)"),
+        (
+            lambda name, a: a[:, :2] if name == "layer0.weights" else a,
+            r"the member layer0.weights has shape \(2, 2\); expected \(2, 8\)",
+        ),
         (lambda name, a: a.astype(np.float64) if name == "layer3.weights" else a, r"layer3.weights are float64"),
         (
             architecture_with(layers=[{"class": "Dense", "config": {"n_inputs": 10**6, "n_neurons": 10**6}}]),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,28 +66,36 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 IDX_UNSIGNED_BYTE = 0x08
+MAX_IDX_VALUES = 1 << 30  # read_idx's default bound: 1 GiB of pixels
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file of unsigned bytes (plain or .gz): magic 0x0000 08 nd, sizes, data."""
+def read_idx(path: str | Path, *, max_values: int = MAX_IDX_VALUES) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (plain or .gz): magic 0x0000 08 nd, sizes, data.
+
+    The header is read first and the data no further than the size it declares (at most
+    `max_values`), so a compressed file cannot inflate beyond what it promises.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as stream:
-            data = stream.read()
-    except (OSError, EOFError) as error:
+            magic = stream.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != IDX_UNSIGNED_BYTE or magic[3] == 0:
+                raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (bad magic number)")
+            sizes = stream.read(4 * magic[3])
+            if len(sizes) < 4 * magic[3]:
+                raise ValueError(f"read_idx: {path} has a truncated header")
+            shape = tuple(int(size) for size in np.frombuffer(sizes, dtype=">u4"))
+            count = math.prod(shape)
+            if count > max_values:
+                raise ValueError(f"read_idx: {path} declares shape {shape}, more than max_values={max_values} values")
+            body = stream.read(count + 1)  # one byte more than promised reveals trailing data
+    except (OSError, EOFError, zlib.error) as error:
         raise ValueError(f"read_idx: cannot read {path}: {error}") from error
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UNSIGNED_BYTE:
-        raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (bad magic number)")
-    n_dimensions = data[3]
-    header_end = 4 + 4 * n_dimensions
-    if n_dimensions == 0 or len(data) < header_end:
-        raise ValueError(f"read_idx: {path} has a truncated header")
-    shape = tuple(int(size) for size in np.frombuffer(data[4:header_end], dtype=">u4"))
-    body = np.frombuffer(data, dtype=np.uint8, offset=header_end)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"read_idx: {path} holds {body.size} values, its header promises shape {shape}")
-    return body.reshape(shape)
+    if len(body) != count:
+        held = f"{len(body)}" if len(body) < count else f"more than {count}"
+        raise ValueError(f"read_idx: {path} holds {held} values, its header promises shape {shape}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
 def _find(folder: Path, stem: str) -> Path:
