@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from chainrule.runtime import SMALL_MATMUL_WORK, blas_threads, deferred_interrupt, quiet_float_errors
+from chainrule.runtime import SMALL_MATMUL_WORK, blas_threads, quiet_float_errors, training_guard
 
 
 def blas_thread_counts():
@@ -25,7 +25,7 @@ def test_small_products_run_blas_on_one_thread_and_large_ones_keep_the_default()
 
 def test_ctrl_c_once_sets_the_flag_twice_interrupts_and_the_handler_is_restored():
     before = signal.getsignal(signal.SIGINT)
-    with deferred_interrupt() as interruption:
+    with training_guard(SMALL_MATMUL_WORK) as interruption:
         os.kill(os.getpid(), signal.SIGINT)
         assert interruption.requested
         with pytest.raises(KeyboardInterrupt):
@@ -38,3 +38,49 @@ def test_float_errors_pass_silently_inside_and_warn_again_outside():
         assert np.isinf(np.float32(3e38) * np.float32(10))
     with pytest.warns(RuntimeWarning, match="overflow"):
         np.float32(3e38) * np.float32(10)  # noqa: B018
+
+
+DOUBLE_SIGINT = """
+RUNS = 50
+import os, signal, threading, time, json
+import numpy as np
+import chainrule as cr
+from threadpoolctl import threadpool_info
+
+def blas():
+    return sorted(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+X, y = cr.datasets.spiral_data(20, 3, seed=0)
+default_blas, broken = blas(), []
+for run in range(RUNS):
+    model = cr.Model(seed=run).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+
+    def press_twice():
+        time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.000005 * (run % 50))  # from back to back to 250 us apart
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presses = threading.Thread(target=press_twice)
+    presses.start()
+    try:
+        model.fit(X, y, epochs=100000, verbose=0)
+        presses.join()
+        time.sleep(0.02)  # a second press that reached the restored handler lands here
+    except KeyboardInterrupt:
+        presses.join()
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler or blas() != default_blas:
+        broken.append(run)
+print(json.dumps(broken))
+"""
+
+
+def test_two_ctrl_c_presses_microseconds_apart_restore_the_handler_and_blas_every_time():
+    import json
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, "-c", DOUBLE_SIGINT], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout) == []

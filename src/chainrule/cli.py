@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,15 @@ from chainrule.gradcheck import EPSILON, TOLERANCE, gradcheck
 from chainrule.history import History
 from chainrule.io import load_model
 from chainrule.model import Model
-from chainrule.network import build_network
+from chainrule.network import build_network, training_bytes
 from chainrule.optimizers import OPTIMIZERS
+from chainrule.runtime import available_memory
 
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+MAX_WIDTH = 100_000  # the widest layer the command line builds
+RUN_FOLDER_BYTES = 16 << 20  # free disk space `train` wants before it starts
+MESSAGE_LIMIT = 1000  # characters of an error line
 Dataset = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -89,9 +97,12 @@ def run_train(args: argparse.Namespace) -> int:
     """Train, print the final scores, and write history.csv, curves.png, decision_boundary.png, model.npz."""
     from chainrule.plotting import plot_decision_boundary, plot_history
 
+    out = output_folder(Path(args.out or f"runs/{args.dataset}"))
     (X, y), (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
     regression = args.dataset == "sine"
     n_outputs = 1 if regression else int(max(y.max(), y_val.max())) + 1
+    sizes = [X.shape[1], *args.hidden, n_outputs]
+    require_memory(training_bytes(sizes, min(args.batch_size or len(X), len(X)), np.float32), "this network")
     model = build_model(args, X.shape[1], n_outputs, regression)
     history = model.fit(
         X, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(X_val, y_val), verbose=args.verbose
@@ -101,8 +112,6 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"training    {describe(model.evaluate(X, y))}")
     print(f"validation  {describe(model.evaluate(X_val, y_val))}")
 
-    out = Path(args.out or f"runs/{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
     write_history(history, out / "history.csv")
     model.save(out / "model.npz", include_optimizer=True)
     plot_history(history, out / "curves.png")
@@ -111,7 +120,45 @@ def run_train(args: argparse.Namespace) -> int:
         plot_decision_boundary(model, X_val, y_val, out / "decision_boundary.png")
         written.append("decision_boundary.png")
     print(f"wrote {', '.join(str(out / name) for name in written)}")
-    return 0
+    return EXIT_INTERRUPTED if history.interrupted else 0
+
+
+def output_folder(folder: Path) -> Path:
+    """Create the run folder and make sure a file can be written there, before any training."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file; give a folder for the run's files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write to the run folder {folder}: {error.strerror or error}") from error
+    if shutil.disk_usage(folder).free < RUN_FOLDER_BYTES:
+        raise UsageError(f"the disk holding {folder} has less than {RUN_FOLDER_BYTES >> 20} MiB free")
+    return folder
+
+
+def png_target(path: str, default_name: str) -> Path:
+    """Where a picture goes: `path`, or `path/default_name` when `path` is a folder; checked before any work."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / default_name
+    if not target.parent.is_dir():
+        raise UsageError(f"--png {path}: the folder {target.parent} does not exist")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"--png {path} is not a regular file")
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"--png {path}: the folder {target.parent} is not writable")
+    return target
+
+
+def require_memory(needed: int, what: str) -> None:
+    """Refuse, before allocating anything, work that would not fit in the memory available now."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise UsageError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory; {available / 2**30:.1f} GiB are available"
+        )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -140,8 +187,10 @@ def whole_numbers(text: str) -> np.ndarray:
     values = numbers(text)
     if values.ndim != 1:
         raise argparse.ArgumentTypeError(f"expected one row of whole numbers separated by ',', got {text!r}")
-    if not (np.isfinite(values).all() and np.array_equal(values, np.round(values)) and np.abs(values).max() < 2**31):
+    if not (np.isfinite(values).all() and np.array_equal(values, np.round(values))):
         raise argparse.ArgumentTypeError(f"expected whole numbers, got {text!r}")
+    if np.abs(values).max() >= 2**31:
+        raise argparse.ArgumentTypeError(f"numbers of at most {2**31 - 1} expected, got {text!r}")
     return values.astype(np.int64)
 
 
@@ -156,17 +205,18 @@ SEED_LAYER = {
 def run_explain(args: argparse.Namespace) -> int:
     """Print the chain rule step by step for the seed notebooks' numbers or your own."""
     if args.what == "neuron":
+        target = png_target(args.png, "neuron.png") if args.png else None
         result = explain.neuron(args.x, args.w, args.b, dvalue=args.dvalue, learning_rate=args.learning_rate)
-        if args.png:
-            result.to_png(args.png)
+        if target:
+            result.to_png(target)
     elif args.what == "layer":
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
         result = explain.softmax_crossentropy(logits, args.labels)
     print(result)
-    if getattr(args, "png", None):
-        print(f"wrote {args.png}")
+    if args.what == "neuron" and target:
+        print(f"wrote {target}")
     return 0
 
 
@@ -176,8 +226,9 @@ OUTPUTS = {"categorical_crossentropy": Softmax, "binary_crossentropy": Sigmoid, 
 def run_gradcheck(args: argparse.Namespace) -> int:
     """Check every parameter gradient of a float64 network numerically; exit 1 above the tolerance."""
     sizes = [int(size) for size in args.sizes]  # whole numbers, checked by the parser
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise UsageError(f"--sizes needs at least two positive widths (inputs, outputs), got {args.sizes}")
+    if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > MAX_WIDTH:
+        raise UsageError(f"--sizes needs at least two widths from 1 to {MAX_WIDTH} (inputs, outputs), got {sizes}")
+    require_memory(training_bytes(sizes, args.samples, np.float64), "this network")
     model = build_network(
         sizes,
         activation=args.activation,
@@ -216,11 +267,24 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `minimum` to `maximum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from error
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from {minimum} to {maximum}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1, 10**9)
+width = whole_number(1, MAX_WIDTH)
+seed_number = whole_number(0, 2**32 - 1)
 
 
 def positive_float(text: str) -> float:
@@ -241,7 +305,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         help="spiral/vertical: 3 classes, 100 points each; sine: regression; mnist: --data DIR",
     )
     parser.add_argument("--data", help="folder with the MNIST or Fashion-MNIST IDX files (for --dataset mnist)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of data, initial weights and shuffling")
 
 
 class Parser(argparse.ArgumentParser):
@@ -257,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a network and write a run folder", description=run_train.__doc__)
     add_dataset_options(train)
-    train.add_argument("--hidden", type=positive_int, nargs="+", default=[64], help="hidden layer sizes (64)")
+    train.add_argument(
+        "--hidden", type=width, nargs="+", default=[64], help=f"hidden layer sizes, each at most {MAX_WIDTH} (64)"
+    )
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     train.add_argument("--learning-rate", type=float, default=0.05)
@@ -307,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sizes", type=whole_numbers, default=whole_numbers("2,8,3"), help="layer widths (2,8,3)")
     check.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
     check.add_argument("--loss", choices=sorted(OUTPUTS), default="categorical_crossentropy")
-    check.add_argument("--samples", type=positive_int, default=6)
+    check.add_argument("--samples", type=whole_number(1, 10_000), default=6)
     check.add_argument("--l1", type=float, default=0.0)
     check.add_argument("--l2", type=float, default=0.0)
     check.add_argument(
@@ -316,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--tolerance", type=positive_float, default=TOLERANCE, help=f"largest element error that passes ({TOLERANCE:g})"
     )
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--seed", type=seed_number, default=0)
     check.set_defaults(run=run_gradcheck)
 
     export = commands.add_parser("export", help="convert a saved model to ONNX", description=run_export.__doc__)
@@ -342,11 +408,24 @@ def join_negative_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run one subcommand; user errors print one line and exit 2."""
+    """Parse the command line and run one subcommand. Every failure prints one line and exits with
+    EXIT_USAGE (what was given is wrong), EXIT_FAILURE (the run failed) or EXIT_INTERRUPTED."""
     parser = build_parser()
     args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        return fail(args, "interrupted", EXIT_INTERRUPTED)
     except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        print(f"chainrule {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return fail(args, f"error: {error}", EXIT_USAGE)
+    except MemoryError:
+        return fail(args, "error: out of memory", EXIT_FAILURE)
+    except (OSError, ArithmeticError) as error:  # disk errors, a diverging loss, overflow
+        return fail(args, f"error: {error}", EXIT_FAILURE)
+    except Exception as error:  # a bug: still one line, naming it
+        return fail(args, f"unexpected {type(error).__name__}: {error}", EXIT_FAILURE)
+
+
+def fail(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"chainrule {args.command}: {message}"[:MESSAGE_LIMIT], file=sys.stderr)
+    return code

@@ -55,3 +55,12 @@ def build_network(
         if dropout:
             model.add(Dropout(dropout))
     return model
+
+
+def training_bytes(sizes: Sequence[int], batch_rows: int, dtype: Any) -> int:
+    """About the memory training the network of `sizes` takes: every parameter five times
+    (values, gradients, two optimizer moments, scratch) and a batch's activations about four
+    times over (outputs, masks, gradients) at every layer."""
+    itemsize = np.dtype(dtype).itemsize
+    parameters = sum((n_inputs + 1) * n_neurons for n_inputs, n_neurons in zip(sizes, sizes[1:], strict=False))
+    return itemsize * (5 * parameters + 4 * batch_rows * sum(sizes))

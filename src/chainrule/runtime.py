@@ -18,6 +18,18 @@ from threadpoolctl import threadpool_limits
 SMALL_MATMUL_WORK = 1 << 20  # multiply-adds of the largest product below which BLAS runs on one thread
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def quiet_float_errors() -> contextlib.AbstractContextManager:
     """Let overflow, invalid values and division by zero pass silently: a diverging loss is
     detected by value (the training loop checks it), not by warnings from deep inside a step."""
@@ -27,39 +39,72 @@ def quiet_float_errors() -> contextlib.AbstractContextManager:
 def blas_threads(largest_matmul_work: int) -> contextlib.AbstractContextManager:
     """One BLAS thread when every matrix product is small: handing it to more threads costs
     more than they save (about 20% of a step on the book's spiral network)."""
-    if largest_matmul_work >= SMALL_MATMUL_WORK:
+    if not one_blas_thread(largest_matmul_work):
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def one_blas_thread(largest_matmul_work: int) -> bool:
+    """Whether products this small run faster on one BLAS thread."""
+    return largest_matmul_work < SMALL_MATMUL_WORK
+
+
 class Interruption:
-    """Whether Ctrl-C asked training to stop after the current step."""
+    """Ctrl-C during training: the first press asks to stop after the current step; a second
+    press interrupts at once, or, while the runtime is being restored, right after that."""
 
     requested = False
+    armed = False  # whether a second press may raise now
+    pressed_again = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.requested and self.armed:
+            raise KeyboardInterrupt
+        self.pressed_again = self.requested
+        self.requested = True
 
 
 @contextlib.contextmanager
-def deferred_interrupt() -> Iterator[Interruption]:
-    """Turn Ctrl-C into 'stop after this step' (a second Ctrl-C interrupts at once)."""
-    interruption = Interruption()
-    if threading.current_thread() is not threading.main_thread():
-        yield interruption
+def sigint_blocked() -> Iterator[None]:
+    """Hold back Ctrl-C (main thread, POSIX) while settings are set or restored, so a press at
+    that moment arrives afterwards instead of leaving them half done."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
         return
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if interruption.requested:
-            raise KeyboardInterrupt
-        interruption.requested = True
-
-    previous = signal.signal(signal.SIGINT, request_stop)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield interruption
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
 def training_guard(largest_matmul_work: int) -> Iterator[Interruption]:
-    """All three for a training run; yields the Ctrl-C flag."""
-    with deferred_interrupt() as interruption, blas_threads(largest_matmul_work), quiet_float_errors():
-        yield interruption
+    """BLAS threads, Ctrl-C and float errors for a training run; yields the Ctrl-C flag.
+
+    The BLAS limit and the Ctrl-C handler are set and restored with Ctrl-C held back, and a
+    press that arrives meanwhile never raises halfway: both are restored on every path, however
+    close together the presses come, and a second press is honoured once they are.
+    """
+    interruption = Interruption()
+    previous = limiter = None
+    try:
+        with sigint_blocked():
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGINT, interruption.handle)
+            if one_blas_thread(largest_matmul_work):
+                limiter = threadpool_limits(limits=1, user_api="blas")
+        interruption.armed = True
+        with quiet_float_errors():
+            yield interruption
+    finally:
+        interruption.armed = False
+        with sigint_blocked():
+            try:
+                if limiter is not None:
+                    limiter.restore_original_limits()
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+    if interruption.pressed_again:
+        raise KeyboardInterrupt
