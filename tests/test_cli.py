@@ -111,3 +111,71 @@ def test_gradcheck_takes_epsilon_and_tolerance():
 def test_fractional_sizes_and_labels_are_refused_not_truncated(args, message):
     result = chainrule(*args)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def failing_commands(tmp_path):
+    """(arguments, exit code, words the one line must contain) for each way a command can fail."""
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "damaged.npz").write_bytes(b"PK\x03\x04 not really")
+    model = tmp_path / "m.npz"
+    import chainrule as cr
+
+    cr.Model().add(cr.Dense(2, 3)).add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer="sgd").save(
+        model
+    )
+    return [
+        (
+            ["train", "--dataset", "sine", "--optimizer", "sgd", "--learning-rate", "3", "--epochs", "300"],
+            1,
+            "Try a lower learning rate",
+        ),
+        (["gradcheck", "--sizes", "inf,3"], 2, "argument --sizes: expected whole numbers"),
+        (["gradcheck", "--sizes", "1e12,3"], 2, "argument --sizes: numbers of at most"),
+        (["gradcheck", "--sizes", "1,2;3,4"], 2, "argument --sizes: expected one row of whole numbers"),
+        (["gradcheck", "--sizes", "90000,90000,3"], 2, "GiB of memory"),
+        (["gradcheck", "--tolerance", "nan"], 2, "argument --tolerance: must be a finite number above 0"),
+        (["gradcheck", "--tolerance", "-1"], 2, "argument --tolerance: must be a finite number above 0"),
+        (["train", "--hidden", "1000000000000"], 2, "argument --hidden: must be from 1 to 100000"),
+        (["train", "--seed", "-1"], 2, "argument --seed: must be from 0"),
+        (["train", "--out", str(tmp_path / "a_file")], 2, "is a file; give a folder"),
+        (["explain", "softmax", "--labels", "1e30"], 2, "argument --labels"),
+        (["explain", "neuron", "--png", str(tmp_path / "a_file" / "x.png")], 2, "does not exist"),
+        (["export", str(model), "--onnx", str(tmp_path / "somedir")], 2, "is not a regular file"),
+        (["evaluate", str(tmp_path / "nothing.npz")], 2, "no such file"),
+        (["evaluate", str(tmp_path / "damaged.npz")], 2, "cannot load"),
+        (["train", "--dataset", "mnist", "--data", str(tmp_path / "somedir")], 2, "train-images-idx3-ubyte"),
+        (["fly"], 2, "invalid choice"),
+    ]
+
+
+def test_every_failure_is_one_line_with_its_exit_code_and_no_traceback(tmp_path):
+    for arguments, code, words in failing_commands(tmp_path):
+        result = chainrule(*arguments)
+        assert result.returncode == code, (arguments, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, (arguments, result.stderr)
+        assert words in result.stderr, (arguments, result.stderr)
+
+
+def test_png_into_a_folder_reports_the_file_written(tmp_path):
+    result = chainrule("explain", "neuron", "--png", str(tmp_path))
+    assert result.returncode == 0 and f"wrote {tmp_path / 'neuron.png'}" in result.stdout
+    assert (tmp_path / "neuron.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_an_interrupted_run_writes_its_files_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "chainrule", "train", "--epochs", "100000000", "--out", str(tmp_path), "--verbose", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as run:
+        assert run.stdout.readline().startswith("epoch 1/")  # training has started
+        time.sleep(0.2)
+        run.send_signal(signal.SIGINT)
+        output, errors = run.communicate(timeout=120)
+    assert run.returncode == 130, errors
+    assert "interrupted after epoch" in output and (tmp_path / "model.npz").is_file()

@@ -73,6 +73,33 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path, optimizer):
         assert np.array_equal(a, b)
 
 
+def test_a_seeded_dropout_resumes_exactly(tmp_path):
+    """Ten epochs, a file, twenty more: the same weights as thirty straight."""
+    X, y = DATA
+
+    def build():
+        model = cr.Model(seed=3)
+        model.add(cr.Dense(2, 16)).add(cr.ReLU()).add(cr.Dropout(0.3, seed=11)).add(cr.Dense(16, 3)).add(cr.Softmax())
+        return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+
+    straight = build()
+    straight.fit(X, y, epochs=30, batch_size=16, verbose=0)
+    first = build()
+    first.fit(X, y, epochs=10, batch_size=16, verbose=0)
+    first.save(tmp_path / "ten.npz", include_optimizer=True)
+    resumed = cr.load_model(tmp_path / "ten.npz")
+    assert resumed.layers[2].seed == 11 and resumed.layers[2].rng is not resumed.rng
+    resumed.fit(X, y, epochs=20, batch_size=16, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_numpy_integer_seeds_save(tmp_path):
+    model = cr.Model(seed=np.int64(3)).add(cr.Dense(2, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="sgd").save(tmp_path / "m.npz")
+    assert cr.load_model(tmp_path / "m.npz").seed == 3
+
+
 def test_saving_replaces_the_file_atomically(tmp_path, monkeypatch):
     X, y = DATA
     model = every_layer_model(np.float32)

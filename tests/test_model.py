@@ -269,3 +269,91 @@ def test_the_fused_loss_object_points_to_the_softmax_layer():
         TypeError, match=r"end the model with a cr.Softmax\(\) layer and use loss='categorical_crossentropy'"
     ):
         model.compile(loss=cr.SoftmaxCategoricalCrossentropy(), optimizer="sgd")
+
+
+@pytest.mark.parametrize("call", ["fit", "evaluate"])
+def test_empty_data_is_named(call):
+    model = classifier()
+    with pytest.raises(ValueError, match=rf"Model.{call}: X has no samples \(shape \(0, 2\)\)"):
+        getattr(model, call)(np.empty((0, 2)), np.empty(0, dtype=int))
+
+
+def test_predicting_nothing_gives_an_empty_array():
+    assert classifier().predict(np.empty((0, 2))).shape == (0, 3)
+
+
+def test_after_divergence_the_weights_are_the_last_finite_ones(spiral):
+    X, y = spiral
+    model = cr.Model(seed=0).add(cr.Dense(2, 1)).add(cr.Linear())
+    model.compile(loss="mse", optimizer=cr.SGD(1e6))
+    with pytest.raises(cr.TrainingDivergedError):
+        model.fit(X * 100, y.astype(float), epochs=50, verbose=0)
+    assert np.isfinite(model.evaluate(X * 100, y.astype(float))["loss"])
+
+
+def test_a_huge_learning_rate_never_returns_nan_predictions(spiral):
+    X, y = spiral
+    model = classifier()
+    model.optimizer = cr.SGD(1e30)
+    with pytest.raises(cr.TrainingDivergedError, match="epoch 1"):
+        model.fit(X, y, epochs=1, verbose=0)
+    assert np.isfinite(model.predict(X)).all()
+
+
+def test_a_nan_validation_loss_stops_training(spiral):
+    X, y = spiral
+    model = cr.Model(seed=0).add(cr.Dense(2, 1)).add(cr.Linear()).compile(loss="mse", optimizer="sgd")
+    X_val = np.full((3, 2), 1e30, dtype=np.float32)  # finite inputs whose predictions overflow
+    model.layers[0].weights = [[1e10], [1e10]]
+    with pytest.raises(cr.TrainingDivergedError, match="the validation loss became"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, validation_data=(X_val, np.zeros(3)), verbose=0)
+
+
+def test_one_hot_rows_must_be_probabilities(spiral):
+    X, _ = spiral
+    with pytest.raises(ValueError, match=r"one-hot .* values in \[0, 1\] summing to 1"):
+        classifier().fit(X, np.ones((len(X), 3)), epochs=1, verbose=0)
+
+
+def test_an_out_of_range_unsigned_label_is_reported_as_itself(spiral):
+    X, _ = spiral
+    labels = np.zeros(len(X), dtype=np.uint64)
+    labels[0] = 2**63 + 5
+    with pytest.raises(ValueError, match=f"class index {2**63 + 5} is out of range"):
+        classifier().fit(X, labels, epochs=1, verbose=0)
+
+
+def test_numpy_integers_are_accepted_as_settings():
+    assert cr.callbacks.EarlyStopping(patience=np.int64(3)).patience == 3
+    assert cr.Model(seed=np.int64(3)).seed == 3
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        lambda path: cr.callbacks.ModelCheckpoint(path, monitor="val_accuracy"),
+        lambda path: cr.callbacks.EarlyStopping(),
+    ],
+)
+def test_a_monitored_value_fit_will_not_record_is_refused_before_training(spiral, tmp_path, callback):
+    X, y = spiral
+    model = classifier()
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="cannot monitor 'val_"):
+        model.fit(X, y, epochs=5, verbose=0, callbacks=[callback(tmp_path / "best.npz")])
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_a_column_with_missing_values_is_refused_by_its_own_dtype_name(spiral):
+    X, y = spiral
+
+    class NullableColumn:
+        """Stands in for a pandas Float64 column with a missing value: NumPy sees objects."""
+
+        dtype = "Float64"
+
+        def __array__(self, dtype=None, copy=None):
+            return np.array([0.5, None, 1.0], dtype=object)
+
+    with pytest.raises(TypeError, match="must be numeric without missing values, got dtype Float64"):
+        classifier().fit(X[:3], NullableColumn(), epochs=1, verbose=0)

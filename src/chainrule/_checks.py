@@ -57,7 +57,8 @@ def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
     except ValueError as error:
         raise ValueError(f"{owner}: {name} is not a rectangular array ({error})") from error
     if array.dtype.kind not in NUMERIC_KINDS:
-        raise TypeError(f"{owner}: {name} must be numeric, got an array of dtype {array.dtype}")
+        dtype = getattr(values, "dtype", array.dtype)  # a pandas column names its own dtype (Float64, ...)
+        raise TypeError(f"{owner}: {name} must be numeric without missing values, got dtype {dtype}")
     return array
 
 
@@ -110,6 +111,8 @@ def class_indices(values: Any, n_samples: int, n_classes: int, owner: str) -> np
             raise ValueError(f"{owner}: y_true contains NaN or inf")
         if not np.array_equal(labels, np.round(labels)):
             raise ValueError(f"{owner}: class labels must be whole numbers, got {labels[:5]}...")
+    if labels.dtype.kind == "u" and n_samples and labels.max() >= n_classes:  # before a cast could wrap it
+        raise ValueError(f"{owner}: class index {labels.max()} is out of range for {n_classes} classes")
     indices = labels.astype(np.int64, copy=False)
     if n_samples and (indices.min() < 0 or indices.max() >= n_classes):
         bad = indices[(indices < 0) | (indices >= n_classes)][0]
@@ -123,6 +126,12 @@ def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.d
     if labels.ndim == 2:
         targets = float_array(labels, dtype, "y_true", owner)
         require_same_shape(targets, (n_samples, n_classes), "one-hot y_true", owner)
+        if targets.size and (
+            targets.min() < 0 or targets.max() > 1 or not np.allclose(targets.sum(axis=1), 1, atol=1e-4)
+        ):
+            raise ValueError(
+                f"{owner}: each one-hot (or probability) row of y_true must hold values in [0, 1] summing to 1"
+            )
         return targets
     return class_indices(labels, n_samples, n_classes, owner)
 

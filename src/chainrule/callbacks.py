@@ -38,6 +38,13 @@ class Callback:
         """Called once after training ends, however it ends."""
 
 
+def _require_monitored(model: Model, monitor: str, owner: str) -> None:
+    """At the start of training: refuse a monitored value this fit will not record."""
+    expected = model.expected_logs
+    if expected is not None and monitor not in expected:
+        raise ValueError(f"{owner}: cannot monitor {monitor!r}; this fit records {sorted(expected)}")
+
+
 def _monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
     if monitor not in logs:
         raise ValueError(f"{owner}: cannot monitor {monitor!r}; this fit records {sorted(logs)}")
@@ -74,6 +81,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self) -> None:
+        _require_monitored(self.model, self.monitor, "EarlyStopping")
         self.best = -np.inf if self._maximise else np.inf
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
@@ -131,6 +139,8 @@ class ModelCheckpoint(Callback):
         self.include_optimizer = include_optimizer
 
     def on_train_begin(self) -> None:
+        if self.save_best_only:
+            _require_monitored(self.model, self.monitor, "ModelCheckpoint")
         self.best: float | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from chainrule.callbacks import Callback
 from chainrule.history import History
+from chainrule.parameter_store import ParameterStore
 from chainrule.runtime import training_guard
 
 if TYPE_CHECKING:
@@ -19,6 +20,34 @@ if TYPE_CHECKING:
 
 class TrainingDivergedError(FloatingPointError):
     """The loss became NaN or infinite; the update that would have used it was not applied."""
+
+
+class LastFiniteWeights:
+    """The last weights known to give a finite loss, put back when training diverges.
+
+    A copy is taken as each epoch begins and kept once that epoch's first batch gives a finite
+    loss: the weights an epoch ends with are only known good when the next forward pass says so.
+    """
+
+    def __init__(self, store: ParameterStore) -> None:
+        self.store = store
+        self.good = store.snapshot()
+        self.pending: list[np.ndarray] | None = None
+
+    def epoch_begins(self) -> None:
+        self.pending = self.store.snapshot()
+
+    def loss_was_finite(self) -> None:
+        if self.pending is not None:
+            self.good, self.pending = self.pending, None
+
+    def diverged(self, what: str, epoch: int) -> TrainingDivergedError:
+        """Put the good weights back; the error to raise."""
+        self.store.restore(self.good)
+        return TrainingDivergedError(
+            f"Model.fit: {what} in epoch {epoch + 1}; training stopped, and the weights are the last ones whose "
+            "loss was finite. Try a lower learning rate."
+        )
 
 
 def batches(n_samples: int, batch_size: int | None) -> Iterator[slice]:
@@ -47,7 +76,9 @@ def train(
     model.stop_training = False
     n_samples = len(inputs)
     store = model.parameter_store()
+    weights = LastFiniteWeights(store)
     shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
+    model.expected_logs = model.log_names(validation is not None)
     for callback in callbacks:
         callback.on_train_begin()
     try:
@@ -55,6 +86,7 @@ def train(
             for epoch in range(epochs):
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
+                weights.epoch_begins()
                 order = model.rng.permutation(n_samples) if shuffle else None
                 totals: dict[str, float] = {}
                 seen = 0
@@ -65,22 +97,26 @@ def train(
                     output = model.forward_trusted(batch_inputs, True)
                     batch_loss = model.score(output, batch_targets, totals)
                     if not math.isfinite(batch_loss):
-                        raise TrainingDivergedError(
-                            f"Model.fit: the loss became {batch_loss} in epoch {epoch + 1}; training "
-                            "stopped before applying that update. Try a lower learning rate."
-                        )
+                        raise weights.diverged(f"the loss became {batch_loss}", epoch)
+                    weights.loss_was_finite()
                     model.backward_trusted(output, batch_targets)
                     model.optimizer.step(store)
                     seen += len(batch_inputs)
                     if interruption.requested:
                         break
+                if not store.finite():
+                    raise weights.diverged("the parameters became inf or NaN", epoch)
                 logs = model.summarise(totals, seen)
                 if validation is not None:
                     logs.update(model.evaluate_trusted(*validation, batch_size, prefix="val_"))
+                    if not math.isfinite(logs["val_loss"]):
+                        raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, logs)
                 if interruption.requested or model.stop_training:
                     break
+            if not np.isfinite(model.forward_trusted(inputs[: batch_size or n_samples], False)).all():
+                raise weights.diverged("the predictions became inf or NaN", epoch)
             history.interrupted = interruption.requested
     finally:
         for callback in callbacks:

@@ -60,6 +60,7 @@ class Model:
         self.metrics: dict[str, Metric] = {}
         self.stop_training = False
         self.history: History | None = None
+        self.expected_logs: list[str] | None = None  # the keys fit will log, set as it starts
         # A Softmax output with CategoricalCrossentropy trains through this fused loss (set by compile).
         self.fused_loss: SoftmaxCategoricalCrossentropy | None = None
         self._store: ParameterStore | None = None
@@ -187,11 +188,13 @@ class Model:
         if not self.compiled:
             raise ValueError(f"{owner}: call compile(loss=..., optimizer=...) first")
 
-    def _inputs(self, X: Any, owner: str) -> np.ndarray:
+    def _inputs(self, X: Any, owner: str, *, allow_empty: bool = False) -> np.ndarray:
         if not self.layers:
             raise ValueError(f"{owner}: the model has no layers")
         inputs = float_array(X, self.dtype, "X", owner)
         require_columns(inputs, self.input_width, "X", owner)
+        if not len(inputs) and not allow_empty:
+            raise ValueError(f"{owner}: X has no samples (shape {inputs.shape})")
         return inputs
 
     def _targets(self, y: Any, n_samples: int, owner: str) -> np.ndarray:
@@ -252,6 +255,11 @@ class Model:
             for name, metric in self.metrics.items():
                 totals[name] = totals.get(name, 0.0) + metric(predictions, y_true) * len(output)
         return batch_loss / len(output)
+
+    def log_names(self, with_validation: bool) -> list[str]:
+        """The keys of each epoch's logs in `fit`, known before it starts."""
+        names = ["loss", "data_loss", "regularization_loss", *self.metrics]
+        return names + [f"val_{name}" for name in names] if with_validation else names
 
     def summarise(self, totals: dict[str, float], n_samples: int, prefix: str = "") -> dict[str, float]:
         """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added."""
@@ -321,8 +329,10 @@ class Model:
 
     def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """The output layer's values for X (probabilities for a Softmax output)."""
-        inputs = self._inputs(X, "Model.predict")
+        inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
+        if not len(inputs):
+            return np.empty((0, self.output_width), dtype=self.dtype)
         with quiet_float_errors():
             outputs = [
                 self.forward_trusted(inputs[rows], False).copy() for rows in loop.batches(len(inputs), batch_size)
