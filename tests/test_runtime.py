@@ -52,20 +52,30 @@ def blas():
 
 X, y = cr.datasets.spiral_data(20, 3, seed=0)
 default_blas, broken = blas(), []
+class Started(cr.callbacks.Callback):
+    def __init__(self):
+        self.event = threading.Event()
+
+    def on_epoch_begin(self, epoch):
+        self.event.set()
+
+
 for run in range(RUNS):
     model = cr.Model(seed=run).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
     model.compile(loss="categorical_crossentropy", optimizer="adam")
+    started = Started()
 
     def press_twice():
-        time.sleep(0.002)
+        started.event.wait()  # the presses land while fit runs (its handler is installed by then)
+        time.sleep(0.001)
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.000005 * (run % 50))  # from back to back to 250 us apart
         os.kill(os.getpid(), signal.SIGINT)
 
     presses = threading.Thread(target=press_twice)
-    presses.start()
     try:
-        model.fit(X, y, epochs=100000, verbose=0)
+        presses.start()
+        model.fit(X, y, epochs=100000, verbose=0, callbacks=[started])
         presses.join()
         time.sleep(0.02)  # a second press that reached the restored handler lands here
     except KeyboardInterrupt:

@@ -213,7 +213,7 @@ def run_explain(args: argparse.Namespace) -> int:
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
-        result = explain.softmax_crossentropy(logits, args.labels)
+        result = explain.softmax_crossentropy(logits, args.labels, measure_speed=args.time)
     print(result)
     if args.what == "neuron" and target:
         print(f"wrote {target}")
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--relu", action="store_true", help="follow the layer with ReLU")
     softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
     softmax.add_argument("--logits", type=numbers, default=None, help="rows separated by ';' (log of 0.7,0.1,0.2)")
+    softmax.add_argument("--time", action="store_true", help="also time the separate and the fused backward")
     softmax.add_argument("--labels", type=whole_numbers, default=whole_numbers("0"), help="true class of each row (0)")
     explainer.set_defaults(run=run_explain)
 

@@ -9,10 +9,13 @@ ReLU mask taken from the wrong array.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from chainrule.display import html_table
 
 # An element's error is |analytic - numeric| / max(|analytic| + |numeric|, ERROR_FLOOR): relative for
 # ordinary gradients, and an absolute error (limit ERROR_FLOOR * tolerance, 1e-9 by default) for
@@ -186,6 +189,14 @@ class Report:
     def failures(self) -> list[str]:
         """What is wrong with each failing array, with a hint where a typical slip fits."""
         return [describe(v, self.tolerance) for v in self.verdicts.values() if not v.error < self.tolerance]
+
+    def _repr_html_(self) -> str:
+        rows = [
+            (name, f"{verdict.error:.3e}", "ok" if verdict.error < self.tolerance else "FAIL")
+            for name, verdict in self.verdicts.items()
+        ]
+        failures = "".join(f"<pre>{html.escape(failure)}</pre>" for failure in self.failures())
+        return html_table(["array", "largest error", "status"], rows) + failures
 
     def __str__(self) -> str:
         width = max((len(name) for name in self.verdicts), default=5)

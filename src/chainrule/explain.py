@@ -7,6 +7,7 @@ returned objects print as readable tables (`str`) and expose every value in `.va
 
 from __future__ import annotations
 
+import html
 import os
 import timeit
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 
 from chainrule._checks import float_array, numeric_array
 from chainrule.activations import ReLU, Softmax
+from chainrule.display import html_table
 from chainrule.layers import Dense
 from chainrule.losses import CategoricalCrossentropy, SoftmaxCategoricalCrossentropy
 
@@ -28,6 +30,12 @@ def fmt(value: Any) -> str:
     if array.ndim == 0:
         return f"{float(array):.12g}"
     return "[" + ", ".join(fmt(item) for item in array) + "]"
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 sample', '3 samples', '2 classes'."""
+    plural = noun if count == 1 else (f"{noun}es" if noun.endswith("s") else f"{noun}s")
+    return f"{count} {plural}"
 
 
 def _vector(values: Any, name: str, owner: str) -> np.ndarray:
@@ -64,6 +72,20 @@ class Explanation:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def _repr_html_(self) -> str:
+        tables = [
+            html_table(
+                ["name", "formula", "value"],
+                [
+                    (name, formula, value if isinstance(value, str) else _matrix(value, "").strip())
+                    for name, formula, value in rows
+                ],
+                caption=section,
+            )
+            for section, rows in self.sections
+        ]
+        return f"<h4>{html.escape(self.title)}</h4>" + "".join(tables)
 
     def __str__(self) -> str:
         lines = [self.title, "=" * len(self.title)]
@@ -232,7 +254,8 @@ def layer(
     dense.backward(gradient)
 
     ex = Explanation(
-        f"A Dense layer{' + ReLU' if relu else ''}: {n_samples} samples, {n_inputs} inputs, {n_neurons} neurons"
+        f"A Dense layer{' + ReLU' if relu else ''}: {counted(n_samples, 'sample')}, {counted(n_inputs, 'input')}, "
+        f"{counted(n_neurons, 'neuron')}"
     )
     section = "Shapes"
     ex.add(section, "inputs.shape", "(samples, inputs)", str(batch.shape))
@@ -261,7 +284,7 @@ def layer(
 
 
 def softmax_crossentropy(
-    logits: Any, y_true: Any, *, sample: int = 0, measure_speed: bool = True, batch_size: int = 1000, repeats: int = 7
+    logits: Any, y_true: Any, *, sample: int = 0, measure_speed: bool = False, batch_size: int = 1000, repeats: int = 7
 ) -> Explanation:
     """Softmax + cross-entropy: the Jacobian of one sample, the separate backward (loss, then
     softmax through its Jacobian), the fused `(probabilities - onehot) / n`, their difference,
@@ -279,7 +302,10 @@ def softmax_crossentropy(
     separate = softmax.backward(dloss)
     combined = fused.backward(fused.output, targets)
 
-    ex = Explanation(f"Softmax + categorical cross-entropy: {scores.shape[0]} samples, {scores.shape[1]} classes")
+    n_samples, n_classes = scores.shape
+    ex = Explanation(
+        f"Softmax + categorical cross-entropy: {counted(n_samples, 'sample')}, {counted(n_classes, 'class')}"
+    )
     section = "Forward pass"
     ex.add(section, "probabilities", "exp(x - max) / sum(exp(x - max))", probabilities.copy())
     ex.add(section, "loss", "mean(-log(p[true class]))", mean_loss)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 from chainrule.callbacks import Callback
+from chainrule.display import html_table
+
+SHOWN_EPOCHS = 20  # rows of a History's HTML table
 
 
 class History(Callback):
@@ -20,3 +25,26 @@ class History(Callback):
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+    def _repr_html_(self) -> str:
+        """The last SHOWN_EPOCHS epochs as a table."""
+        keys = list(self.history)
+        first = max(0, len(self.epoch) - SHOWN_EPOCHS)
+        rows = [
+            (self.epoch[row] + 1, *(f"{self.history[key][row]:.4f}" for key in keys))
+            for row in range(first, len(self.epoch))
+        ]
+        caption = f"History: {len(self.epoch)} epochs" + (f" (the last {SHOWN_EPOCHS})" if first else "")
+        return html_table(["epoch", *keys], rows, caption=caption)
+
+    def _repr_png_(self) -> bytes | None:
+        """The loss and metric curves, when matplotlib is installed (the extra `plot`)."""
+        if not self.epoch:
+            return None
+        try:
+            from chainrule.plotting import history_figure
+        except ImportError:
+            return None
+        stream = io.BytesIO()
+        history_figure(self).savefig(stream, format="png", dpi=80)
+        return stream.getvalue()

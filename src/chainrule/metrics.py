@@ -10,7 +10,7 @@ import numpy as np
 def categorical_accuracy(predictions: np.ndarray, y_true: np.ndarray) -> float:
     """Share of samples whose predicted class equals the label (indices or one-hot rows)."""
     labels = y_true if y_true.ndim == 1 else np.argmax(y_true, axis=1)
-    return np.count_nonzero(predictions == labels) / len(labels)
+    return int(np.count_nonzero(predictions == labels)) / len(labels)
 
 
 def binary_accuracy(predictions: np.ndarray, y_true: np.ndarray) -> float:

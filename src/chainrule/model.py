@@ -20,6 +20,7 @@ from chainrule._checks import float_array, float_dtype, named_instance, positive
 from chainrule.activations import Softmax
 from chainrule.callbacks import Callback
 from chainrule.diagnosis import Context
+from chainrule.display import html_table
 from chainrule.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
 from chainrule.history import History
 from chainrule.layers import Dense, Layer
@@ -400,10 +401,22 @@ class Model:
 
     def summary(self) -> str:
         """A table of layers, their settings and parameter counts."""
-        lines = [f"{'#':>2}  {'layer':<50} {'parameters':>10}"]
-        for index, layer in enumerate(self.layers):
-            count = sum(parameter.size for parameter in layer.parameters().values())
-            lines.append(f"{index:>2}  {layer!r:<50.50} {count:>10}")
-        total = sum(parameter.size for layer in self.layers for parameter in layer.parameters().values())
-        lines.append(f"total parameters: {total}")
+        rows = [(str(index), repr(layer), str(self._count(layer))) for index, layer in enumerate(self.layers)]
+        width = max([len("layer"), *(len(text) for _, text, _ in rows)])  # whole names, never cut
+        lines = [f"{'#':>2}  {'layer':<{width}}  {'parameters':>10}"]
+        lines += [f"{index:>2}  {text:<{width}}  {count:>10}" for index, text, count in rows]
+        lines.append(f"total parameters: {sum(self._count(layer) for layer in self.layers)}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [(index, repr(layer), self._count(layer)) for index, layer in enumerate(self.layers)]
+        total = sum(self._count(layer) for layer in self.layers)
+        return html_table(["#", "layer", "parameters"], rows, caption=f"Model: {total} parameters")
+
+    def __repr__(self) -> str:
+        compiled = f", {type(self.loss).__name__}, {self.optimizer!r}" if self.compiled else ""
+        return f"Model({len(self.layers)} layers, {sum(map(self._count, self.layers))} parameters{compiled})"
+
+    @staticmethod
+    def _count(layer: Layer) -> int:
+        return sum(parameter.size for parameter in layer.parameters().values())

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule._checks import finite_number
+from chainrule.display import html_table
 from chainrule.layers import Layer
 from chainrule.parameter_store import ParameterStore
 
@@ -119,6 +120,15 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this optimizer."""
         return {"learning_rate": self.learning_rate, "decay": self.decay}
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+    def _repr_html_(self) -> str:
+        rows = [*self.get_config().items(), ("iterations", self.iterations)]
+        rows.append(("current_learning_rate", self.current_learning_rate))
+        return html_table(["setting", "value"], rows, caption=type(self).__name__)
 
     def get_state(self, layers: list[Layer]) -> dict[str, np.ndarray]:
         """The state arrays as `"{layer index}.{parameter}.{slot}"`, for saving."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.model import History, Model
+from chainrule.history import History
+from chainrule.model import Model
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -25,6 +26,11 @@ def new_figure(width: float, height: float) -> Any:
 
 def plot_history(history: History, path: str | os.PathLike) -> None:
     """Loss (and each metric) per epoch, training and validation, as a PNG."""
+    history_figure(history).savefig(path, dpi=100)
+
+
+def history_figure(history: History) -> Any:
+    """The figure of `plot_history`: loss (and each metric) per epoch, training and validation."""
     values = history.history
     metrics = [key for key in values if not key.startswith("val_") and "loss" not in key]
     figure = new_figure(5 * (1 + len(metrics)), 4)
@@ -39,7 +45,7 @@ def plot_history(history: History, path: str | os.PathLike) -> None:
         axis.legend()
     if len(epochs) > 100:
         axes[0].set_yscale("log")
-    figure.savefig(path, dpi=100)
+    return figure
 
 
 def plot_decision_boundary(
