@@ -111,6 +111,13 @@ class Linear(Layer):
         return self.dinputs
 
 
+def softmax(inputs: np.ndarray) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) per row."""
+    exponentials = np.exp(inputs - row_maxima(inputs))
+    exponentials /= row_sums(exponentials)
+    return exponentials
+
+
 class Softmax(Layer):
     """Normalised exponentials per row: probabilities over classes.
 
@@ -122,9 +129,13 @@ class Softmax(Layer):
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         with np.errstate(over="ignore"):  # x - max may overflow to -inf for |x| near the dtype's max; exp gives 0
-            exponentials = np.exp(inputs - row_maxima(inputs))
-        exponentials /= row_sums(exponentials)
-        self.output = exponentials
+            self.output = softmax(inputs)
+        return self.output
+
+    def forward_trusted(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """`forward` inside a training run, which already silences floating-point warnings."""
+        self.inputs = inputs
+        self.output = softmax(inputs)
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:

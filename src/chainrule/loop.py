@@ -32,14 +32,17 @@ class LastFiniteWeights:
     def __init__(self, store: ParameterStore) -> None:
         self.store = store
         self.good = store.snapshot()
-        self.pending: list[np.ndarray] | None = None
+        self.candidate = store.snapshot()  # this epoch's first weights, until a finite loss confirms them
+        self.confirmed = True
 
     def epoch_begins(self) -> None:
-        self.pending = self.store.snapshot()
+        self.store.copy_into(self.candidate)
+        self.confirmed = False
 
     def loss_was_finite(self) -> None:
-        if self.pending is not None:
-            self.good, self.pending = self.pending, None
+        if not self.confirmed:
+            self.good, self.candidate = self.candidate, self.good
+            self.confirmed = True
 
     def diverged(self, what: str, epoch: int) -> TrainingDivergedError:
         """Put the good weights back; the error to raise."""
@@ -104,8 +107,6 @@ def train(
                     seen += len(batch_inputs)
                     if interruption.requested:
                         break
-                if not store.finite():
-                    raise weights.diverged("the parameters became inf or NaN", epoch)
                 logs = model.summarise(totals, seen)
                 if validation is not None:
                     logs.update(model.evaluate_trusted(*validation, batch_size, prefix="val_"))

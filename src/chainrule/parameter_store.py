@@ -53,21 +53,23 @@ class ParameterStore:
                 offset += array.size
             layer.bind(self.values[start:offset], self.gradients[start:offset])
 
+    def arrays(self) -> list[np.ndarray]:
+        """Every parameter: the flat buffer, then the loose layers' arrays."""
+        return [self.values, *(array for layer in self.loose_layers for array in layer.parameters().values())]
+
     def snapshot(self) -> list[np.ndarray]:
-        """Copies of every parameter (the flat buffer, then the loose layers' arrays)."""
-        return [self.values.copy()] + [array.copy() for array in self._loose_arrays()]
+        """Copies of `arrays()`."""
+        return [array.copy() for array in self.arrays()]
+
+    def copy_into(self, snapshot: list[np.ndarray]) -> None:
+        """Refresh an earlier `snapshot()` with the current values, without allocating."""
+        for array, saved in zip(self.arrays(), snapshot, strict=True):
+            np.copyto(saved, array)
 
     def restore(self, snapshot: list[np.ndarray]) -> None:
         """Put back what `snapshot` copied, in place."""
-        for array, saved in zip([self.values, *self._loose_arrays()], snapshot, strict=True):
-            array[...] = saved
-
-    def finite(self) -> bool:
-        """Whether every parameter is a finite number."""
-        return all(bool(np.isfinite(array).all()) for array in [self.values, *self._loose_arrays()])
-
-    def _loose_arrays(self) -> list[np.ndarray]:
-        return [array for layer in self.loose_layers for array in layer.parameters().values()]
+        for array, saved in zip(self.arrays(), snapshot, strict=True):
+            np.copyto(array, saved)
 
     def holds(self, layers: Sequence[Layer]) -> bool:
         """Whether this store was built for exactly these layers (and they still use its buffers)."""
