@@ -85,3 +85,51 @@ def test_read_idx_rejects_a_truncated_file(tmp_path):
     path.write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ValueError, match="bad magic number"):
         datasets.read_idx(path)
+
+
+NNFS_RUN = """
+import sys
+import numpy as np
+import nnfs
+from nnfs.datasets import sine_data, spiral_data, vertical_data
+
+nnfs.init()
+X, y = spiral_data(100, 3)
+weights1 = 0.01 * np.random.randn(2, 3)  # the book's Layer_Dense(2, 3), drawn next
+weights2 = 0.01 * np.random.randn(3, 3)
+nnfs.init()
+X_vertical, y_vertical = vertical_data(100, 3)
+X_sine, y_sine = sine_data()
+np.savez(sys.argv[1], X=X, y=y, weights1=weights1, weights2=weights2, X_vertical=X_vertical,
+         y_vertical=y_vertical, X_sine=X_sine, y_sine=y_sine)
+"""
+
+
+def test_book_data_and_weights_equal_the_nnfs_package_array_for_array(tmp_path):
+    """nnfs patches NumPy globally, so it runs in a process of its own."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", NNFS_RUN, str(tmp_path / "nnfs.npz")], check=True, timeout=120)
+    state = np.random.get_state()[1].copy()
+    book = datasets.BookRandom()
+    X, y = book.spiral_data(100, 3)
+    weights1, weights2 = book.dense(2, 3).weights, book.dense(3, 3).weights
+    X_vertical, y_vertical = datasets.vertical_data(100, 3, nnfs_compatible=True)
+    X_sine, y_sine = datasets.sine_data(nnfs_compatible=True)
+    ours = {
+        "X": X,
+        "y": y,
+        "weights1": weights1,
+        "weights2": weights2,
+        "X_vertical": X_vertical,
+        "y_vertical": y_vertical,
+        "X_sine": X_sine,
+        "y_sine": y_sine,
+    }
+    with np.load(tmp_path / "nnfs.npz") as theirs:
+        for name, array in ours.items():
+            assert array.dtype == theirs[name].dtype, name
+            assert np.array_equal(array, theirs[name]), name
+    assert np.array_equal(datasets.spiral_data(100, 3, nnfs_compatible=True)[0], ours["X"])
+    assert np.array_equal(np.random.get_state()[1], state)  # NumPy's global state untouched

@@ -1,6 +1,7 @@
 """The README's code runs as written, block after block, as a reader would paste it."""
 
 import re
+import textwrap
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -13,10 +14,10 @@ def python_blocks() -> list[str]:
 
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     monkeypatch.chdir(tmp_path)  # an example saves a model file
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)
+        exec(compile(textwrap.dedent(block), str(README), "exec"), namespace)
     assert (tmp_path / "scaled.npz").is_file()
     assert "hint: dbiases sums over the samples" in capsys.readouterr().out

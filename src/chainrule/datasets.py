@@ -6,10 +6,12 @@ import gzip
 import math
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from chainrule._checks import positive_int
+from chainrule.layers import Dense
 
 
 def _counts(samples: int, classes: int, owner: str) -> None:
@@ -17,12 +19,17 @@ def _counts(samples: int, classes: int, owner: str) -> None:
     positive_int(classes, "classes", owner)
 
 
-def spiral_data(samples: int, classes: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def spiral_data(
+    samples: int, classes: int, *, seed: int | None = None, nnfs_compatible: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms of `samples` points each, as in the nnfs package.
 
     For class c: r = linspace(0, 1), t = linspace(4c, 4(c + 1)) + 0.2 * noise, and the point is
-    (r sin 2.5t, r cos 2.5t). Returns float32 features (n, 2) and int64 labels (n,).
+    (r sin 2.5t, r cos 2.5t). Returns float32 features (n, 2) and int64 labels (n,). With
+    `nnfs_compatible=True`, the very arrays nnfs returns after `nnfs.init()` (see `BookRandom`).
     """
+    if nnfs_compatible:
+        return BookRandom(0 if seed is None else seed).spiral_data(samples, classes)
     _counts(samples, classes, "spiral_data")
     rng = np.random.default_rng(seed)
     features = np.zeros((samples * classes, 2), dtype=np.float32)
@@ -36,8 +43,13 @@ def spiral_data(samples: int, classes: int, *, seed: int | None = None) -> tuple
     return features, labels
 
 
-def vertical_data(samples: int, classes: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Vertical clusters: class c at (0.1 * noise + c / 3, 0.1 * noise + 0.5), as in nnfs."""
+def vertical_data(
+    samples: int, classes: int, *, seed: int | None = None, nnfs_compatible: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical clusters: class c at (0.1 * noise + c / 3, 0.1 * noise + 0.5), as in nnfs. With
+    `nnfs_compatible=True`, the very arrays nnfs returns after `nnfs.init()` (see `BookRandom`)."""
+    if nnfs_compatible:
+        return BookRandom(0 if seed is None else seed).vertical_data(samples, classes)
     _counts(samples, classes, "vertical_data")
     rng = np.random.default_rng(seed)
     features = np.zeros((samples * classes, 2), dtype=np.float32)
@@ -52,11 +64,62 @@ def vertical_data(samples: int, classes: int, *, seed: int | None = None) -> tup
     return features, labels
 
 
-def sine_data(samples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """x = arange(n) / n and y = sin(2 pi x), both float32 columns (n, 1), as in nnfs."""
+def sine_data(samples: int = 1000, *, nnfs_compatible: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """x = arange(n) / n and y = sin(2 pi x), both float32 columns (n, 1), as in nnfs (float64
+    with `nnfs_compatible=True`, as nnfs returns them)."""
     _counts(samples, 1, "sine_data")
     x = (np.arange(samples) / samples).reshape(-1, 1)
-    return x.astype(np.float32), np.sin(2 * np.pi * x).astype(np.float32)
+    y = np.sin(2 * np.pi * x).reshape(-1, 1)
+    return (x, y) if nnfs_compatible else (x.astype(np.float32), y.astype(np.float32))
+
+
+class BookRandom:
+    """The book's random numbers: the stream `nnfs.init()` starts, drawn as the nnfs package draws
+    them (NumPy's legacy generator seeded with 0, normals cast to float32), without touching
+    NumPy's global random state. Draw in the book's order to reproduce its runs exactly:
+
+        book = cr.datasets.BookRandom()
+        X, y = book.spiral_data(100, 3)   # nnfs.datasets.spiral_data(100, 3) after nnfs.init()
+        dense1 = book.dense(2, 3)         # the weights of the book's Layer_Dense(2, 3)
+        dense2 = book.dense(3, 3)
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.random = np.random.RandomState(positive_int(seed, "seed", "BookRandom", minimum=0))
+
+    def randn(self, *shape: int) -> np.ndarray:
+        """np.random.randn as nnfs.init() leaves it: float64 normals cast to float32."""
+        return self.random.randn(*shape).astype(np.float32)
+
+    def spiral_data(self, samples: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """nnfs's spiral data: float32 features, uint8 labels."""
+        _counts(samples, classes, "BookRandom.spiral_data")
+        features = np.zeros((samples * classes, 2), dtype=np.float32)
+        labels = np.zeros(samples * classes, dtype=np.uint8)
+        for class_number in range(classes):
+            rows = slice(samples * class_number, samples * (class_number + 1))
+            radius = np.linspace(0.0, 1, samples)
+            angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + self.randn(samples) * 0.2
+            features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
+            labels[rows] = class_number
+        return features, labels
+
+    def vertical_data(self, samples: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """nnfs's vertical data: float32 features, uint8 labels."""
+        _counts(samples, classes, "BookRandom.vertical_data")
+        features = np.zeros((samples * classes, 2), dtype=np.float32)
+        labels = np.zeros(samples * classes, dtype=np.uint8)
+        for class_number in range(classes):
+            rows = slice(samples * class_number, samples * (class_number + 1))
+            features[rows] = np.c_[self.randn(samples) * 0.1 + class_number / 3, self.randn(samples) * 0.1 + 0.5]
+            labels[rows] = class_number
+        return features, labels
+
+    def dense(self, n_inputs: int, n_neurons: int, **settings: Any) -> Dense:
+        """A float32 Dense layer with the book's initial weights, 0.01 * randn(n_inputs, n_neurons)."""
+        layer = Dense(n_inputs, n_neurons, **settings)
+        layer.weights = 0.01 * self.randn(n_inputs, n_neurons)
+        return layer
 
 
 IDX_FILES = {
