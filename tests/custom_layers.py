@@ -1,6 +1,7 @@
 """Layers written as a learner writes them, shared by the tests of the layer contract."""
 
 import numpy as np
+from book_classes import Layer_Dense
 
 import chainrule as cr
 
@@ -48,24 +49,13 @@ class Swish(cr.Layer):
         return self.dinputs
 
 
-class BookDense(cr.Layer):
-    """The book's Layer_Dense, as a learner writes it: weights (n_inputs, n_neurons), no widths declared."""
+class BookDense(Layer_Dense, cr.Layer):
+    """The book's Layer_Dense, mixed into cr.Layer as a learner would: no widths declared, only
+    the parameters named."""
 
     def __init__(self, n_inputs, n_neurons):
-        super().__init__(dtype=np.float32)
-        self.weights = (0.01 * np.random.default_rng(n_inputs).standard_normal((n_inputs, n_neurons))).astype(
-            np.float32
-        )
-        self.biases = np.zeros((1, n_neurons), dtype=np.float32)
-
-    def forward(self, inputs, training=False):
-        self.inputs = inputs
-        self.output = np.dot(inputs, self.weights) + self.biases
-
-    def backward(self, dvalues):
-        self.dweights = np.dot(self.inputs.T, dvalues)
-        self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
-        self.dinputs = np.dot(dvalues, self.weights.T)
+        Layer_Dense.__init__(self, n_inputs, n_neurons, seed=n_inputs)
+        cr.Layer.__init__(self, dtype=np.float64)
 
     def parameters(self):
         return {"weights": self.weights, "biases": self.biases}

@@ -51,47 +51,39 @@ def test_round_trip_predicts_bit_identically(tmp_path, dtype, include_optimizer)
     assert loaded.optimizer.iterations == (model.optimizer.iterations if include_optimizer else 0)
 
 
+def assert_resumes_exactly(tmp_path, build, first_epochs, more_epochs):
+    """first_epochs, a file, more_epochs more: the same weights as all the epochs straight."""
+    X, y = DATA
+    straight = build()
+    straight.fit(X, y, epochs=first_epochs + more_epochs, batch_size=16, verbose=0)
+    first = build()
+    first.fit(X, y, epochs=first_epochs, batch_size=16, verbose=0)
+    first.save(tmp_path / "part.npz", include_optimizer=True)
+    resumed = cr.load_model(tmp_path / "part.npz")
+    resumed.fit(X, y, epochs=more_epochs, batch_size=16, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
+        assert np.array_equal(a, b)
+    return resumed
+
+
 @pytest.mark.parametrize("optimizer", [lambda: cr.Adam(0.01, decay=1e-3), lambda: cr.RMSprop(0.01), cr.Adagrad])
 def test_training_resumes_exactly_where_it_stopped(tmp_path, optimizer):
-    X, y = DATA
-
     def build():
         model = cr.Model(seed=3)
         model.add(cr.Dense(2, 16)).add(cr.ReLU()).add(cr.Dropout(0.2)).add(cr.Dense(16, 3)).add(cr.Softmax())
         return model.compile(loss="categorical_crossentropy", optimizer=optimizer())
 
-    straight = build()
-    straight.fit(X, y, epochs=100, batch_size=16, verbose=0)
-
-    first = build()
-    first.fit(X, y, epochs=50, batch_size=16, verbose=0)
-    first.save(tmp_path / "half.npz", include_optimizer=True)
-    resumed = cr.load_model(tmp_path / "half.npz")
-    resumed.fit(X, y, epochs=50, batch_size=16, verbose=0)
-
-    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
-        assert np.array_equal(a, b)
+    assert_resumes_exactly(tmp_path, build, 50, 50)
 
 
 def test_a_seeded_dropout_resumes_exactly(tmp_path):
-    """Ten epochs, a file, twenty more: the same weights as thirty straight."""
-    X, y = DATA
-
     def build():
         model = cr.Model(seed=3)
         model.add(cr.Dense(2, 16)).add(cr.ReLU()).add(cr.Dropout(0.3, seed=11)).add(cr.Dense(16, 3)).add(cr.Softmax())
         return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
 
-    straight = build()
-    straight.fit(X, y, epochs=30, batch_size=16, verbose=0)
-    first = build()
-    first.fit(X, y, epochs=10, batch_size=16, verbose=0)
-    first.save(tmp_path / "ten.npz", include_optimizer=True)
-    resumed = cr.load_model(tmp_path / "ten.npz")
+    resumed = assert_resumes_exactly(tmp_path, build, 10, 20)
     assert resumed.layers[2].seed == 11 and resumed.layers[2].rng is not resumed.rng
-    resumed.fit(X, y, epochs=20, batch_size=16, verbose=0)
-    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
-        assert np.array_equal(a, b)
 
 
 def test_numpy_integer_seeds_save(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +31,7 @@ def spiral_data(
     """
     if nnfs_compatible:
         return BookRandom(0 if seed is None else seed).spiral_data(samples, classes)
-    _counts(samples, classes, "spiral_data")
-    rng = np.random.default_rng(seed)
-    features = np.zeros((samples * classes, 2), dtype=np.float32)
-    labels = np.zeros(samples * classes, dtype=np.int64)
-    for class_number in range(classes):
-        rows = slice(samples * class_number, samples * (class_number + 1))
-        radius = np.linspace(0.0, 1, samples)
-        angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + rng.standard_normal(samples) * 0.2
-        features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
-        labels[rows] = class_number
-    return features, labels
+    return _spiral(samples, classes, np.random.default_rng(seed).standard_normal, np.int64, "spiral_data")
 
 
 def vertical_data(
@@ -50,16 +41,35 @@ def vertical_data(
     `nnfs_compatible=True`, the very arrays nnfs returns after `nnfs.init()` (see `BookRandom`)."""
     if nnfs_compatible:
         return BookRandom(0 if seed is None else seed).vertical_data(samples, classes)
-    _counts(samples, classes, "vertical_data")
-    rng = np.random.default_rng(seed)
+    return _vertical(samples, classes, np.random.default_rng(seed).standard_normal, np.int64, "vertical_data")
+
+
+def _spiral(
+    samples: int, classes: int, noise: Callable[[int], np.ndarray], label_dtype: type, owner: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The spiral formula, with standard normals drawn by `noise(n)`."""
+    _counts(samples, classes, owner)
     features = np.zeros((samples * classes, 2), dtype=np.float32)
-    labels = np.zeros(samples * classes, dtype=np.int64)
+    labels = np.zeros(samples * classes, dtype=label_dtype)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
-        features[rows] = np.c_[
-            rng.standard_normal(samples) * 0.1 + class_number / 3,
-            rng.standard_normal(samples) * 0.1 + 0.5,
-        ]
+        radius = np.linspace(0.0, 1, samples)
+        angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + noise(samples) * 0.2
+        features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
+        labels[rows] = class_number
+    return features, labels
+
+
+def _vertical(
+    samples: int, classes: int, noise: Callable[[int], np.ndarray], label_dtype: type, owner: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vertical-clusters formula, with standard normals drawn by `noise(n)`."""
+    _counts(samples, classes, owner)
+    features = np.zeros((samples * classes, 2), dtype=np.float32)
+    labels = np.zeros(samples * classes, dtype=label_dtype)
+    for class_number in range(classes):
+        rows = slice(samples * class_number, samples * (class_number + 1))
+        features[rows] = np.c_[noise(samples) * 0.1 + class_number / 3, noise(samples) * 0.1 + 0.5]
         labels[rows] = class_number
     return features, labels
 
@@ -93,27 +103,11 @@ class BookRandom:
 
     def spiral_data(self, samples: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
         """nnfs's spiral data: float32 features, uint8 labels."""
-        _counts(samples, classes, "BookRandom.spiral_data")
-        features = np.zeros((samples * classes, 2), dtype=np.float32)
-        labels = np.zeros(samples * classes, dtype=np.uint8)
-        for class_number in range(classes):
-            rows = slice(samples * class_number, samples * (class_number + 1))
-            radius = np.linspace(0.0, 1, samples)
-            angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + self.randn(samples) * 0.2
-            features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
-            labels[rows] = class_number
-        return features, labels
+        return _spiral(samples, classes, self.randn, np.uint8, "BookRandom.spiral_data")
 
     def vertical_data(self, samples: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
         """nnfs's vertical data: float32 features, uint8 labels."""
-        _counts(samples, classes, "BookRandom.vertical_data")
-        features = np.zeros((samples * classes, 2), dtype=np.float32)
-        labels = np.zeros(samples * classes, dtype=np.uint8)
-        for class_number in range(classes):
-            rows = slice(samples * class_number, samples * (class_number + 1))
-            features[rows] = np.c_[self.randn(samples) * 0.1 + class_number / 3, self.randn(samples) * 0.1 + 0.5]
-            labels[rows] = class_number
-        return features, labels
+        return _vertical(samples, classes, self.randn, np.uint8, "BookRandom.vertical_data")
 
     def dense(self, n_inputs: int, n_neurons: int, **settings: Any) -> Dense:
         """A float32 Dense layer with the book's initial weights, 0.01 * randn(n_inputs, n_neurons)."""

@@ -9,7 +9,8 @@ trainable arrays returns them from `parameters()` and their gradients from `grad
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,15 +59,15 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "backward" in cls.__dict__:
+        if install_check(cls, "forward", _check_forward, "output", Layer) and not _takes_training(cls.forward_trusted):
+            cls.forward_trusted = _ignoring_training(cls.forward_trusted)
+        if install_check(cls, "backward", _check_backward, "dinputs", Layer):
             # A backward of its own may assign fresh gradient arrays (as the book's do): a parent's
             # shortcuts, which write gradients into bound storage, no longer apply.
             if "backward_parameters" not in cls.__dict__:
                 cls.backward_parameters = Layer.backward_parameters
             if "bindable" not in cls.__dict__:
                 cls.bindable = False
-        install_check(cls, "forward", _check_forward, "output")
-        install_check(cls, "backward", _check_backward, "dinputs")
 
     def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
         """Compute and keep `output` for a batch `inputs` of shape (n_samples, n_features)."""
@@ -156,22 +157,39 @@ Layer.forward_trusted = Layer.forward
 Layer.backward_trusted = Layer.backward
 
 
-def _check_forward(layer: Layer, inputs: Any, training: bool = False) -> tuple[np.ndarray, bool]:
+def _check_forward(layer: Layer, inputs: Any, *rest: Any, **settings: Any) -> tuple[tuple, dict]:
+    """The inputs checked and converted; `training`, if given, passed on as it came."""
     owner = f"{type(layer).__name__}.forward"
     checked = float_array(inputs, layer.dtype, "inputs", owner)
     if layer.input_width is not None:
         require_columns(checked, layer.input_width, "inputs", owner)
-    return checked, bool(training)
+    return (checked, *rest), settings
 
 
-def _check_backward(layer: Layer, dvalues: Any) -> tuple[np.ndarray]:
+def _check_backward(layer: Layer, dvalues: Any) -> tuple[tuple, dict]:
     owner = f"{type(layer).__name__}.backward"
     output = layer.output
     if output is None:
         raise ValueError(f"{owner} called before forward: there is no output to differentiate")
     checked = float_array(dvalues, output.dtype, "dvalues", owner)
     require_same_shape(checked, output.shape, "dvalues (the gradient of the output)", owner)
-    return (checked,)
+    return (checked,), {}
+
+
+def _takes_training(function: Callable[..., Any]) -> bool:
+    try:
+        return "training" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True
+
+
+def _ignoring_training(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The trusted entry for a book-style `forward(self, inputs)`, which has no `training`."""
+
+    def forward_trusted(self: Layer, inputs: np.ndarray, training: bool = False) -> Any:
+        return forward(self, inputs)
+
+    return forward_trusted
 
 
 INIT_BLOCK = 1 << 16  # weights drawn per block by Dense.initialize

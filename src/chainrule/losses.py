@@ -56,8 +56,8 @@ class Loss:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        install_check(cls, "forward", _check_loss_arguments("forward"), "output")
-        install_check(cls, "backward", _check_loss_arguments("backward"), "dinputs")
+        install_check(cls, "forward", _check_loss_arguments("forward"), "output", Loss)
+        install_check(cls, "backward", _check_loss_arguments("backward"), "dinputs", Loss)
 
     def forward(self, y_pred: Any, y_true: Any) -> np.ndarray:
         """Per-sample losses, shape (n_samples,)."""
@@ -89,11 +89,11 @@ Loss.forward_trusted = Loss.forward
 Loss.backward_trusted = Loss.backward
 
 
-def _check_loss_arguments(method: str) -> Callable[[Loss, Any, Any], tuple[np.ndarray, np.ndarray]]:
-    def check(loss: Loss, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check_loss_arguments(method: str) -> Callable[[Loss, Any, Any], tuple[tuple, dict]]:
+    def check(loss: Loss, y_pred: Any, y_true: Any) -> tuple[tuple, dict]:
         owner = f"{type(loss).__name__}.{method}"
         predictions = float_array(y_pred, loss.dtype, "y_pred" if method == "forward" else "dvalues", owner)
-        return predictions, loss.prepare_targets(y_true, predictions.shape, owner, predictions.dtype)
+        return (predictions, loss.prepare_targets(y_true, predictions.shape, owner, predictions.dtype)), {}
 
     return check
 

@@ -1,0 +1,67 @@
+"""Compare this checkout with another one, interleaved: the fair way to see a small change.
+
+    python -m benchmarks.interleave ../chainrule-before [--rounds 11] [--implementations chainrule]
+
+Single `make bench` runs drift by +-15% on a shared machine. Here every round runs each
+workload in both checkouts, one fresh process per run, alternating which goes first, and the
+table reports medians and the after/before ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.run import IMPLEMENTATIONS
+from benchmarks.workloads import WORKLOADS
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def measure(checkout: Path, implementation: str, workload: str) -> float:
+    """µs per step of one run of `implementation` on `workload`, with `checkout`'s chainrule."""
+    environment = {**os.environ, "PYTHONPATH": f"{checkout / 'src'}{os.pathsep}{checkout}"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--child", implementation, workload],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])["us_per_step"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", type=Path, help="the other checkout (the baseline)")
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=["chainrule"])
+    args = parser.parse_args()
+    checkouts = {"before": args.before.resolve(), "after": HERE}
+    times: dict[tuple[str, str, str], list[float]] = {}
+    for round_number in range(args.rounds):
+        order = list(checkouts) if round_number % 2 == 0 else list(reversed(checkouts))
+        for workload in args.workloads:
+            for implementation in args.implementations:
+                for name in order:
+                    step = measure(checkouts[name], implementation, workload)
+                    times.setdefault((workload, implementation, name), []).append(step)
+                    print(f"round {round_number + 1}  {workload:<17} {implementation:<17} {name:<6} {step:9.1f}")
+    print("\n| workload | implementation | before µs/step | after µs/step | after/before |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for workload in args.workloads:
+        for implementation in args.implementations:
+            before = statistics.median(times[(workload, implementation, "before")])
+            after = statistics.median(times[(workload, implementation, "after")])
+            print(f"| {workload} | {implementation} | {before:.0f} | {after:.0f} | {after / before:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
