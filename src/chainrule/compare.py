@@ -74,10 +74,10 @@ def compare(
     theirs["inputs"] = np.array(reference_probe.backward(upstream), copy=True)
     ours["inputs"] = np.array(mine_probe.backward(upstream.copy()), copy=True)
     parameters = reference_probe.parameters()
+    mine_gradients = mine_probe.gradients()
     for name, gradient in reference_probe.gradients().items():
         theirs[name] = np.array(gradient, copy=True)
-        mine_gradient = getattr(mine, f"d{name}", None) if not isinstance(mine, Layer) else mine.gradients().get(name)
-        ours[name] = None if mine_gradient is None else np.array(mine_gradient, copy=True)
+        ours[name] = None if mine_gradients.get(name) is None else np.array(mine_gradients[name], copy=True)
     context = Context(len(checked_inputs), checked_inputs, ours["output"], upstream, dict(parameters))
     verdicts = {name: judge(name, ours[name], theirs[name], context) for name in theirs}
     for name in parameters:
@@ -89,8 +89,7 @@ def compare(
 def _compare_losses(
     mine: Probe, reference: Probe, predictions: np.ndarray, y_true: Any, tolerance: float
 ) -> Comparison:
-    prepare = getattr(reference.component, "prepare_targets", None)
-    targets = prepare(y_true, predictions.shape, "compare", np.float64) if callable(prepare) else np.asarray(y_true)
+    targets = reference.targets(y_true, predictions.shape, "compare")
     theirs = {"output": np.array(reference.loss(predictions, targets))}
     ours = {"output": np.array(mine.loss(predictions.copy(), targets))}
     theirs["inputs"] = np.array(reference.loss_backward(predictions, targets), copy=True)

@@ -148,16 +148,10 @@ def gradcheck(
         return _check_layer(probe, checked_inputs, dvalues, seed, epsilon, tolerance)
 
 
-def _targets(component: Any, y_true: Any, shape: tuple) -> np.ndarray:
-    """chainrule's losses validate their targets; a learner's loss gets them as NumPy arrays."""
-    prepare = getattr(component, "prepare_targets", None)
-    return prepare(y_true, shape, "gradcheck", np.float64) if callable(prepare) else np.asarray(y_true)
-
-
 def _check_loss(
     probe: Probe, predictions: np.ndarray, y_true: Any, epsilon: float, tolerance: float
 ) -> GradcheckResult:
-    targets = _targets(probe.component, y_true, predictions.shape)
+    targets = probe.targets(y_true, predictions.shape, "gradcheck")
 
     def function() -> float:
         return probe.loss(predictions, targets)

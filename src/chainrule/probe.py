@@ -87,6 +87,11 @@ class Probe:
         returned = self.component.backward(np.asarray(kept) if fused else predictions, y_true)
         return self.dinputs(returned)
 
+    def targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
+        """chainrule's losses validate their targets (as float64); a learner's loss gets NumPy arrays."""
+        prepare = getattr(self.component, "prepare_targets", None)
+        return prepare(y_true, shape, owner, np.float64) if callable(prepare) else np.asarray(y_true)
+
     def dinputs(self, returned: Any) -> np.ndarray:
         dinputs = getattr(self.component, "dinputs", None)
         dinputs = returned if dinputs is None else dinputs
