@@ -180,3 +180,16 @@ def test_the_summary_never_cuts_a_layer_name():
     model = cr.Model().add(cr.Dense(2, 3, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)).add(cr.Softmax())
     summary = model.summary()
     assert repr(model.layers[0]) in summary and "total parameters: 9" in summary
+
+
+def test_softmax_picture_is_a_png(tmp_path):
+    result = explain.softmax_crossentropy(np.log([[0.7, 0.1, 0.2], [0.2, 0.3, 0.5]]), [0, 2], sample=1)
+    assert result["label"] == 2 and result["sample"] == 1
+    result.to_png(tmp_path / "softmax.png")
+    assert (tmp_path / "softmax.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    cli = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explain", "softmax", "--png", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0 and f"wrote {tmp_path / 'softmax.png'}" in cli.stdout

@@ -204,18 +204,17 @@ SEED_LAYER = {
 
 def run_explain(args: argparse.Namespace) -> int:
     """Print the chain rule step by step for the seed notebooks' numbers or your own."""
+    target = png_target(args.png, f"{args.what}.png") if getattr(args, "png", None) else None
     if args.what == "neuron":
-        target = png_target(args.png, "neuron.png") if args.png else None
         result = explain.neuron(args.x, args.w, args.b, dvalue=args.dvalue, learning_rate=args.learning_rate)
-        if target:
-            result.to_png(target)
     elif args.what == "layer":
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
         result = explain.softmax_crossentropy(logits, args.labels, measure_speed=args.time)
     print(result)
-    if args.what == "neuron" and target:
+    if target:
+        result.to_png(target)
         print(f"wrote {target}")
     return 0
 
@@ -365,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
     softmax.add_argument("--logits", type=numbers, default=None, help="rows separated by ';' (log of 0.7,0.1,0.2)")
     softmax.add_argument("--time", action="store_true", help="also time the separate and the fused backward")
+    softmax.add_argument("--png", help="also draw forward, Jacobian and both gradients to this PNG file")
     softmax.add_argument("--labels", type=whole_numbers, default=whole_numbers("0"), help="true class of each row (0)")
     explainer.set_defaults(run=run_explain)
 

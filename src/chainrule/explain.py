@@ -283,9 +283,69 @@ def layer(
     return ex
 
 
+class SoftmaxExplanation(Explanation):
+    """Softmax + cross-entropy of one sample; `to_png` draws it."""
+
+    def to_png(self, path: str | os.PathLike) -> None:
+        """Three panels for the chosen sample: logits -> probabilities (true class marked) and the
+        loss; the Jacobian as a labelled heat map; the separate and the fused gradients side by side."""
+        from chainrule.plotting import new_figure
+
+        sample, label = self["sample"], self["label"]
+        logits, probabilities = self["logits"][sample], self["probabilities"][sample]
+        classes = np.arange(len(logits))
+        figure = new_figure(15, 4.6)
+        forward, heat, backward = figure.subplots(1, 3, width_ratios=[1, 1, 1.2])
+
+        width = 0.38
+        forward.bar(classes - width / 2, logits, width, color="0.6", label="logits x")
+        forward.bar(classes + width / 2, probabilities, width, color="tab:blue", label="softmax s")
+        for position, (x, s) in enumerate(zip(logits, probabilities, strict=True)):
+            _label_bar(forward, position - width / 2, x)
+            _label_bar(forward, position + width / 2, s)
+        forward.axhline(0, color="black", linewidth=0.6)
+        forward.set_xticks(classes, [f"class {c}" + ("\n(true)" if c == label else "") for c in classes])
+        forward.set_title(f"forward: loss = -log s[{label}] = {fmt4(-np.log(probabilities[label]))}")
+        forward.margins(y=0.12)
+        forward.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, fontsize=8)
+
+        jacobian = self["jacobian"]
+        limit = float(np.abs(jacobian).max()) or 1.0
+        image = heat.imshow(jacobian, cmap="coolwarm", vmin=-limit, vmax=limit)
+        for (i, j), value in np.ndenumerate(jacobian):
+            heat.text(j, i, fmt4(value), ha="center", va="center", fontsize=9)
+        heat.set_xticks(classes, [f"x{j}" for j in classes])
+        heat.set_yticks(classes, [f"s{i}" for i in classes])
+        heat.set_title("Jacobian ds_i/dx_j = s_i (delta_ij - s_j)")
+        figure.colorbar(image, ax=heat, shrink=0.8)
+
+        separate, fused = self["dinputs_separate"][sample], self["dinputs_fused"][sample]
+        backward.bar(classes - width / 2, separate, width, color="tab:red", label="separate: Jacobian @ dloss")
+        backward.bar(classes + width / 2, fused, width, color="tab:orange", label="fused: (s - onehot) / n")
+        for position, (a, b) in enumerate(zip(separate, fused, strict=True)):
+            _label_bar(backward, position - width / 2, a)
+            _label_bar(backward, position + width / 2, b)
+        backward.axhline(0, color="black", linewidth=0.6)
+        backward.set_xticks(classes, [f"dx{c}" for c in classes])
+        backward.set_title("backward: the same gradient, two ways")
+        backward.margins(y=0.12)
+        backward.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, fontsize=8)
+        figure.savefig(path, dpi=100)
+
+
+def _label_bar(axis: Any, x: float, value: float) -> None:
+    """The value at the end of its bar: above a positive bar, below a negative one."""
+    axis.annotate(fmt4(value), (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=7)
+
+
+def fmt4(value: float) -> str:
+    """Four significant digits, for pictures."""
+    return f"{float(value):.4g}"
+
+
 def softmax_crossentropy(
     logits: Any, y_true: Any, *, sample: int = 0, measure_speed: bool = False, batch_size: int = 1000, repeats: int = 7
-) -> Explanation:
+) -> SoftmaxExplanation:
     """Softmax + cross-entropy: the Jacobian of one sample, the separate backward (loss, then
     softmax through its Jacobian), the fused `(probabilities - onehot) / n`, their difference,
     and, with `measure_speed`, the measured speed-up of the fused gradient on a batch."""
@@ -303,9 +363,11 @@ def softmax_crossentropy(
     combined = fused.backward(fused.output, targets)
 
     n_samples, n_classes = scores.shape
-    ex = Explanation(
+    ex = SoftmaxExplanation(
         f"Softmax + categorical cross-entropy: {counted(n_samples, 'sample')}, {counted(n_classes, 'class')}"
     )
+    label = int(targets[sample]) if targets.ndim == 1 else int(np.argmax(targets[sample]))
+    ex.values.update(logits=scores, sample=sample, label=label)
     section = "Forward pass"
     ex.add(section, "probabilities", "exp(x - max) / sum(exp(x - max))", probabilities.copy())
     ex.add(section, "loss", "mean(-log(p[true class]))", mean_loss)
