@@ -193,3 +193,17 @@ def test_softmax_picture_is_a_png(tmp_path):
         text=True,
     )
     assert cli.returncode == 0 and f"wrote {tmp_path / 'softmax.png'}" in cli.stdout
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_layer_picture_is_a_png(tmp_path, relu):
+    result = explain.layer(X, W_BY_NEURON.T, [2, 3, 0.5], DVALUES_123, relu=relu, sample=1)
+    result.to_png(tmp_path / "layer.png")
+    assert (tmp_path / "layer.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert_allclose(result["sums"][1], [8.9, -1.81, 0.2], **EXACT)
+
+
+def test_neuron_picture_with_five_inputs(tmp_path):
+    result = explain.neuron([1, -2, 3, 0.5, -1.5], [-3, -1, 2, 0.7, 1.1], 1)
+    result.to_png(tmp_path / "neuron.png")
+    assert (tmp_path / "neuron.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

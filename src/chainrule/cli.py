@@ -361,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{name}", type=numbers, default=numbers(default), help=f"rows separated by ';' ({default})"
         )
     dense.add_argument("--relu", action="store_true", help="follow the layer with ReLU")
+    dense.add_argument("--png", help="also draw the layer (the first sample) and its weights to this PNG file")
     softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
     softmax.add_argument("--logits", type=numbers, default=None, help="rows separated by ';' (log of 0.7,0.1,0.2)")
     softmax.add_argument("--time", action="store_true", help="also time the separate and the fused backward")

@@ -111,53 +111,66 @@ class NeuronExplanation(Explanation):
     """One ReLU neuron; `to_png` draws its computational graph."""
 
     def to_png(self, path: str | os.PathLike) -> None:
-        """Inputs and weights -> mul -> sum (+ b) -> ReLU, forward values black, gradients red."""
+        """Inputs and weights -> mul -> sum (+ b) = z -> ReLU -> y. Each edge carries its forward
+        value (black) and, on the same side, the local derivative (blue) and the gradient arriving
+        there (red), at 4 significant digits. The x edges label above and the w edges below, so
+        labels never meet, however many inputs there are."""
         from chainrule.plotting import new_figure
 
         n = len(self["x"])
-        figure = new_figure(9, 1.6 + 1.4 * n)
+        figure = new_figure(10, 1.8 + 1.4 * n)
         axis = figure.subplots()
         axis.set_axis_off()
         height = 2 * n
         centre = height / 2 - 0.5
 
         def node(x: float, y: float, label: str) -> None:
-            axis.text(
-                x,
-                y,
-                label,
-                ha="center",
-                va="center",
-                fontsize=10,
-                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "black"},
-            )
+            box = {"boxstyle": "round", "facecolor": "white", "edgecolor": "black"}
+            axis.text(x, y, label, ha="center", va="center", fontsize=10, bbox=box)
 
-        def edge(
-            start: tuple[float, float], end: tuple[float, float], forward: Any, gradient: Any, above: bool = True
-        ) -> None:
+        def edge(start: tuple, end: tuple, forward: Any, local: Any, gradient: Any, *, at: float, side: int) -> None:
             axis.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "gray"})
-            x, y = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + (0.12 if above else -0.38)
-            axis.text(x - 0.05, y, fmt(forward), ha="right", color="black", fontsize=9)
-            axis.text(x + 0.05, y, fmt(gradient), ha="left", color="red", fontsize=9)
+            point = (start[0] + at * (end[0] - start[0]), start[1] + at * (end[1] - start[1]))
+            va = "bottom" if side > 0 else "top"
+            for text, color, dx, dy, ha in (
+                (fmt4(forward), "black", 0, 3, "center"),
+                (f"∂ {fmt4(local)}", "tab:blue", -3, 15, "right"),
+                (f"∇ {fmt4(gradient)}", "red", 3, 15, "left"),
+            ):
+                axis.annotate(
+                    text,
+                    point,
+                    xytext=(dx, side * dy),
+                    textcoords="offset points",
+                    ha=ha,
+                    va=va,
+                    color=color,
+                    fontsize=9,
+                )
 
         for i in range(n):
             row = height - 2 * i - 1
             node(0, row + 0.4, f"x{i}")
             node(0, row - 0.4, f"w{i}")
-            node(2.2, row, f"mul{i}")
-            edge((0.3, row + 0.4), (1.9, row), self["x"][i], self["dx"][i])
-            edge((0.3, row - 0.4), (1.9, row), self["w"][i], self["dw"][i], above=False)
-            edge((2.5, row), (4.6, centre), self[f"xw{i}"], self["drelu_dz"])
-        node(2.2, -0.6, "b")
-        edge((2.5, -0.6), (4.6, centre), self["b"], self["db"])
-        node(4.9, centre, "sum")
-        node(7.0, centre, "ReLU")
-        edge((5.2, centre), (6.6, centre), self["z"], self["drelu_dz"])
-        axis.text(8.5, centre, f"y = {fmt(self['y'])}", ha="center", va="center")
-        axis.annotate("", xy=(8.0, centre), xytext=(7.4, centre), arrowprops={"arrowstyle": "->", "color": "gray"})
-        axis.set_xlim(-0.6, 9.2)
-        axis.set_ylim(-1.2, height + 0.2)
-        axis.set_title("forward values (black) and gradients (red)", fontsize=10)
+            node(2.4, row, f"mul{i}")
+            edge((0.3, row + 0.4), (2.1, row), self["x"][i], self["w"][i], self["dx"][i], at=0.45, side=1)
+            edge((0.3, row - 0.4), (2.1, row), self["w"][i], self["x"][i], self["dw"][i], at=0.45, side=-1)
+            edge((2.7, row), (4.9, centre), self[f"xw{i}"], 1.0, self["drelu_dz"], at=0.3, side=1)
+        node(2.4, -0.6, "b")
+        edge((2.7, -0.6), (4.9, centre), self["b"], 1.0, self["db"], at=0.3, side=-1)
+        node(5.2, centre, "sum")
+        node(7.4, centre, "ReLU")
+        relu_slope = float(self["z"] > 0)
+        axis.text(6.3, centre - 0.55, f"z = {fmt4(self['z'])}", ha="center", va="top", fontsize=9)
+        edge((5.5, centre), (7.0, centre), self["z"], relu_slope, self["drelu_dz"], at=0.5, side=1)
+        edge((7.8, centre), (9.2, centre), self["y"], 1.0, self["dvalue"], at=0.5, side=1)
+        axis.text(9.6, centre, "y", ha="center", va="center", fontsize=11)
+        axis.set_xlim(-0.6, 10.0)
+        axis.set_ylim(-1.4, height + 0.3)
+        axis.set_title(
+            "forward values (black), local derivatives ∂ (blue), gradients ∇ (red); y's ∇ is the incoming dvalue",
+            fontsize=10,
+        )
         figure.savefig(path, dpi=100)
 
 
@@ -216,9 +229,69 @@ def neuron(x: Any, w: Any, b: Any, *, dvalue: float = 1.0, learning_rate: float 
     return ex
 
 
+class LayerExplanation(Explanation):
+    """A Dense layer (optionally + ReLU); `to_png` draws it for one sample."""
+
+    def to_png(self, path: str | os.PathLike) -> None:
+        """Left: the chosen sample as a graph, inputs -> weighted sums z (+ b) -> ReLU -> outputs, each
+        node with its forward value (black) and the gradient reaching it (red); an edge's colour is
+        its weight's sign and its width the weight's size. Right: the weights (black) and dweights
+        (red, summed over the batch) as a labelled heat map. 4 significant digits."""
+        from chainrule.plotting import new_figure
+
+        sample, relu = self["sample"], self["relu"]
+        weights, inputs = self["weights"], self["inputs"][sample]
+        n_inputs, n_neurons = weights.shape
+        rows = max(n_inputs, n_neurons)
+        figure = new_figure(13, 1.5 + 1.1 * rows)
+        graph, heat = figure.subplots(1, 2, width_ratios=[1.5, 1])
+        graph.set_axis_off()
+
+        def place(count: int) -> np.ndarray:
+            return (rows - 1) / 2 + (np.arange(count)[::-1] - (count - 1) / 2) * 1.0
+
+        def node(x: float, y: float, name: str, value: float, gradient: float) -> None:
+            box = {"boxstyle": "round", "facecolor": "white", "edgecolor": "black"}
+            graph.text(x, y, f"{name} = {fmt4(value)}", ha="center", va="center", fontsize=9, bbox=box)
+            graph.text(x, y - 0.3, f"∇ {fmt4(gradient)}", ha="center", va="top", fontsize=9, color="red")
+
+        input_rows, neuron_rows = place(n_inputs), place(n_neurons)
+        limit = float(np.abs(weights).max()) or 1.0
+        for j, k in np.ndindex(n_inputs, n_neurons):
+            color = "tab:blue" if weights[j, k] >= 0 else "tab:orange"
+            width = 0.5 + 3 * abs(weights[j, k]) / limit
+            graph.plot([0.45, 2.55], [input_rows[j], neuron_rows[k]], color=color, linewidth=width, alpha=0.6)
+        for j in range(n_inputs):
+            node(0, input_rows[j], f"x{j}", inputs[j], self["dinputs"][sample, j])
+        for k in range(n_neurons):
+            node(3, neuron_rows[k], f"z{k}", self["sums"][sample, k], self["dsums"][sample, k])
+            graph.text(3, neuron_rows[k] + 0.32, f"+ b{k} {fmt4(self['biases'][0, k])}", ha="center", fontsize=8)
+            if relu:
+                graph.annotate("", (4.6, neuron_rows[k]), (3.6, neuron_rows[k]), arrowprops={"arrowstyle": "->"})
+                node(5.3, neuron_rows[k], f"ReLU y{k}", self["output"][sample, k], self["dvalues"][sample, k])
+        graph.set_xlim(-0.8, 6.3 if relu else 3.8)
+        graph.set_ylim(-1, rows)
+        graph.set_title(
+            f"sample {sample}: forward (black), gradients (red); edges: weights (blue +, orange -)", fontsize=10
+        )
+
+        image = heat.imshow(
+            weights, cmap="coolwarm", vmin=-limit, vmax=limit, alpha=0.5
+        )  # pale: the text stays legible
+        for (j, k), value in np.ndenumerate(weights):
+            heat.text(k, j - 0.12, fmt4(value), ha="center", va="center", fontsize=9)
+            gradient = f"∇ {fmt4(self['dweights'][j, k])}"
+            heat.text(k, j + 0.18, gradient, ha="center", va="center", fontsize=8, color="darkred")
+        heat.set_xticks(range(n_neurons), [f"neuron {k}" for k in range(n_neurons)])
+        heat.set_yticks(range(n_inputs), [f"input {j}" for j in range(n_inputs)])
+        heat.set_title("weights and dweights (summed over the batch)", fontsize=10)
+        figure.colorbar(image, ax=heat, shrink=0.8)
+        figure.savefig(path, dpi=100)
+
+
 def layer(
     inputs: Any, weights: Any, biases: Any, dvalues: Any, *, relu: bool = False, sample: int = 0, input_index: int = 0
-) -> Explanation:
+) -> LayerExplanation:
     """A Dense layer (optionally + ReLU) on a batch: shapes, the three backward products, and one
     dinputs element written out as a sum over neurons.
 
@@ -253,7 +326,7 @@ def layer(
         gradient = activation.backward(upstream)
     dense.backward(gradient)
 
-    ex = Explanation(
+    ex = LayerExplanation(
         f"A Dense layer{' + ReLU' if relu else ''}: {counted(n_samples, 'sample')}, {counted(n_inputs, 'input')}, "
         f"{counted(n_neurons, 'neuron')}"
     )
@@ -264,6 +337,7 @@ def layer(
     ex.add(section, "output.shape", "inputs @ weights + biases", str(output.shape))
     ex.add(section, "dvalues.shape", "dLoss/doutput, like output", str(upstream.shape))
     ex.values.update(inputs=batch, weights=weight_matrix, biases=dense.biases.copy(), dvalues=upstream)
+    ex.values.update(sums=dense.output.copy(), dsums=gradient.copy(), relu=relu, sample=sample)
     section = "Forward pass"
     ex.add(section, "output", "ReLU(inputs @ weights + biases)" if relu else "inputs @ weights + biases", output.copy())
     section = "Backward pass"
