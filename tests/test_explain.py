@@ -207,3 +207,31 @@ def test_neuron_picture_with_five_inputs(tmp_path):
     result = explain.neuron([1, -2, 3, 0.5, -1.5], [-3, -1, 2, 0.7, 1.1], 1)
     result.to_png(tmp_path / "neuron.png")
     assert (tmp_path / "neuron.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_network_step_equals_plain_numpy(tmp_path):
+    result = explain.network(learning_rate=0.5, seed=3)
+    X, labels = result["X"], result["y"].astype(int)
+    (_, first, _), (_, second, _) = result["layers"]
+    W1, b1, W2, b2 = first[:-1], first[-1:], second[:-1], second[-1:]
+    z1 = X @ W1 + b1
+    a1 = np.maximum(z1, 0)
+    z2 = a1 @ W2 + b2
+    p = np.exp(z2 - z2.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[labels]
+    assert result["loss"] == pytest.approx(-np.mean(np.log(p[np.arange(len(X)), labels])), rel=1e-12)
+    dz2 = (p - onehot) / len(X)
+    dz1 = (dz2 @ W2.T) * (z1 > 0)
+    assert_allclose(result["dW2"], a1.T @ dz2, rtol=1e-10, atol=1e-15)
+    assert_allclose(result["dW1"], X.T @ dz1, rtol=1e-10, atol=1e-15)
+    assert_allclose(result["db1"], dz1.sum(axis=0, keepdims=True), rtol=1e-10, atol=1e-15)
+    assert_allclose(result["W1_new"], W1 - 0.5 * (X.T @ dz1), rtol=1e-12)
+    assert result["loss_after"] < result["loss"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explain", "network", "--png", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0 and "Backward pass: the dvalues flowing back" in cli.stdout
+    assert (tmp_path / "network.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

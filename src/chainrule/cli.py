@@ -209,6 +209,8 @@ def run_explain(args: argparse.Namespace) -> int:
         result = explain.neuron(args.x, args.w, args.b, dvalue=args.dvalue, learning_rate=args.learning_rate)
     elif args.what == "layer":
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
+    elif args.what == "network":
+        result = explain.network(hidden=args.hidden, learning_rate=args.learning_rate, seed=args.seed)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
         result = explain.softmax_crossentropy(logits, args.labels, measure_speed=args.time)
@@ -367,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     softmax.add_argument("--time", action="store_true", help="also time the separate and the fused backward")
     softmax.add_argument("--png", help="also draw forward, Jacobian and both gradients to this PNG file")
     softmax.add_argument("--labels", type=whole_numbers, default=whole_numbers("0"), help="true class of each row (0)")
+    network = topics.add_parser("network", help="one training step of a small network, layer by layer")
+    network.add_argument("--hidden", type=whole_number(1, 64), default=3, help="hidden ReLU neurons (3)")
+    network.add_argument("--learning-rate", type=positive_float, default=1.0, help="SGD step (1.0)")
+    network.add_argument("--seed", type=seed_number, default=0, help="seed of the spiral points and weights (0)")
+    network.add_argument("--png", help="also draw parameters, gradients and updates to this PNG file")
     explainer.set_defaults(run=run_explain)
 
     check = commands.add_parser(

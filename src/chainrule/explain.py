@@ -1,4 +1,5 @@
-"""The chain rule, step by step, with real numbers: a neuron, a layer, softmax with cross-entropy.
+"""The chain rule, step by step, with real numbers: a neuron, a layer, softmax with cross-entropy,
+and one training step of a small network.
 
 Each function runs the engine's own components in float64 (so an explanation can never disagree
 with training), then lays out every intermediate value under the names the textbook uses. The
@@ -15,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array, numeric_array
+from chainrule._checks import float_array, numeric_array, positive_int
 from chainrule.activations import ReLU, Softmax
+from chainrule.datasets import spiral_data
 from chainrule.display import html_table
 from chainrule.layers import Dense
 from chainrule.losses import CategoricalCrossentropy, SoftmaxCategoricalCrossentropy
@@ -481,3 +483,91 @@ def _time_backwards(n_classes: int, batch_size: int, repeats: int) -> tuple[floa
         runs = timeit.repeat(function, number=number, repeat=repeats)
         timings[name] = float(np.median(runs)) / number
     return timings["separate"], timings["fused"]
+
+
+class NetworkExplanation(Explanation):
+    """One training step of a small network; `to_png` draws every parameter, its gradient and its update."""
+
+    def to_png(self, path: str | os.PathLike) -> None:
+        """One row per layer: weights (with biases as the last row), their gradients, and the update
+        -learning_rate * gradient, as labelled heat maps (4 significant digits)."""
+        from chainrule.plotting import new_figure
+
+        layers = self["layers"]
+        figure = new_figure(14, 0.8 + 2.6 * len(layers))
+        axes = figure.subplots(len(layers), 3, squeeze=False)
+        titles = ("parameters", "gradient", f"update = -{fmt4(self['learning_rate'])} * gradient")
+        for row, (name, values, gradient) in enumerate(layers):
+            for axis, title, matrix in zip(
+                axes[row], titles, (values, gradient, -self["learning_rate"] * gradient), strict=True
+            ):
+                limit = float(np.abs(matrix).max()) or 1.0
+                axis.imshow(matrix, cmap="coolwarm", vmin=-limit, vmax=limit, alpha=0.5, aspect="auto")
+                for (i, j), value in np.ndenumerate(matrix):
+                    axis.text(j, i, fmt4(value), ha="center", va="center", fontsize=8)
+                axis.set_yticks(range(len(matrix)), [f"w{i}" for i in range(len(matrix) - 1)] + ["b"])
+                axis.set_xticks(range(matrix.shape[1]), [f"n{j}" for j in range(matrix.shape[1])])
+                axis.set_title(f"{name}: {title}", fontsize=10)
+        figure.suptitle(f"one step: loss {fmt4(self['loss'])} -> {fmt4(self['loss_after'])}")
+        figure.savefig(path, dpi=100)
+
+
+def network(
+    X: Any = None, y: Any = None, *, hidden: int = 3, learning_rate: float = 1.0, seed: int = 0
+) -> NetworkExplanation:
+    """One training step of Dense(2, hidden) -> ReLU -> Dense(hidden, 3) -> softmax + cross-entropy,
+    layer by layer: the forward values, the dvalues flowing back, each parameter's gradient and
+    the optimizer's (SGD) update, then the loss after the step. By default on 6 spiral points,
+    with weights drawn as 0.5 * standard normal from `seed` and zero biases."""
+    owner = "explain.network"
+    if X is None:
+        X, y = spiral_data(2, 3, seed=seed)
+    inputs = float_array(X, F64, "X", owner)
+    hidden = positive_int(hidden, "hidden", owner)
+    rate = _scalar(learning_rate, "learning_rate", owner)
+    rng = np.random.default_rng(seed)
+    dense1, relu = Dense(inputs.shape[1], hidden, dtype=F64), ReLU()
+    dense2, loss = Dense(hidden, 3, dtype=F64), SoftmaxCategoricalCrossentropy()
+    for dense in (dense1, dense2):  # larger than the book's 0.01 * randn, so every number is visible
+        dense.weights = 0.5 * rng.standard_normal(dense.weights.shape)
+    targets = loss.prepare_targets(y, (len(inputs), 3), owner, F64)
+
+    def forward() -> float:
+        return loss.forward(dense2.forward(relu.forward(dense1.forward(inputs))), targets)
+
+    mean_loss = forward()
+    ex = NetworkExplanation(
+        f"One training step: Dense({inputs.shape[1]}, {hidden}) -> ReLU -> Dense({hidden}, 3) -> softmax + "
+        f"cross-entropy, {counted(len(inputs), 'sample')}"
+    )
+    section = "Data"
+    ex.add(section, "X", "inputs, one row per sample", inputs)
+    ex.add(section, "y", "true classes", np.asarray(targets, dtype=F64))
+    section = "Forward pass"
+    ex.add(section, "z1", "X @ W1 + b1", dense1.output.copy())
+    ex.add(section, "a1", "ReLU(z1)", relu.output.copy())
+    ex.add(section, "z2", "a1 @ W2 + b2", dense2.output.copy())
+    ex.add(section, "probabilities", "softmax(z2)", loss.output.copy())
+    ex.add(section, "loss", "mean(-log p[true class])", mean_loss)
+    section = "Backward pass: the dvalues flowing back"
+    ex.add(section, "dz2", "(probabilities - onehot) / n", loss.backward(loss.output, targets).copy())
+    ex.add(section, "da1", "dz2 @ W2.T", dense2.backward(loss.dinputs).copy())
+    ex.add(section, "dz1", "da1 * (z1 > 0)", relu.backward(dense2.dinputs).copy())
+    dense1.backward(relu.dinputs)
+    section = "Parameter gradients"
+    ex.add(section, "dW2", "a1.T @ dz2", dense2.dweights.copy())
+    ex.add(section, "db2", "sum(dz2, axis=0)", dense2.dbiases.copy())
+    ex.add(section, "dW1", "X.T @ dz1", dense1.dweights.copy())
+    ex.add(section, "db1", "sum(dz1, axis=0)", dense1.dbiases.copy())
+    section = f"Optimizer step: SGD, parameter -= {fmt(rate)} * gradient"
+    layers = []
+    for name, dense in (("layer 1", dense1), ("layer 2", dense2)):
+        stacked = np.vstack([dense.weights, dense.biases])
+        gradient = np.vstack([dense.dweights, dense.dbiases])
+        layers.append((name, stacked.copy(), gradient.copy()))
+        dense.weights, dense.biases = dense.weights - rate * dense.dweights, dense.biases - rate * dense.dbiases
+    ex.add(section, "W1_new", f"W1 - {fmt(rate)} * dW1", dense1.weights.copy())
+    ex.add(section, "W2_new", f"W2 - {fmt(rate)} * dW2", dense2.weights.copy())
+    ex.add(section, "loss_after", "the same forward pass with the new parameters", forward())
+    ex.values.update(layers=layers, learning_rate=rate)
+    return ex
