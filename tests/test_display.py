@@ -43,3 +43,9 @@ def test_model_history_and_optimizer_show_in_a_notebook():
         "iterations" in model.optimizer._repr_html_()
         and "<td style='text-align:left'>30</td>" in model.optimizer._repr_html_()
     )
+
+
+def test_plain_reprs_are_short():
+    assert repr(cr.explain.neuron([1, -2, 3], [-3, -1, 2], 1)).startswith("NeuronExplanation('One neuron")
+    result = cr.gradcheck(cr.Tanh(), np.random.default_rng(0).standard_normal((3, 2)))
+    assert repr(result).startswith("GradcheckResult(passed=True, max_error=") and len(repr(result)) < 120

@@ -21,7 +21,7 @@ TOLERANCE = 1e-6
 MAX_SHOWN = 24  # arrays up to this many elements are printed side by side
 
 
-@dataclass
+@dataclass(repr=False)
 class Comparison(Report):
     """Verdicts on the output and each gradient of `mine` against `reference`, with both values."""
 

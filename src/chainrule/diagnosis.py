@@ -164,7 +164,7 @@ def describe(verdict: Verdict, tolerance: float) -> str:
     return f"{line}\n    hint: {verdict.hint}" if verdict.hint else line
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     """Verdicts on several arrays, judged against one tolerance: prints as a table plus the failures."""
 
@@ -189,6 +189,11 @@ class Report:
     def failures(self) -> list[str]:
         """What is wrong with each failing array, with a hint where a typical slip fits."""
         return [describe(v, self.tolerance) for v in self.verdicts.values() if not v.error < self.tolerance]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(passed={self.passed}, max_error={self.max_error:.3e}, arrays={list(self.verdicts)})"
+        )
 
     def _repr_html_(self) -> str:
         rows = [

@@ -75,6 +75,9 @@ class Explanation:
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.title!r}, {len(self.values)} values)"
+
     def _repr_html_(self) -> str:
         tables = [
             html_table(

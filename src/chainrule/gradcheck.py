@@ -34,7 +34,7 @@ TOLERANCE = 1e-6
 Signature = Callable[[], tuple]
 
 
-@dataclass
+@dataclass(repr=False)
 class GradcheckResult(Report):
     """The verdict per checked array (`errors`, `passed`, `failures()`, and a table when printed),
     with the gradients behind it: `analytic[name]` from the backward pass, `numeric[name]` from
