@@ -10,31 +10,13 @@ table reports medians and the after/before ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from benchmarks.run import IMPLEMENTATIONS
+from benchmarks.run import IMPLEMENTATIONS, measure
 from benchmarks.workloads import WORKLOADS
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-def measure(checkout: Path, implementation: str, workload: str) -> float:
-    """µs per step of one run of `implementation` on `workload`, with `checkout`'s chainrule."""
-    environment = {**os.environ, "PYTHONPATH": f"{checkout / 'src'}{os.pathsep}{checkout}"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--child", implementation, workload],
-        cwd=checkout,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])["us_per_step"]
 
 
 def main() -> None:
@@ -51,7 +33,7 @@ def main() -> None:
         for workload in args.workloads:
             for implementation in args.implementations:
                 for name in order:
-                    step = measure(checkouts[name], implementation, workload)
+                    step = measure(implementation, workload, checkouts[name])["us_per_step"]
                     times.setdefault((workload, implementation, name), []).append(step)
                     print(f"round {round_number + 1}  {workload:<17} {implementation:<17} {name:<6} {step:9.1f}")
     print("\n| workload | implementation | before µs/step | after µs/step | after/before |")

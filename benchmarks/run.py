@@ -79,12 +79,15 @@ def child(implementation: str, workload_name: str) -> None:
     print(json.dumps(result))
 
 
-def measure(implementation: str, workload: str) -> dict:
+def measure(implementation: str, workload: str, checkout: Path = ROOT) -> dict:
+    """One run in a fresh process, with the chainrule and benchmarks of `checkout`."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout / "src"), str(checkout)])}
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--child", implementation, workload],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=checkout,
+        env=environment,
         check=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -376,13 +376,7 @@ class SoftmaxExplanation(Explanation):
         figure = new_figure(15, 4.6)
         forward, heat, backward = figure.subplots(1, 3, width_ratios=[1, 1, 1.2])
 
-        width = 0.38
-        forward.bar(classes - width / 2, logits, width, color="0.6", label="logits x")
-        forward.bar(classes + width / 2, probabilities, width, color="tab:blue", label="softmax s")
-        for position, (x, s) in enumerate(zip(logits, probabilities, strict=True)):
-            _label_bar(forward, position - width / 2, x)
-            _label_bar(forward, position + width / 2, s)
-        forward.axhline(0, color="black", linewidth=0.6)
+        _paired_bars(forward, (logits, "0.6", "logits x"), (probabilities, "tab:blue", "softmax s"))
         forward.set_xticks(classes, [f"class {c}" + ("\n(true)" if c == label else "") for c in classes])
         forward.set_title(f"forward: loss = -log s[{label}] = {fmt4(-np.log(probabilities[label]))}")
         forward.margins(y=0.12)
@@ -399,12 +393,11 @@ class SoftmaxExplanation(Explanation):
         figure.colorbar(image, ax=heat, shrink=0.8)
 
         separate, fused = self["dinputs_separate"][sample], self["dinputs_fused"][sample]
-        backward.bar(classes - width / 2, separate, width, color="tab:red", label="separate: Jacobian @ dloss")
-        backward.bar(classes + width / 2, fused, width, color="tab:orange", label="fused: (s - onehot) / n")
-        for position, (a, b) in enumerate(zip(separate, fused, strict=True)):
-            _label_bar(backward, position - width / 2, a)
-            _label_bar(backward, position + width / 2, b)
-        backward.axhline(0, color="black", linewidth=0.6)
+        _paired_bars(
+            backward,
+            (separate, "tab:red", "separate: Jacobian @ dloss"),
+            (fused, "tab:orange", "fused: (s - onehot) / n"),
+        )
         backward.set_xticks(classes, [f"dx{c}" for c in classes])
         backward.set_title("backward: the same gradient, two ways")
         backward.margins(y=0.12)
@@ -412,9 +405,16 @@ class SoftmaxExplanation(Explanation):
         figure.savefig(path, dpi=100)
 
 
-def _label_bar(axis: Any, x: float, value: float) -> None:
-    """The value at the end of its bar: above a positive bar, below a negative one."""
-    axis.annotate(fmt4(value), (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=7)
+def _paired_bars(axis: Any, *series: tuple[np.ndarray, str, str]) -> None:
+    """Two bars per class, side by side, each labelled with its value at its end (above a
+    positive bar, below a negative one); `series` are (values, colour, legend label)."""
+    width = 0.38
+    for offset, (values, color, label) in zip((-width / 2, width / 2), series, strict=True):
+        positions = np.arange(len(values)) + offset
+        axis.bar(positions, values, width, color=color, label=label)
+        for x, value in zip(positions, values, strict=True):
+            axis.annotate(fmt4(value), (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=7)
+    axis.axhline(0, color="black", linewidth=0.6)
 
 
 def fmt4(value: float) -> str:
