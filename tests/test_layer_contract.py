@@ -174,3 +174,17 @@ def test_a_learners_own_dense_layer_trains_and_its_widths_are_read_from_its_weig
         model.predict(np.ones((4, 5)))
     with pytest.raises(ValueError, match=r"layer 2 \(BookDense\) takes 16 inputs but the layer before it gives 32"):
         cr.Model().add(BookDense(2, 32)).add(cr.ReLU()).add(BookDense(16, 3))._widths()
+
+
+def test_a_subclass_that_overrides_only_forward_of_relu_trains():
+    class CountingReLU(cr.ReLU):
+        calls = 0
+
+        def forward(self, inputs, training=False):
+            CountingReLU.calls += 1
+            return super().forward(inputs, training)
+
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    model = cr.Model(seed=0).add(cr.Dense(2, 8)).add(CountingReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
+    history = model.compile(loss="categorical_crossentropy", optimizer="adam").fit(X, y, epochs=30, verbose=0)
+    assert CountingReLU.calls >= 30 and history.history["loss"][-1] < history.history["loss"][0]

@@ -59,15 +59,22 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if install_check(cls, "forward", _check_forward, "output", Layer) and not _takes_training(cls.forward_trusted):
-            cls.forward_trusted = _ignoring_training(cls.forward_trusted)
-        if install_check(cls, "backward", _check_backward, "dinputs", Layer):
-            # A backward of its own may assign fresh gradient arrays (as the book's do): a parent's
-            # shortcuts, which write gradients into bound storage, no longer apply.
-            if "backward_parameters" not in cls.__dict__:
-                cls.backward_parameters = Layer.backward_parameters
-            if "bindable" not in cls.__dict__:
-                cls.bindable = False
+        wrote_forward = install_check(cls, "forward", _check_forward, "output", Layer)
+        wrote_backward = install_check(cls, "backward", _check_backward, "dinputs", Layer)
+        if wrote_forward or wrote_backward:
+            # Speed paths come in pairs: a layer that writes its own forward or backward runs its
+            # textbook pair, whose backward may assign fresh gradient arrays (as the book's do), so
+            # a parent's shortcuts (bound storage, a cached mask) no longer apply.
+            for name, default in (
+                ("forward_trusted", inspect.unwrap(cls.forward)),
+                ("backward_trusted", inspect.unwrap(cls.backward)),
+                ("backward_parameters", Layer.backward_parameters),
+                ("bindable", False),
+            ):
+                if name not in cls.__dict__:
+                    setattr(cls, name, default)
+            if not _takes_training(cls.forward_trusted):
+                cls.forward_trusted = _ignoring_training(cls.forward_trusted)
 
     def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
         """Compute and keep `output` for a batch `inputs` of shape (n_samples, n_features)."""
