@@ -53,6 +53,41 @@ def test_fused_loss_value_and_gradient():
     assert_allclose(fused.backward(fused.output, [0, 1, 1]), expected, atol=1e-15)
 
 
+def test_fused_sigmoid_crossentropy_gradient_is_the_derivative_of_its_mean_loss():
+    """(s - y) / (n_outputs * n_samples), checked against central differences of the mean
+    binary cross-entropy of the sigmoid, written here in plain NumPy."""
+    z = np.array([[0.3, -1.2], [2.0, 0.1], [-0.5, 4.0]])
+    y = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+
+    def mean_loss(scores):
+        s = 1 / (1 + np.exp(-scores))
+        return -np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))
+
+    fused = cr.SigmoidBinaryCrossentropy(dtype=F64)
+    assert fused.forward(z, y) == pytest.approx(mean_loss(z), rel=1e-12)
+    numerical = np.zeros_like(z)
+    for index in np.ndindex(z.shape):
+        step = np.zeros_like(z)
+        step[index] = 1e-6
+        numerical[index] = (mean_loss(z + step) - mean_loss(z - step)) / 2e-6
+    assert_allclose(fused.backward(fused.output, y), numerical, rtol=1e-7, atol=1e-10)
+
+
+def test_fused_sigmoid_gradient_stays_exact_where_the_sigmoid_saturates():
+    fused = cr.SigmoidBinaryCrossentropy(dtype=F64)
+    fused.forward([[40.0]], [[0.0]])  # certain and wrong: the gradient is s - y = 1 (divided by n = 1)
+    assert fused.backward(fused.output, [[0.0]])[0, 0] == pytest.approx(1.0)
+
+
+def test_the_clip_of_a_log_loss_can_be_chosen():
+    loss = cr.CategoricalCrossentropy(dtype=F64, clip=1e-12)
+    assert loss.forward([[0.0, 1.0]], [0]) == pytest.approx(-math.log(1e-12))
+    assert loss.get_config() == {"dtype": "float64", "clip": 1e-12}
+    assert cr.BinaryCrossentropy(clip=1e-3).forward([[1.0]], [[0.0]]) == pytest.approx([-math.log(1e-3)])
+    with pytest.raises(ValueError, match="clip must be a finite number >= 0 and below 0.5"):
+        cr.BinaryCrossentropy(clip=0.5)
+
+
 def test_regularization_loss_sums_l1_and_l2_of_the_given_layers():
     layer = cr.Dense(
         2,

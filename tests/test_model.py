@@ -189,6 +189,46 @@ def test_model_gradcheck_covers_every_parameter():
     assert len(result.errors) == 4 and result.passed, str(result)
 
 
+def test_model_gradcheck_covers_a_sigmoid_output_trained_through_its_fused_gradient():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 2, (6, 2))
+    model = cr.Model(seed=0).add(cr.Dense(3, 4, dtype=np.float64)).add(cr.Tanh(dtype=np.float64))
+    model.add(cr.Dense(4, 2, dtype=np.float64)).add(cr.Sigmoid(dtype=np.float64))
+    assert model.compile(loss="binary_crossentropy", optimizer="adam").fused_loss is None  # the book's steps
+    model.compile(loss="binary_crossentropy", optimizer="adam", fuse_sigmoid=True)
+    assert isinstance(model.fused_loss, cr.SigmoidBinaryCrossentropy)
+    result = cr.gradcheck(model, X, y)
+    assert len(result.errors) == 4 and result.passed, str(result)
+
+
+def test_row_weights_give_the_gradient_of_the_weighted_mean_loss():
+    """backward_trusted(..., row_weights = w * n / sum(w)) against central differences of
+    sum(w_i * loss_i) / sum(w), in plain NumPy over the first layer's weights."""
+    rng = np.random.default_rng(2)
+    X, y, w = rng.standard_normal((5, 3)), np.array([0, 2, 1, 1, 0]), np.array([0.5, 0.0, 2.0, 1.0, 1.5])
+    model = cr.Model(seed=0).add(cr.Dense(3, 4, dtype=np.float64)).add(cr.Tanh(dtype=np.float64))
+    model.add(cr.Dense(4, 3, dtype=np.float64)).add(cr.Softmax(dtype=np.float64))
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    inputs, targets = model.validated(X, y, "test")
+    model.backward_trusted(model.forward_trusted(inputs, True), targets, w * len(w) / w.sum())
+    analytic = model.layers[0].dweights.copy()
+
+    def weighted_loss():
+        return w @ model.loss.forward(model.forward_trusted(inputs, False), targets) / w.sum()
+
+    weights = model.layers[0].weights
+    numerical = np.zeros_like(weights)
+    for index in np.ndindex(weights.shape):
+        saved = weights[index]
+        weights[index] = saved + 1e-6
+        above = weighted_loss()
+        weights[index] = saved - 1e-6
+        below = weighted_loss()
+        weights[index] = saved
+        numerical[index] = (above - below) / 2e-6
+    assert_allclose(analytic, numerical, rtol=1e-6, atol=1e-9)
+
+
 BAD_FIT = [
     (
         lambda m, X, y: m.fit(X[:, :1], y, verbose=0),

@@ -103,6 +103,22 @@ def test_adam_with_bias_correction(decay):
     assert_allclose(run(cr.Adam(0.01, decay=decay)), reference(update), rtol=1e-13)
 
 
+def test_adam_with_epsilon_hat_adds_epsilon_before_the_bias_correction():
+    """Kingma and Ba's epsilon hat (TensorFlow's and scikit-learn's Adam); eps is large here so
+    that the difference from the book's placement shows."""
+
+    def update(w, g, s, t):
+        s["m"] = 0.9 * s.get("m", 0.0) + 0.1 * g
+        s["v"] = 0.999 * s.get("v", 0.0) + 0.001 * g * g
+        step = 0.01 * math.sqrt(1 - 0.999 ** (t + 1)) / (1 - 0.9 ** (t + 1))
+        return w - step * s["m"] / (math.sqrt(s["v"]) + 0.05)
+
+    hat = run(cr.Adam(0.01, epsilon=0.05, epsilon_hat=True))
+    assert_allclose(hat, reference(update), rtol=1e-13)
+    assert not np.allclose(hat, run(cr.Adam(0.01, epsilon=0.05)), rtol=1e-3)
+    assert cr.Adam(epsilon_hat=True).get_config()["epsilon_hat"] is True
+
+
 def test_current_learning_rate_follows_the_book_decay():
     optimizer = cr.SGD(1.0, decay=0.5)
     run(optimizer)

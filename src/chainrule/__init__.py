@@ -19,6 +19,7 @@ from chainrule.losses import (
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
 )
 from chainrule.model import Model
@@ -52,6 +53,7 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "Softmax",
+    "SigmoidBinaryCrossentropy",
     "SoftmaxCategoricalCrossentropy",
     "Tanh",
     "datasets",

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import categorical_targets, float_array, float_dtype, require_same_shape
+from chainrule._checks import categorical_targets, finite_number, float_array, float_dtype, require_same_shape
 from chainrule._contract import install_check
-from chainrule.activations import Softmax
+from chainrule.activations import Sigmoid, Softmax
 from chainrule.layers import Layer
 
 CLIP = 1e-7
@@ -98,7 +98,19 @@ def _check_loss_arguments(method: str) -> Callable[[Loss, Any, Any], tuple[tuple
     return check
 
 
-class CategoricalCrossentropy(Loss):
+class ProbabilityLoss(Loss):
+    """A loss on probabilities, clipped to [clip, 1 - clip] (the book's 1e-7) so that log(0)
+    never occurs."""
+
+    def __init__(self, dtype: Any = None, clip: float = CLIP) -> None:
+        super().__init__(dtype)
+        self.clip = finite_number(clip, "clip", type(self).__name__, minimum=0, below=0.5)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **({"clip": self.clip} if self.clip != CLIP else {})}
+
+
+class CategoricalCrossentropy(ProbabilityLoss):
     """-log of the probability given to the true class; labels are indices or one-hot rows."""
 
     def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
@@ -107,16 +119,16 @@ class CategoricalCrossentropy(Loss):
     def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         if y_true.ndim == 1:
             confidences = y_pred[sample_rows(len(y_pred)), y_true]  # a new array: safe to work in place
-            np.maximum(confidences, CLIP, out=confidences)
-            np.minimum(confidences, 1 - CLIP, out=confidences)
+            np.maximum(confidences, self.clip, out=confidences)
+            np.minimum(confidences, 1 - self.clip, out=confidences)
         else:
-            confidences = (np.clip(y_pred, CLIP, 1 - CLIP) * y_true).sum(axis=1)
+            confidences = (np.clip(y_pred, self.clip, 1 - self.clip) * y_true).sum(axis=1)
         np.log(confidences, out=confidences)
         return np.negative(confidences, out=confidences)
 
     def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         n_samples = len(dvalues)
-        clipped = np.clip(dvalues, CLIP, 1 - CLIP)
+        clipped = np.clip(dvalues, self.clip, 1 - self.clip)
         if y_true.ndim == 1:
             rows = sample_rows(n_samples)
             self.dinputs = np.zeros_like(dvalues)
@@ -126,17 +138,17 @@ class CategoricalCrossentropy(Loss):
         return self.dinputs
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(ProbabilityLoss):
     """Mean over outputs of -(y log p + (1 - y) log(1 - p)), for independent yes/no outputs."""
 
     def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-        clipped = np.clip(y_pred, CLIP, 1 - CLIP)
+        clipped = np.clip(y_pred, self.clip, 1 - self.clip)
         losses = -(y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped))
         return losses.mean(axis=1)
 
     def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         n_samples, n_outputs = dvalues.shape
-        clipped = np.clip(dvalues, CLIP, 1 - CLIP)
+        clipped = np.clip(dvalues, self.clip, 1 - self.clip)
         self.dinputs = -(y_true / clipped - (1 - y_true) / (1 - clipped)) / (n_outputs * n_samples)
         return self.dinputs
 
@@ -210,6 +222,52 @@ class SoftmaxCategoricalCrossentropy:
             self.dinputs = probabilities - y_true
             self.dinputs *= scale
         return self.dinputs
+
+
+class SigmoidBinaryCrossentropy:
+    """Sigmoid followed by binary cross-entropy, differentiated as one step.
+
+    Chaining the two backward passes simplifies to `(s - y) / (n_outputs * n_samples)`: exact
+    even where the sigmoid saturates and the separate gradients would divide by a clipped
+    probability.
+    """
+
+    def __init__(self, dtype: Any = None) -> None:
+        self.activation = Sigmoid(dtype)
+        self.loss = BinaryCrossentropy(dtype)
+        self.dtype = self.activation.dtype
+        self.output: np.ndarray | None = None
+        self.dinputs: np.ndarray | None = None
+
+    def forward(self, inputs: Any, y_true: Any) -> float:
+        """Sigmoid of `inputs` (kept as `output`), then the mean binary cross-entropy against `y_true`."""
+        self.output = self.activation.forward(inputs)
+        return self.loss.calculate(self.output, y_true)
+
+    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
+        """The fused gradient with respect to the sigmoid inputs; `dvalues` are the probabilities."""
+        owner = "SigmoidBinaryCrossentropy.backward"
+        probabilities = float_array(dvalues, self.dtype, "dvalues (the probabilities)", owner)
+        targets = self.loss.prepare_targets(y_true, probabilities.shape, owner, probabilities.dtype)
+        return self.backward_trusted(probabilities, targets)
+
+    def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        """(probabilities - y) / (n_outputs * n_samples), on arguments already validated."""
+        self.dinputs = probabilities - y_true
+        self.dinputs *= 1 / probabilities.size
+        return self.dinputs
+
+
+def fused_loss(
+    output_layer: Layer, loss: Loss, *, fuse_sigmoid: bool = False
+) -> SoftmaxCategoricalCrossentropy | SigmoidBinaryCrossentropy | None:
+    """The one-step gradient for an output activation and a loss that pair up, or None
+    (a Sigmoid output pairs only when `fuse_sigmoid`)."""
+    if isinstance(output_layer, Softmax) and isinstance(loss, CategoricalCrossentropy):
+        return SoftmaxCategoricalCrossentropy()
+    if fuse_sigmoid and isinstance(output_layer, Sigmoid) and isinstance(loss, BinaryCrossentropy):
+        return SigmoidBinaryCrossentropy()
+    return None
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -17,7 +17,6 @@ import numpy as np
 
 from chainrule import loop
 from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
-from chainrule.activations import Softmax
 from chainrule.callbacks import Callback
 from chainrule.diagnosis import Context
 from chainrule.display import html_table
@@ -29,7 +28,9 @@ from chainrule.losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
     Loss,
+    SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
+    fused_loss,
     regularization_loss,
 )
 from chainrule.metrics import METRICS, Metric
@@ -62,8 +63,9 @@ class Model:
         self.stop_training = False
         self.history: History | None = None
         self.expected_logs: list[str] | None = None  # the keys fit will log, set as it starts
-        # A Softmax output with CategoricalCrossentropy trains through this fused loss (set by compile).
-        self.fused_loss: SoftmaxCategoricalCrossentropy | None = None
+        # Softmax with CategoricalCrossentropy, or Sigmoid with BinaryCrossentropy, trains through
+        # this fused loss (set by compile).
+        self.fused_loss: SoftmaxCategoricalCrossentropy | SigmoidBinaryCrossentropy | None = None
         self._store: ParameterStore | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -131,9 +133,20 @@ class Model:
         return input_width, output_width
 
     def compile(
-        self, *, loss: Loss | str, optimizer: Optimizer | str, metrics: Sequence[str] | str | None = None
+        self,
+        *,
+        loss: Loss | str,
+        optimizer: Optimizer | str,
+        metrics: Sequence[str] | str | None = None,
+        fuse_sigmoid: bool = False,
     ) -> Model:
-        """Choose the loss, the optimizer and the metrics (defaults follow from the loss)."""
+        """Choose the loss, the optimizer and the metrics (defaults follow from the loss).
+
+        A Softmax output with categorical cross-entropy always trains through their fused
+        gradient, as the book does. `fuse_sigmoid=True` does the same for a Sigmoid output with
+        binary cross-entropy, `(s - y) / n`: exact where the sigmoid saturates, but not the
+        book's separate steps, so it is off unless asked for.
+        """
         if not self.layers:
             raise ValueError("Model.compile: the model has no layers")
         self._widths()
@@ -145,8 +158,7 @@ class Model:
         self.loss = named_instance(loss, LOSSES, Loss, "loss", "Model.compile")
         self._require_output_layer()
         self.optimizer = named_instance(optimizer, OPTIMIZERS, Optimizer, "optimizer", "Model.compile")
-        fused = isinstance(self.layers[-1], Softmax) and isinstance(self.loss, CategoricalCrossentropy)
-        self.fused_loss = SoftmaxCategoricalCrossentropy() if fused else None
+        self.fused_loss = fused_loss(self.layers[-1], self.loss, fuse_sigmoid=fuse_sigmoid)
         self.metrics = self._resolve_metrics(metrics)
         return self
 
@@ -219,8 +231,12 @@ class Model:
             inputs = layer.output
         return inputs
 
-    def backward_trusted(self, output: np.ndarray, y_true: np.ndarray) -> None:
-        """The loss's gradient, then every layer's backward pass, last layer first."""
+    def backward_trusted(self, output: np.ndarray, y_true: np.ndarray, row_weights: np.ndarray | None = None) -> None:
+        """The loss's gradient, then every layer's backward pass, last layer first.
+
+        `row_weights` (one per sample, or a scalar) multiply each sample's loss gradient: weights
+        times n over their sum give the gradient of the weighted mean loss.
+        """
         if self.fused_loss is not None:
             dvalues = self.fused_loss.backward_trusted(output, y_true)
             layers = self.layers[-2::-1]
@@ -228,6 +244,8 @@ class Model:
             self.loss.backward_trusted(output, y_true)
             dvalues = self.loss.dinputs
             layers = self.layers[::-1]
+        if row_weights is not None:
+            dvalues = dvalues * (row_weights[:, None] if np.ndim(row_weights) else row_weights)
         for layer in layers[:-1]:
             layer.backward_trusted(dvalues)
             dvalues = layer.dinputs

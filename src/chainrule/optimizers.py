@@ -240,6 +240,10 @@ class Adam(Optimizer):
 
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
     w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),  t = iterations + 1
+
+    With `epsilon_hat=True`, eps is added to sqrt(v) before the bias correction instead (Kingma
+    and Ba's "epsilon hat", as TensorFlow and scikit-learn do); the two differ only while
+    sqrt(v) is near eps.
     """
 
     slots = ("momentum", "cache")
@@ -251,8 +255,10 @@ class Adam(Optimizer):
         epsilon: float = 1e-7,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
+        epsilon_hat: bool = False,
     ) -> None:
         super().__init__(learning_rate, decay)
+        self.epsilon_hat = bool(epsilon_hat)
         self.epsilon = finite_number(epsilon, "epsilon", "Adam", minimum=0)
         self.beta_1 = finite_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
         self.beta_2 = finite_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
@@ -273,10 +279,12 @@ class Adam(Optimizer):
         # float64 loop with casts (NumPy 2 promotion), about 5x slower per pass.
         correction = math.sqrt(1 - self.beta_2**t)
         step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
-        _divide_step(parameter, momentum, cache, scratch, step_size, self.epsilon * correction)
+        epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
+        _divide_step(parameter, momentum, cache, scratch, step_size, epsilon)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2}
+        hat = {"epsilon_hat": True} if self.epsilon_hat else {}  # absent: files from before the option load
+        return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2, **hat}
 
 
 def _divide_step(

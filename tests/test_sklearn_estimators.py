@@ -1,0 +1,278 @@
+"""chainrule.sklearn: a drop-in for scikit-learn's MLPClassifier and MLPRegressor.
+
+Reference values come from scikit-learn's own estimators, run beside ours on the same data:
+with solver='sgd' the two follow the same arithmetic (same Glorot draws, same shuffles, same
+objective), so their loss curves agree to rounding; with 'adam' they differ only by where
+epsilon enters the step.
+"""
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", reason="the estimators are the optional extra 'sklearn'")
+from sklearn import neural_network  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, make_multilabel_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from chainrule.callbacks import EarlyStopping  # noqa: E402
+from chainrule.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+quiet_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+def pair(estimator_class, **settings):
+    """Ours and scikit-learn's, with the same settings."""
+    reference = getattr(neural_network, estimator_class.__name__)
+    return estimator_class(**settings), reference(**settings)
+
+
+# -- the estimator contract -------------------------------------------------------------------
+
+
+@quiet_convergence
+@parametrize_with_checks(
+    [
+        MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0),
+        MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0),
+    ]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
+def test_every_scikit_learn_parameter_with_its_default(estimator_class):
+    ours, theirs = (estimator.get_params() for estimator in pair(estimator_class))
+    del theirs["max_fun"]  # the one parameter left out: L-BFGS runs with scikit-learn's default 15000
+    assert {name: ours[name] for name in theirs} == theirs
+
+
+def test_bad_settings_name_the_parameter():
+    X, y = np.ones((4, 2)), np.array([0, 1, 0, 1])
+    for settings, message in [
+        ({"solver": "newton"}, "solver must be one of"),
+        ({"activation": "swish"}, "activation must be one of"),
+        ({"alpha": -1.0}, r"alpha must be a number in \[0, inf\)"),
+        ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be a positive integer"),
+        ({"learning_rate_init": 0}, "learning_rate_init"),
+        ({"batch_size": 0}, "batch_size must be one of \\['auto'\\] or an integer >= 1"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change"),
+        ({"solver": "lbfgs", "dropout": 0.5}, "dropout needs a stochastic solver"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            MLPClassifier(**settings).fit(X, y)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        MLPRegressor(loss="huber").fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight must be finite, non-negative"):
+        MLPClassifier().fit(X, y, sample_weight=[1, -1, 1, 1])
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")  # as scikit-learn: only stochastic solvers
+
+
+# -- the same arithmetic as scikit-learn --------------------------------------------------------
+
+
+@quiet_convergence
+def test_sgd_follows_scikit_learn_to_rounding(digits):
+    X_train, X_test, y_train, _ = digits
+    ours, theirs = pair(MLPClassifier, solver="sgd", max_iter=15, random_state=3)
+    ours.fit(X_train, y_train), theirs.fit(X_train, y_train)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    for mine, reference in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X_test), theirs.predict_proba(X_test), atol=1e-10)
+
+
+def test_adam_stops_where_scikit_learn_stops(digits):
+    """Defaults, run to convergence: the same epochs, losses and test score."""
+    X_train, X_test, y_train, y_test = digits
+    ours, theirs = pair(MLPClassifier, random_state=0)
+    ours.fit(X_train, y_train), theirs.fit(X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    assert len(ours.loss_curve_) == ours.n_iter_ and ours.t_ == theirs.t_
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9)
+    assert ours.score(X_test, y_test) == theirs.score(X_test, y_test)
+
+
+@quiet_convergence
+def test_regression_and_sample_weights_follow_scikit_learn(diabetes):
+    X, y = diabetes
+    weights = np.random.default_rng(0).uniform(0, 2, len(y))
+    ours, theirs = pair(MLPRegressor, solver="sgd", hidden_layer_sizes=(20, 10), max_iter=10, random_state=1)
+    ours.fit(X, y, sample_weight=weights), theirs.fit(X, y, sample_weight=weights)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-11)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-12)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_learning_rate_schedules_follow_scikit_learn(digits, schedule):
+    X_train, _, y_train, _ = digits
+    settings = {"solver": "sgd", "learning_rate": schedule, "n_iter_no_change": 2, "tol": 0.05, "max_iter": 12}
+    ours, theirs = pair(MLPClassifier, hidden_layer_sizes=(16,), random_state=0, **settings)
+    ours.fit(X_train[:300], y_train[:300]), theirs.fit(X_train[:300], y_train[:300])
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-11)
+
+
+def test_early_stopping_scores_held_out_rows_like_scikit_learn(digits):
+    X_train, _, y_train, _ = digits
+    ours, theirs = pair(MLPClassifier, solver="sgd", early_stopping=True, random_state=0, learning_rate_init=0.05)
+    ours.fit(X_train, y_train), theirs.fit(X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    assert len(ours.validation_scores_) == len(ours.validation_loss_curve_) == ours.n_iter_
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    assert ours.best_validation_score_ == max(ours.validation_scores_) and ours.best_loss_ is None
+    for mine, reference in zip(ours.coefs_, theirs.coefs_, strict=True):  # both keep the best epoch's weights
+        np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
+
+
+@quiet_convergence
+def test_warm_start_continues_like_scikit_learn(digits):
+    X_train, _, y_train, _ = digits
+    ours, theirs = pair(MLPClassifier, solver="sgd", hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    for estimator in (ours, theirs):
+        estimator.fit(X_train, y_train)
+        estimator.set_params(warm_start=True, max_iter=2).fit(X_train, y_train)
+    assert len(ours.loss_curve_) == 5 and ours.n_iter_ == 2 and ours.t_ == 5 * len(X_train)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "targets",
+    ["binary", "multiclass", "multilabel", "regression", "two outputs"],
+)
+def test_fitted_attributes_match_scikit_learns(targets):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = {
+        "binary": np.where(X[:, 0] > 0, "yes", "no"),
+        "multiclass": rng.integers(0, 3, 60),
+        "multilabel": make_multilabel_classification(60, 4, n_classes=3, random_state=0)[1],
+        "regression": X[:, 0],
+        "two outputs": X[:, :2],
+    }[targets]
+    estimator_class = MLPRegressor if targets in ("regression", "two outputs") else MLPClassifier
+    ours, theirs = pair(estimator_class, hidden_layer_sizes=(5, 7), solver="lbfgs", max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ours.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        theirs.fit(X, y)
+    for name in ("n_layers_", "n_outputs_", "out_activation_", "n_features_in_"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert [c.shape for c in ours.coefs_] == [c.shape for c in theirs.coefs_]
+    assert [i.shape for i in ours.intercepts_] == [i.shape for i in theirs.intercepts_]
+    assert ours.predict(X).shape == theirs.predict(X).shape
+    if estimator_class is MLPClassifier:
+        np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+        assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape
+        assert set(np.unique(ours.predict(X))) <= set(np.unique(y))
+
+
+# -- what the issue asks of it ---------------------------------------------------------------
+
+
+def test_training_stops_before_max_iter_on_digits(digits):
+    X_train, X_test, y_train, y_test = digits
+    classifier = MLPClassifier(random_state=1).fit(X_train, y_train)
+    assert classifier.n_iter_ < classifier.max_iter and len(classifier.loss_curve_) == classifier.n_iter_
+    assert classifier.score(X_test, y_test) > 0.95
+
+
+def test_thirty_partial_fits_learn_digits(digits):
+    X_train, X_test, y_train, y_test = digits
+    classifier = MLPClassifier(random_state=0)
+    for _ in range(30):
+        classifier.partial_fit(X_train, y_train, classes=np.arange(10))
+    assert classifier.n_iter_ == 1 and classifier.t_ == 30 * len(X_train)
+    assert classifier.score(X_test, y_test) > 0.9
+
+
+def test_partial_fit_needs_the_classes_first():
+    with pytest.raises(ValueError, match="pass classes"):
+        MLPClassifier().partial_fit(np.ones((4, 2)), [0, 1, 0, 1])
+
+
+@quiet_convergence
+def test_zero_weights_equal_dropped_rows(digits):
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:150], y_train[:150]
+    weights = np.ones(150)
+    weights[::4] = 0
+    settings = {"hidden_layer_sizes": (12,), "max_iter": 8, "shuffle": False, "random_state": 0}
+    weighted = MLPClassifier(**settings).fit(X, y, sample_weight=weights)
+    dropped = MLPClassifier(**settings).fit(X[weights > 0], y[weights > 0])
+    np.testing.assert_allclose(weighted.loss_curve_, dropped.loss_curve_, rtol=1e-12)
+    for a, b in zip(weighted.coefs_, dropped.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_lbfgs_on_breast_cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
+    model = make_pipeline(StandardScaler(), MLPClassifier(solver="lbfgs", random_state=0))
+    model.fit(X_train, y_train)
+    estimator = model[-1]
+    assert model.score(X_test, y_test) > 0.93
+    assert 0 < estimator.n_iter_ <= estimator.max_iter and estimator.loss_ < 0.1
+    assert not hasattr(estimator, "loss_curve_")  # as scikit-learn: L-BFGS has no per-epoch curve
+
+
+@quiet_convergence
+def test_grid_search_on_digits_reaches_95_percent(digits):
+    X_train, X_test, y_train, y_test = digits
+    search = GridSearchCV(MLPClassifier(max_iter=60, random_state=0), {"hidden_layer_sizes": [(32,), (64,)]}, cv=3)
+    search.fit(X_train, y_train)
+    assert search.score(X_test, y_test) >= 0.95
+
+
+# -- chainrule's own extras --------------------------------------------------------------------
+
+
+@quiet_convergence
+def test_balanced_class_weight_is_the_balanced_sample_weight(digits):
+    X_train, _, y_train, _ = digits
+    keep = (y_train < 3) & ((y_train != 2) | (np.arange(len(y_train)) % 5 == 0))  # class 2 is rare
+    X, y = X_train[keep], y_train[keep]
+    settings = {"hidden_layer_sizes": (8,), "max_iter": 4, "random_state": 0}
+    balanced = MLPClassifier(class_weight="balanced", **settings).fit(X, y)
+    explicit = MLPClassifier(**settings).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_array_equal(balanced.loss_curve_, explicit.loss_curve_)
+
+
+@quiet_convergence
+def test_absolute_error_dropout_and_callbacks(diabetes):
+    X, y = diabetes
+    stop = EarlyStopping(monitor="val_loss", patience=2)
+    regressor = MLPRegressor(
+        loss="absolute_error", dropout=0.1, early_stopping=True, callbacks=[stop], max_iter=300, random_state=0
+    ).fit(X, y)
+    assert regressor.n_iter_ < 300 and regressor.score(X, y) > 0.3
+    assert regressor.out_activation_ == "identity" and len(regressor.validation_loss_curve_) == regressor.n_iter_
+
+
+def test_same_random_state_same_model(digits):
+    X_train, _, y_train, _ = digits
+    a, b = (MLPClassifier(hidden_layer_sizes=(16,), dropout=0.2, random_state=5).fit(X_train, y_train) for _ in "ab")
+    assert a.loss_curve_ == b.loss_curve_
