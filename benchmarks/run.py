@@ -32,6 +32,7 @@ IMPLEMENTATIONS = {
     "seed-numpy": ("benchmarks.impl_seed_numpy", "run"),
 }
 ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = [Path(__file__).with_name(name) for name in ("ANALYSIS.md", "SKLEARN_PARITY.md")]
 
 
 def resident_mib() -> float:
@@ -151,9 +152,9 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int, implementation
                     f"reaches {median['matmul_gflops']:.0f} GFLOP/s in the same process."
                 )
     lines += ["", "Matrix-product throughput:", "", *notes] if notes else []
-    analysis = Path(__file__).with_name("ANALYSIS.md")
-    if analysis.exists():
-        lines += ["", analysis.read_text().strip()]
+    for section in SECTIONS:  # measured by their own commands, kept beside this table
+        if section.exists():
+            lines += ["", section.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 

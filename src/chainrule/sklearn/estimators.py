@@ -20,7 +20,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils import shuffle as shuffled
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -220,8 +219,8 @@ class _ChainruleMLP(BaseEstimator):
             for epoch in range(self.max_iter):
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
-                if self.shuffle:
-                    order = shuffled(order, random_state=self._random_state)
+                if self.shuffle:  # sklearn.utils.shuffle's draw, without its per-call validation
+                    order = order[self._random_state.permutation(n_samples)]
                 summed_loss = 0.0
                 for rows in batches(n_samples, batch_size):
                     batch = training.take(order[rows] if self.shuffle else rows)
