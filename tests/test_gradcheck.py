@@ -59,10 +59,12 @@ ACTIVATIONS = [
     lambda: cr.Tanh(dtype=F64),
     lambda: cr.Softmax(dtype=F64),
     lambda: cr.Linear(dtype=F64),
+    lambda: cr.Exponential(dtype=F64),
 ]
+ACTIVATION_NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear", "exponential"]
 
 
-@pytest.mark.parametrize("make", ACTIVATIONS, ids=["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "linear"])
+@pytest.mark.parametrize("make", ACTIVATIONS, ids=ACTIVATION_NAMES)
 @given(n_samples=batch_sizes, n_features=widths, seed=seeds)
 def test_activations(make, n_samples, n_features, seed):
     inputs = np.random.default_rng(seed).standard_normal((n_samples, n_features))
@@ -104,6 +106,22 @@ def test_binary_crossentropy(n_samples, n_outputs, seed):
     y_pred = rng.uniform(0.05, 0.95, (n_samples, n_outputs))
     y_true = rng.integers(0, 2, (n_samples, n_outputs))
     assert_agrees(cr.gradcheck(cr.BinaryCrossentropy(dtype=F64), y_pred, y_true))
+
+
+@given(batch_sizes, widths, seeds)
+def test_fused_sigmoid_crossentropy(n_samples, n_outputs, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 2, (n_samples, n_outputs))
+    fused = cr.SigmoidBinaryCrossentropy(dtype=F64)
+    assert_agrees(cr.gradcheck(fused, rng.standard_normal((n_samples, n_outputs)), y_true))
+
+
+@given(batch_sizes, widths, seeds)
+def test_poisson_deviance(n_samples, n_outputs, seed):
+    rng = np.random.default_rng(seed)
+    y_pred = rng.uniform(0.2, 3.0, (n_samples, n_outputs))
+    y_true = rng.poisson(1.5, (n_samples, n_outputs))  # zeros included: y log(y / p) is 0 there
+    assert_agrees(cr.gradcheck(cr.PoissonDeviance(dtype=F64), y_pred, y_true))
 
 
 @pytest.mark.parametrize("loss_class", [cr.MeanSquaredError, cr.MeanAbsoluteError])

@@ -79,6 +79,14 @@ def test_fused_sigmoid_gradient_stays_exact_where_the_sigmoid_saturates():
     assert fused.backward(fused.output, [[0.0]])[0, 0] == pytest.approx(1.0)
 
 
+def test_poisson_deviance_is_half_the_deviance_and_refuses_negative_counts():
+    y_pred, y_true = np.array([[2.0, 0.5]]), np.array([[3.0, 0.0]])
+    expected = ((3 * math.log(3 / 2) - 3 + 2) + (0 - 0 + 0.5)) / 2
+    assert_allclose(cr.PoissonDeviance(dtype=F64).forward(y_pred, y_true), [expected], rtol=1e-14)
+    with pytest.raises(ValueError, match="needs targets >= 0"):
+        cr.PoissonDeviance().forward([[1.0]], [[-1.0]])
+
+
 def test_the_clip_of_a_log_loss_can_be_chosen():
     loss = cr.CategoricalCrossentropy(dtype=F64, clip=1e-12)
     assert loss.forward([[0.0, 1.0]], [0]) == pytest.approx(-math.log(1e-12))

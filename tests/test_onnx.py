@@ -17,7 +17,12 @@ def trained(output, dtype=np.float32, seed=0):
     model.add(cr.Dense(16, 16, dtype=dtype)).add(cr.Tanh(dtype=dtype))
     model.add(cr.Dense(16, 16, dtype=dtype)).add(cr.Sigmoid(dtype=dtype))
     model.add(cr.Dense(16, 3, dtype=dtype)).add(output(dtype=dtype))
-    loss = {cr.Softmax: "categorical_crossentropy", cr.Sigmoid: "binary_crossentropy", cr.Linear: "mse"}[output]
+    loss = {
+        cr.Softmax: "categorical_crossentropy",
+        cr.Sigmoid: "binary_crossentropy",
+        cr.Linear: "mse",
+        cr.Exponential: "poisson",
+    }[output]
     model.compile(loss=loss, optimizer=cr.Adam(0.01))
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((64, 4))
@@ -26,7 +31,7 @@ def trained(output, dtype=np.float32, seed=0):
     return model
 
 
-@pytest.mark.parametrize("output", [cr.Softmax, cr.Sigmoid, cr.Linear])
+@pytest.mark.parametrize("output", [cr.Softmax, cr.Sigmoid, cr.Linear, cr.Exponential])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_onnxruntime_matches_predict_for_any_batch_size(tmp_path, output, dtype):
     model = trained(output, dtype)

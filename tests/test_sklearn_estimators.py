@@ -126,6 +126,20 @@ def test_regression_and_sample_weights_follow_scikit_learn(diabetes):
 
 
 @quiet_convergence
+def test_poisson_regression_follows_scikit_learn():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    y = rng.poisson(np.exp(0.5 * X[:, 0]))
+    ours, theirs = pair(
+        MLPRegressor, loss="poisson", solver="sgd", hidden_layer_sizes=(10,), max_iter=20, random_state=0
+    )
+    ours.fit(X, y), theirs.fit(X, y)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-11)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+
+
+@quiet_convergence
 @pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
 def test_learning_rate_schedules_follow_scikit_learn(digits, schedule):
     X_train, _, y_train, _ = digits

@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 from chainrule import callbacks, datasets, explain, metrics
-from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.compare import Comparison, compare
 from chainrule.gradcheck import GradcheckResult, gradcheck
 from chainrule.history import History
@@ -19,6 +19,7 @@ from chainrule.losses import (
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    PoissonDeviance,
     SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "CategoricalCrossentropy",
     "Dense",
     "Dropout",
+    "Exponential",
     "Comparison",
     "GradcheckResult",
     "Layer",
@@ -50,6 +52,7 @@ __all__ = [
     "Loss",
     "MeanAbsoluteError",
     "MeanSquaredError",
+    "PoissonDeviance",
     "ReLU",
     "Sigmoid",
     "Softmax",

@@ -98,6 +98,19 @@ class Tanh(Layer):
         return self.dinputs
 
 
+class Exponential(Layer):
+    """e^x, with derivative e^x: a positive output, for counts and rates (with PoissonDeviance)."""
+
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        self.inputs = inputs
+        self.output = np.exp(inputs)
+        return self.output
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        self.dinputs = dvalues * self.output
+        return self.dinputs
+
+
 class Linear(Layer):
     """The identity, for regression outputs; the gradient passes unchanged."""
 
@@ -161,7 +174,7 @@ class Softmax(Layer):
 
 
 # Every activation by name, for the CLI, the scikit-learn estimators and model files;
-# "logistic" and "identity" are scikit-learn's names for Sigmoid and Linear.
+# "logistic", "identity" and "exp" are scikit-learn's names for Sigmoid, Linear and Exponential.
 ACTIVATIONS: dict[str, type[Layer]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
@@ -171,4 +184,5 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "linear": Linear,
     "identity": Linear,
     "softmax": Softmax,
+    "exp": Exponential,
 }

@@ -165,6 +165,28 @@ class MeanSquaredError(Loss):
         return self.dinputs
 
 
+class PoissonDeviance(Loss):
+    """Half the Poisson deviance, mean over outputs: y log(y / p) - y + p, for counts or rates
+    y >= 0 predicted by a positive output (an Exponential layer; together their gradient is p - y)."""
+
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
+        targets = super().prepare_targets(y_true, shape, owner, dtype)
+        if (targets < 0).any():
+            raise ValueError(f"{owner}: the Poisson deviance needs targets >= 0 (counts or rates)")
+        return targets
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        predicted = np.maximum(y_pred, np.finfo(y_pred.dtype).tiny)  # log(0) never occurs
+        ratio = np.where(y_true > 0, y_true / predicted, 1)  # y log(y / p) is 0 where y is 0
+        return (y_true * np.log(ratio) - y_true + y_pred).mean(axis=1)
+
+    def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        n_samples, n_outputs = dvalues.shape
+        predicted = np.maximum(dvalues, np.finfo(dvalues.dtype).tiny)
+        self.dinputs = (1 - y_true / predicted) / (n_outputs * n_samples)
+        return self.dinputs
+
+
 class MeanAbsoluteError(Loss):
     """Mean over outputs of |y - p|, for regression robust to outliers."""
 
@@ -275,4 +297,5 @@ LOSSES: dict[str, type[Loss]] = {
     "binary_crossentropy": BinaryCrossentropy,
     "mse": MeanSquaredError,
     "mae": MeanAbsoluteError,
+    "poisson": PoissonDeviance,
 }

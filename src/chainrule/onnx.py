@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from chainrule._files import atomic_write
-from chainrule.activations import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.layers import Dense, Dropout
 from chainrule.model import Model
 
 # The oldest IR version that carries each opset (onnx's own table), so older runtimes load the file.
 IR_VERSION_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
-SIMPLE_OPERATORS = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh"}
+SIMPLE_OPERATORS = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Exponential: "Exp"}
 
 
 def _onnx() -> Any:

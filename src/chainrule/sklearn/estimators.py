@@ -25,10 +25,17 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from chainrule.activations import Linear, Sigmoid, Softmax
+from chainrule.activations import Exponential, Linear, Sigmoid, Softmax
 from chainrule.layers import Dense, Layer
 from chainrule.loop import batches
-from chainrule.losses import BinaryCrossentropy, CategoricalCrossentropy, Loss, MeanAbsoluteError, MeanSquaredError
+from chainrule.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    PoissonDeviance,
+)
 from chainrule.network import build_network
 from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 from chainrule.parameter_store import ParameterStore
@@ -37,7 +44,12 @@ from chainrule.sklearn import lbfgs
 from chainrule.sklearn.objective import Objective, Rows
 from chainrule.sklearn.parameters import STOCHASTIC_SOLVERS, check_parameters
 
-OUTPUT_ACTIVATIONS: dict[type[Layer], str] = {Softmax: "softmax", Sigmoid: "logistic", Linear: "identity"}
+OUTPUT_ACTIVATIONS: dict[type[Layer], str] = {
+    Softmax: "softmax",
+    Sigmoid: "logistic",
+    Linear: "identity",
+    Exponential: "exp",
+}
 SMALLEST_ADAPTIVE_RATE = 1e-6  # learning_rate='adaptive' stops once the rate is this small
 INPUT_DTYPES = (np.float64, np.float32)
 
@@ -459,8 +471,8 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
 
 
 class MLPRegressor(RegressorMixin, _ChainruleMLP):
-    """A multi-layer perceptron regressor: identity outputs, half the squared error (or the
-    absolute error, chainrule's own)."""
+    """A multi-layer perceptron regressor: identity outputs with half the squared error (or the
+    absolute error, chainrule's own), or exponential outputs with half the Poisson deviance."""
 
     def __init__(
         self,
@@ -522,6 +534,8 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
         n_outputs = data.targets.shape[1]
         if self.loss == "absolute_error":
             return n_outputs, Linear, MeanAbsoluteError(), 1.0
+        if self.loss == "poisson":  # scikit-learn sums the outputs' half deviances
+            return n_outputs, Exponential, PoissonDeviance(), float(n_outputs)
         return n_outputs, Linear, MeanSquaredError(), 0.5  # scikit-learn's squared error is half the mean
 
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 SOLVERS = ("lbfgs", "sgd", "adam", "rmsprop", "adagrad")
 STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adagrad")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
-REGRESSION_LOSSES = ("squared_error", "absolute_error")
+REGRESSION_LOSSES = ("squared_error", "poisson", "absolute_error")
 
 Check = Callable[[Any], bool]
 
