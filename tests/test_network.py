@@ -27,5 +27,5 @@ def test_one_dtype_for_every_layer_and_scikit_learn_names_for_activations():
 
 
 def test_an_unknown_activation_names_the_choices():
-    with pytest.raises(ValueError, match=r"unknown activation 'swish'; choose from \['identity', "):
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'; choose from \['exp', 'identity', "):
         build_network([2, 2], activation="swish", output=cr.Linear)
