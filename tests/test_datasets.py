@@ -69,6 +69,19 @@ def test_load_mnist_reads_idx_files(tmp_path, compress):
     assert y_test.tolist() == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_load_mnist_shards_are_consecutive_parts_that_cover_every_row(tmp_path, compress):
+    images = make_mnist(tmp_path, compress)
+    parts = [datasets.load_mnist(tmp_path, shard=(rank, 4)) for rank in range(4)]
+    assert [len(train[0]) for train, _ in parts] == [2, 2, 1, 1]  # 6 rows in 4 parts
+    assert [len(test[0]) for _, test in parts] == [1, 1, 1, 1]
+    train_rows = np.concatenate([train[0] for train, _ in parts])
+    assert_allclose(train_rows, (images["train"].reshape(6, -1) - 127.5) / 127.5, rtol=1e-6)
+    assert np.concatenate([test[1] for _, test in parts]).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"shard must be \(rank, size\) with 0 <= rank < size"):
+        datasets.load_mnist(tmp_path, shard=(4, 4))
+
+
 def test_load_mnist_names_the_missing_file(tmp_path):
     make_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()

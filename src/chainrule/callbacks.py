@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing. In a distributed fit, callbacks marked `root_only`
+    (those that print or write files) run on rank 0 alone; the others run on every rank and see
+    the same logs there."""
 
     model: Model
+    root_only = False
 
     def set_model(self, model: Model) -> None:
         self.model = model
@@ -122,6 +125,8 @@ class LearningRateScheduler(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model to `path` after each epoch, or only when `monitor` improves."""
+
+    root_only = True
 
     def __init__(
         self,

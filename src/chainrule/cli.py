@@ -22,6 +22,7 @@ import numpy as np
 
 from chainrule import datasets, explain
 from chainrule.activations import Linear, Sigmoid, Softmax
+from chainrule.distributed import RankFailedError, data_parallel
 from chainrule.gradcheck import EPSILON, TOLERANCE, gradcheck
 from chainrule.history import History
 from chainrule.io import load_model
@@ -97,7 +98,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Train, print the final scores, and write history.csv, curves.png, decision_boundary.png, model.npz."""
     from chainrule.plotting import plot_decision_boundary, plot_history
 
-    out = output_folder(Path(args.out or f"runs/{args.dataset}"))
+    root = data_parallel(args.distributed, False, "chainrule train").is_root  # rank 0 alone prints and writes
+    out = Path(args.out or f"runs/{args.dataset}")
+    if root:
+        output_folder(out)
     (X, y), (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
     regression = args.dataset == "sine"
     n_outputs = 1 if regression else int(max(y.max(), y_val.max())) + 1
@@ -105,8 +109,16 @@ def run_train(args: argparse.Namespace) -> int:
     require_memory(training_bytes(sizes, min(args.batch_size or len(X), len(X)), np.float32), "this network")
     model = build_model(args, X.shape[1], n_outputs, regression)
     history = model.fit(
-        X, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(X_val, y_val), verbose=args.verbose
+        X,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_val, y_val),
+        verbose=args.verbose,
+        distributed=args.distributed,
     )
+    if not root:
+        return EXIT_INTERRUPTED if history.interrupted else 0
     if history.interrupted:
         print(f"interrupted after epoch {len(history.epoch)}; keeping what was trained")
     print(f"training    {describe(model.evaluate(X, y))}")
@@ -337,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: all)")
     train.add_argument("--out", help="run folder (default runs/DATASET)")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    train.add_argument(
+        "--distributed",
+        choices=["mpi"],
+        help="train one model across the processes of mpiexec -n N (rank 0 prints and writes)",
+    )
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser(
@@ -427,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(args, "interrupted", EXIT_INTERRUPTED)
     except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as error:
         return fail(args, f"error: {error}", EXIT_USAGE)
+    except RankFailedError as error:
+        return fail(args, f"error: {error}", EXIT_FAILURE)
     except MemoryError:
         return fail(args, "error: out of memory", EXIT_FAILURE)
     except (OSError, ArithmeticError) as error:  # disk errors, a diverging loss, overflow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import zlib
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule._checks import positive_int
+from chainrule.distributed import shard_rows
 from chainrule.layers import Dense
 
 
@@ -126,33 +128,56 @@ IDX_UNSIGNED_BYTE = 0x08
 MAX_IDX_VALUES = 1 << 30  # read_idx's default bound: 1 GiB of pixels
 
 
-def read_idx(path: str | Path, *, max_values: int = MAX_IDX_VALUES) -> np.ndarray:
+def _open_idx(path: Path) -> Any:
+    return (gzip.open if path.suffix == ".gz" else open)(path, "rb")
+
+
+def _header(stream: Any, path: Path) -> tuple[int, ...]:
+    """Read an IDX header (magic 0x0000 08 nd, then nd big-endian sizes); return the shape."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != IDX_UNSIGNED_BYTE or magic[3] == 0:
+        raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (bad magic number)")
+    sizes = stream.read(4 * magic[3])
+    if len(sizes) < 4 * magic[3]:
+        raise ValueError(f"read_idx: {path} has a truncated header")
+    return tuple(int(size) for size in np.frombuffer(sizes, dtype=">u4"))
+
+
+def idx_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape an IDX file declares, from its header alone."""
+    path = Path(path)
+    try:
+        with _open_idx(path) as stream:
+            return _header(stream, path)
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"read_idx: cannot read {path}: {error}") from error
+
+
+def read_idx(path: str | Path, *, max_values: int = MAX_IDX_VALUES, rows: slice | None = None) -> np.ndarray:
     """Read one IDX file of unsigned bytes (plain or .gz): magic 0x0000 08 nd, sizes, data.
 
     The header is read first and the data no further than the size it declares (at most
-    `max_values`), so a compressed file cannot inflate beyond what it promises.
+    `max_values`), so a compressed file cannot inflate beyond what it promises. `rows` (a slice
+    with step 1) reads only those entries along the first axis: the rest is skipped, not held.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as stream:
-            magic = stream.read(4)
-            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != IDX_UNSIGNED_BYTE or magic[3] == 0:
-                raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (bad magic number)")
-            sizes = stream.read(4 * magic[3])
-            if len(sizes) < 4 * magic[3]:
-                raise ValueError(f"read_idx: {path} has a truncated header")
-            shape = tuple(int(size) for size in np.frombuffer(sizes, dtype=">u4"))
+        with _open_idx(path) as stream:
+            shape = _header(stream, path)
             count = math.prod(shape)
             if count > max_values:
                 raise ValueError(f"read_idx: {path} declares shape {shape}, more than max_values={max_values} values")
-            body = stream.read(count + 1)  # one byte more than promised reveals trailing data
+            start, stop, _ = (rows or slice(None)).indices(shape[0])
+            entry = math.prod(shape[1:])
+            stream.seek(start * entry, io.SEEK_CUR)
+            wanted = max(stop - start, 0) * entry
+            body = stream.read(wanted + (rows is None))  # one byte more than promised reveals trailing data
     except (OSError, EOFError, zlib.error) as error:
         raise ValueError(f"read_idx: cannot read {path}: {error}") from error
-    if len(body) != count:
-        held = f"{len(body)}" if len(body) < count else f"more than {count}"
+    if len(body) != wanted:
+        held = f"{len(body)}" if len(body) < wanted else f"more than {count}"
         raise ValueError(f"read_idx: {path} holds {held} values, its header promises shape {shape}")
-    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+    return np.frombuffer(body, dtype=np.uint8).reshape((max(stop - start, 0), *shape[1:]))
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -162,16 +187,30 @@ def _find(folder: Path, stem: str) -> Path:
     raise FileNotFoundError(f"load_mnist: {folder} has no {stem} or {stem}.gz (download the IDX files there)")
 
 
-def load_mnist(path: str | Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def load_mnist(
+    path: str | Path, *, shard: tuple[int, int] | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load MNIST or Fashion-MNIST from the four IDX files in folder `path`.
 
     Returns ((X_train, y_train), (X_test, y_test)) with images flattened to float32 rows scaled
-    to [-1, 1], as the book does, and int64 labels.
+    to [-1, 1], as the book does, and int64 labels. `shard=(rank, size)` returns only part
+    `rank` of `size` consecutive, near-equal parts of each split, reading no other rows: the
+    rows of one process in a sharded distributed fit.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"load_mnist: {folder} is not a folder")
-    arrays = {name: read_idx(_find(folder, stem)) for name, stem in IDX_FILES.items()}
+    if shard is not None:
+        rank, size = shard
+        positive_int(size, "shard size", "load_mnist")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < size:
+            raise ValueError(f"load_mnist: shard must be (rank, size) with 0 <= rank < size, got {shard!r}")
+
+    arrays = {}
+    for name, stem in IDX_FILES.items():
+        file = _find(folder, stem)
+        rows = None if shard is None else shard_rows(idx_shape(file)[0], *shard)
+        arrays[name] = read_idx(file, rows=rows)
 
     def images(raw: np.ndarray) -> np.ndarray:
         return ((raw.reshape(len(raw), -1).astype(np.float32) - 127.5) / 127.5).astype(np.float32)

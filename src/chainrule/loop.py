@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chainrule.callbacks import Callback
+from chainrule.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.history import History
 from chainrule.parameter_store import ParameterStore
 from chainrule.runtime import training_guard
@@ -55,9 +56,7 @@ class LastFiniteWeights:
 
 def batches(n_samples: int, batch_size: int | None) -> Iterator[slice]:
     """Consecutive row ranges of `batch_size` rows (the last may be shorter); None: one batch."""
-    size = n_samples if batch_size is None else batch_size
-    for start in range(0, n_samples, size):
-        yield slice(start, start + size)
+    return SINGLE_PROCESS.batches(n_samples, batch_size)
 
 
 def train(
@@ -70,55 +69,70 @@ def train(
     shuffle: bool,
     validation: tuple[np.ndarray, np.ndarray] | None,
     callbacks: Sequence[Callback],
+    parallel: SingleProcess = SINGLE_PROCESS,
 ) -> History:
-    """Run `epochs` epochs over validated data; return the History (also kept as `model.history`)."""
+    """Run `epochs` epochs over validated data; return the History (also kept as `model.history`).
+
+    `parallel` shares the work with other processes (`chainrule.distributed`); alone, each of its
+    hooks is the identity.
+    """
     model.history = history = History()
-    callbacks = [history, *callbacks]
+    callbacks = [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)]
     for callback in callbacks:
         callback.set_model(model)
     model.stop_training = False
     n_samples = len(inputs)
     store = model.parameter_store()
+    parallel.start(store, n_samples, batch_size)
     weights = LastFiniteWeights(store)
     shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
     model.expected_logs = model.log_names(validation is not None)
     for callback in callbacks:
         callback.on_train_begin()
     try:
-        with training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
+        with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
             for epoch in range(epochs):
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
                 weights.epoch_begins()
-                order = model.rng.permutation(n_samples) if shuffle else None
-                totals: dict[str, float] = {}
+                order = parallel.epoch_order(model.rng, n_samples, shuffle)
+                totals = model.empty_totals()
                 seen = 0
-                for rows in batches(n_samples, batch_size):
+                stop = False
+                for rows in parallel.batches(n_samples, batch_size):
                     if order is not None:  # gather one batch at a time: no shuffled copy of the data set
                         rows = order[rows]
                     batch_inputs, batch_targets = inputs[rows], targets[rows]
-                    output = model.forward_trusted(batch_inputs, True)
-                    batch_loss = model.score(output, batch_targets, totals)
-                    if not math.isfinite(batch_loss):
-                        raise weights.diverged(f"the loss became {batch_loss}", epoch)
+                    n_rows = len(batch_inputs)
+                    output = model.forward_trusted(batch_inputs, True) if n_rows else None
+                    loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
+                    loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, interruption.requested)
+                    if not math.isfinite(loss_sum):
+                        raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
                     weights.loss_was_finite()
-                    model.backward_trusted(output, batch_targets)
+                    if n_rows:
+                        model.backward_trusted(output, batch_targets)
+                    parallel.combine_gradients(store, n_rows / n_batch)
                     model.optimizer.step(store)
-                    seen += len(batch_inputs)
-                    if interruption.requested:
+                    seen += n_rows
+                    if stop:
                         break
-                logs = model.summarise(totals, seen)
+                logs = model.summarise(*parallel.reduce_totals(totals, seen))
                 if validation is not None:
-                    logs.update(model.evaluate_trusted(*validation, batch_size, prefix="val_"))
+                    rows = parallel.validation_rows(len(validation[0]))
+                    validation_totals = model.evaluation_totals(validation[0][rows], validation[1][rows], batch_size)
+                    logs.update(model.summarise(*parallel.reduce_totals(*validation_totals), prefix="val_"))
                     if not math.isfinite(logs["val_loss"]):
                         raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, logs)
-                if interruption.requested or model.stop_training:
+                stop = parallel.any(interruption.requested)  # a press during the epoch's callbacks counts too
+                if stop or model.stop_training:
                     break
-            if not np.isfinite(model.forward_trusted(inputs[: batch_size or n_samples], False)).all():
+            check_rows = inputs[: batch_size or n_samples]
+            if parallel.any(not np.isfinite(model.forward_trusted(check_rows, False)).all()):
                 raise weights.diverged("the predictions became inf or NaN", epoch)
-            history.interrupted = interruption.requested
+            history.interrupted = stop
     finally:
         for callback in callbacks:
             callback.on_train_end()

@@ -20,6 +20,7 @@ from chainrule._checks import float_array, float_dtype, named_instance, positive
 from chainrule.callbacks import Callback
 from chainrule.diagnosis import Context
 from chainrule.display import html_table
+from chainrule.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
 from chainrule.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
 from chainrule.history import History
 from chainrule.layers import Dense, Layer
@@ -68,8 +69,13 @@ class Model:
         self.fused_loss: SoftmaxCategoricalCrossentropy | SigmoidBinaryCrossentropy | None = None
         self._store: ParameterStore | None = None
 
+    data_parallel: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
+
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_store": None}  # the next fit rebuilds the flat buffers
+        # The next fit rebuilds the flat buffers; an MPI communicator does not travel.
+        state = {**self.__dict__, "_store": None}
+        state.pop("data_parallel", None)
+        return state
 
     # -- building ---------------------------------------------------------------------------
 
@@ -292,14 +298,24 @@ class Model:
         logs.update({f"{prefix}{name}": totals[name] / n_samples for name in self.metrics})
         return logs
 
+    def empty_totals(self) -> dict[str, float]:
+        """Zero sums of the data loss and of every metric, for `score` to add to."""
+        return dict.fromkeys(["data_loss", *self.metrics], 0.0)
+
+    def evaluation_totals(
+        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None
+    ) -> tuple[dict[str, float], int]:
+        """Summed loss and metrics on validated data, batch by batch, and the number of rows."""
+        totals = self.empty_totals()
+        for rows in loop.batches(len(inputs), batch_size):
+            self.score(self.forward_trusted(inputs[rows], False), targets[rows], totals)
+        return totals, len(inputs)
+
     def evaluate_trusted(
         self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, prefix: str = ""
     ) -> dict[str, float]:
         """Loss and metrics on validated data, batch by batch."""
-        totals: dict[str, float] = {}
-        for rows in loop.batches(len(inputs), batch_size):
-            self.score(self.forward_trusted(inputs[rows], False), targets[rows], totals)
-        return self.summarise(totals, len(inputs), prefix)
+        return self.summarise(*self.evaluation_totals(inputs, targets, batch_size), prefix)
 
     # -- training ---------------------------------------------------------------------------
 
@@ -314,18 +330,28 @@ class Model:
         shuffle: bool = True,
         verbose: int = 1,
         callbacks: Iterable[Callback] = (),
+        distributed: str | None = None,
+        sharded: bool = False,
     ) -> History:
-        """Train for `epochs` passes over (X, y) and return the History of per-epoch values."""
-        inputs, targets = self.validated(X, y, "Model.fit")
-        epochs = positive_int(epochs, "epochs", "Model.fit")
-        batch_size = _batch_size(batch_size, "Model.fit")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"Model.fit: verbose must be 0, 1 or 2, got {verbose!r}")
-        validation = None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
-            validation = self.validated(*validation_data, "Model.fit (validation_data)")
+        """Train for `epochs` passes over (X, y) and return the History of per-epoch values.
+
+        `distributed="mpi"` trains one model across the processes of `mpiexec -n N`, each taking
+        a share of every batch; with `sharded=True` each process passes its own rows
+        (`chainrule.distributed` says how batches are formed). Rank 0 alone prints and writes.
+        """
+        parallel = data_parallel(distributed, sharded, "Model.fit")
+        with parallel.agreement():  # bad data on one rank stops every rank here, before training
+            inputs, targets = self.validated(X, y, "Model.fit")
+            epochs = positive_int(epochs, "epochs", "Model.fit")
+            batch_size = _batch_size(batch_size, "Model.fit")
+            if verbose not in (0, 1, 2):
+                raise ValueError(f"Model.fit: verbose must be 0, 1 or 2, got {verbose!r}")
+            validation = None
+            if validation_data is not None:
+                if len(validation_data) != 2:
+                    raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
+                validation = self.validated(*validation_data, "Model.fit (validation_data)")
+        self.data_parallel = parallel
         return loop.train(
             self,
             inputs,
@@ -335,6 +361,7 @@ class Model:
             shuffle=shuffle,
             validation=validation,
             callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
+            parallel=parallel,
         )
 
     # -- inference --------------------------------------------------------------------------
@@ -412,9 +439,12 @@ class Model:
         )
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
-        """Write a safe model file (see `chainrule.io`); `include_optimizer` lets `fit` resume exactly."""
+        """Write a safe model file (see `chainrule.io`); `include_optimizer` lets `fit` resume exactly.
+        After a distributed fit, only rank 0 writes (every rank holds the same model)."""
         from chainrule.io import save_model
 
+        if not self.data_parallel.is_root:
+            return
         save_model(self, path, include_optimizer=include_optimizer)
 
     def summary(self) -> str:

@@ -10,6 +10,8 @@ from chainrule.callbacks import Callback
 class ProgressBar(Callback):
     """A tqdm bar over the epochs, showing the latest loss and metrics; silent off a terminal."""
 
+    root_only = True
+
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
 
@@ -28,6 +30,8 @@ class ProgressBar(Callback):
 
 class EpochLines(Callback):
     """One printed line per epoch: `epoch 3/10  loss 0.9812  accuracy 0.5400 ...`."""
+
+    root_only = True
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs

@@ -1,0 +1,108 @@
+"""The program tests/test_distributed.py runs under `mpiexec -n N`: one scenario per run.
+
+    python tests/mpi_worker.py SCENARIO OUT_FOLDER
+
+Every rank writes what it ended with to OUT_FOLDER/rank<r>.npz (the test's own record; the
+library writes from rank 0 alone).
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import chainrule as cr
+
+
+def network(seed=0):
+    model = cr.Model(seed=seed, dtype=np.float64)
+    model.add(cr.Dense(2, 16)).add(cr.ReLU()).add(cr.Dense(16, 3)).add(cr.Softmax())
+    return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+
+
+def record(out, rank, **arrays):
+    np.savez(out / f"rank{rank}.npz", **arrays)
+
+
+def history_arrays(history, prefix=""):
+    return {f"{prefix}{key}": np.array(values) for key, values in history.history.items()}
+
+
+def weights_arrays(model, prefix=""):
+    return {f"{prefix}w{index}": array for index, array in enumerate(model.get_weights())}
+
+
+class Raise(cr.callbacks.Callback):
+    def __init__(self, rank):
+        self.rank = rank
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 2 and self.rank == 1:
+            raise RuntimeError("rank 1 planted a failure")
+
+
+class PressCtrlC(cr.callbacks.Callback):
+    def __init__(self, rank):
+        self.rank = rank
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 2 and self.rank == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def main(scenario, out):
+    from mpi4py import MPI
+
+    rank, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+    X, y = cr.datasets.spiral_data(100, 3, seed=1)
+    X_val, y_val = cr.datasets.spiral_data(30, 3, seed=2)
+    if scenario == "replicated":
+        model = network(seed=None if rank else 0)  # other ranks start elsewhere: rank 0's weights must win
+        history = model.fit(
+            X, y, epochs=15, batch_size=32, validation_data=(X_val, y_val), verbose=0, distributed="mpi"
+        )
+        model.save(out / f"saved-by-rank{rank}.npz")
+        record(out, rank, **history_arrays(history), **weights_arrays(model))
+    elif scenario == "sharded":
+        # Replicated without shuffling: each batch of 30 is cut in `size` consecutive parts.
+        replicated = network()
+        history = replicated.fit(X, y, epochs=5, batch_size=30, shuffle=False, verbose=0, distributed="mpi")
+        # Sharded: each rank holds exactly the parts it took above, in the same order.
+        batches = [np.arange(start, min(start + 30, len(X))) for start in range(0, len(X), 30)]
+        mine = np.concatenate([np.array_split(rows, size)[rank] for rows in batches])
+        sharded = network()
+        sharded_history = sharded.fit(
+            X[mine], y[mine], epochs=5, batch_size=30, shuffle=False, verbose=0, distributed="mpi", sharded=True
+        )
+        record(
+            out,
+            rank,
+            **history_arrays(history),
+            **weights_arrays(replicated),
+            **history_arrays(sharded_history, "sharded_"),
+            **weights_arrays(sharded, "sharded_"),
+        )
+    elif scenario == "raise":
+        network().fit(X, y, epochs=10, batch_size=32, verbose=0, distributed="mpi", callbacks=[Raise(rank)])
+    elif scenario == "bad-data":
+        X_mine = X.copy()
+        if rank == 1:
+            X_mine[5, 0] = np.nan
+        network().fit(X_mine, y, epochs=3, verbose=0, distributed="mpi", sharded=True)
+    elif scenario == "diverge":
+        X_mine = X.astype(np.float64) * (1e150 if rank == 1 else 1.0)  # only rank 1 diverges
+        model = cr.Model(seed=0, dtype=np.float64).add(cr.Dense(2, 1)).add(cr.Linear())
+        model.compile(loss="mse", optimizer=cr.SGD(1.0)).fit(
+            X_mine, y.astype(float), epochs=3, verbose=0, distributed="mpi", sharded=True
+        )
+    elif scenario == "ctrl-c":
+        history = network().fit(X, y, epochs=10, verbose=0, distributed="mpi", callbacks=[PressCtrlC(rank)])
+        record(out, rank, interrupted=history.interrupted, epochs=len(history.epoch))
+    else:
+        raise SystemExit(f"unknown scenario {scenario}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))

