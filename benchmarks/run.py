@@ -32,7 +32,7 @@ IMPLEMENTATIONS = {
     "seed-numpy": ("benchmarks.impl_seed_numpy", "run"),
 }
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = [Path(__file__).with_name(name) for name in ("ANALYSIS.md", "SKLEARN_PARITY.md")]
+SECTIONS = [Path(__file__).with_name(name) for name in ("ANALYSIS.md", "SKLEARN_PARITY.md", "MPI_SCALING.md")]
 
 
 def resident_mib() -> float:

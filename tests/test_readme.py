@@ -4,6 +4,8 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -12,9 +14,15 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
+@pytest.mark.filterwarnings(  # a short grid search, and a local Dask cluster starting and stopping
+    "ignore::sklearn.exceptions.ConvergenceWarning",
+    "ignore::DeprecationWarning",
+    "ignore::ResourceWarning",
+    "ignore::UserWarning",
+)
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
-    assert len(blocks) == 8
+    assert len(blocks) == 10
     monkeypatch.chdir(tmp_path)  # an example saves a model file
     namespace: dict = {}
     for block in blocks:
