@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from benchmarks.workloads import Workload
 
 
-def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: bool = False) -> dict:
+    """Eager PyTorch; `fused` uses Adam's fused implementation (one kernel for all parameters)."""
     torch.set_num_threads(2)
     torch.manual_seed(workload.seed)
     layers = []
@@ -24,7 +25,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
         if index < len(workload.sizes) - 2:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    optimizer = torch.optim.Adam(model.parameters(), lr=workload.learning_rate, eps=1e-7)
+    optimizer = torch.optim.Adam(model.parameters(), lr=workload.learning_rate, eps=1e-7, fused=fused or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + workload.decay * step))
     features, labels = torch.from_numpy(X), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(workload.seed)
@@ -54,3 +55,7 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
             "loss": float(F.cross_entropy(logits, labels)),
             "accuracy": float((logits.argmax(dim=1) == labels).float().mean()),
         }
+
+
+def run_fused(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    return run(workload, X, y, checkpoint, fused=True)

@@ -29,6 +29,9 @@ IMPLEMENTATIONS = {
     "chainrule": ("benchmarks.impl_chainrule", "run_fit"),
     "chainrule-layers": ("benchmarks.impl_chainrule", "run_layers"),
     "pytorch": ("benchmarks.impl_torch", "run"),
+    "pytorch-fused-adam": ("benchmarks.impl_torch", "run_fused"),
+    "jax-jit": ("benchmarks.impl_jax", "run_jit"),
+    "jax-scan": ("benchmarks.impl_jax", "run_scan"),
     "seed-numpy": ("benchmarks.impl_seed_numpy", "run"),
 }
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +67,7 @@ def child(implementation: str, workload_name: str) -> None:
     X, y = workload.data()
     middle: list[float] = []
     result = getattr(importlib.import_module(module), function)(workload, X, y, lambda: middle.append(resident_mib()))
-    steps = workload.steps(len(X))
+    steps = result.pop("steps", workload.steps(len(X)))  # JAX's scan takes whole batches only
     result.update(
         us_per_step=result["seconds"] / steps * 1e6,
         peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -95,7 +98,7 @@ def measure(implementation: str, workload: str, checkout: Path = ROOT) -> dict:
 
 
 def versions() -> str:
-    names = ["chainrule", "numpy", "torch"]
+    names = ["chainrule", "numpy", "numba", "torch", "jax"]
     found = []
     for name in names:
         try:

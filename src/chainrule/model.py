@@ -40,6 +40,8 @@ from chainrule.parameter_store import ParameterStore
 from chainrule.progress import progress_callbacks
 from chainrule.runtime import quiet_float_errors
 
+INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
+
 
 def _batch_size(value: Any, owner: str) -> int | None:
     return None if value is None else positive_int(value, "batch_size", owner)
@@ -307,7 +309,7 @@ class Model:
     ) -> tuple[dict[str, float], int]:
         """Summed loss and metrics on validated data, batch by batch, and the number of rows."""
         totals = self.empty_totals()
-        for rows in loop.batches(len(inputs), batch_size):
+        for rows in loop.batches(len(inputs), batch_size or INFERENCE_ROWS):
             self.score(self.forward_trusted(inputs[rows], False), targets[rows], totals)
         return totals, len(inputs)
 
@@ -367,21 +369,24 @@ class Model:
     # -- inference --------------------------------------------------------------------------
 
     def evaluate(self, X: Any, y: Any, *, batch_size: int | None = None) -> dict[str, float]:
-        """Loss (data + regularisation) and metrics on (X, y), without training."""
+        """Loss (data + regularisation) and metrics on (X, y), without training, `batch_size` rows
+        at a time (default INFERENCE_ROWS)."""
         inputs, targets = self.validated(X, y, "Model.evaluate")
         with quiet_float_errors():
             logs = self.evaluate_trusted(inputs, targets, _batch_size(batch_size, "Model.evaluate"))
         return {key: value for key, value in logs.items() if key not in ("data_loss", "regularization_loss")}
 
     def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
-        """The output layer's values for X (probabilities for a Softmax output)."""
+        """The output layer's values for X (probabilities for a Softmax output), computed
+        `batch_size` rows at a time (default INFERENCE_ROWS, which bounds the memory)."""
         inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
         if not len(inputs):
             return np.empty((0, self.output_width), dtype=self.dtype)
         with quiet_float_errors():
             outputs = [
-                self.forward_trusted(inputs[rows], False).copy() for rows in loop.batches(len(inputs), batch_size)
+                self.forward_trusted(inputs[rows], False).copy()
+                for rows in loop.batches(len(inputs), batch_size or INFERENCE_ROWS)
             ]
         return np.concatenate(outputs)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import compiled
 from chainrule._checks import finite_number
 from chainrule.display import html_table
 from chainrule.layers import Layer
@@ -263,6 +264,13 @@ class Adam(Optimizer):
         self.beta_1 = finite_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
         self.beta_2 = finite_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
 
+    def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        arrays = (parameter, gradient, slots["momentum"], slots["cache"])
+        if compiled.ENABLED and all(array.flags.c_contiguous for array in arrays):
+            self._update_compiled(*arrays)
+        else:
+            super()._update_blocked(parameter, gradient, slots)
+
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         momentum, cache, scratch = slots["momentum"], slots["cache"], slots["scratch"]
         t = self.iterations + 1
@@ -281,6 +289,17 @@ class Adam(Optimizer):
         step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
         epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
         _divide_step(parameter, momentum, cache, scratch, step_size, epsilon)
+
+    def _update_compiled(
+        self, parameter: np.ndarray, gradient: np.ndarray, momentum: np.ndarray, cache: np.ndarray
+    ) -> None:
+        """`_update` in one compiled pass over memory (chainrule.compiled), same formula."""
+        t = self.iterations + 1
+        correction = math.sqrt(1 - self.beta_2**t)
+        epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
+        step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
+        flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
+        compiled.adam(*flat, self.beta_1, self.beta_2, step_size, epsilon)
 
     def get_config(self) -> dict[str, Any]:
         hat = {"epsilon_hat": True} if self.epsilon_hat else {}  # absent: files from before the option load

@@ -1,0 +1,130 @@
+"""Optional compiled kernels (extra `fast`, Numba): a speed path's NumPy calls fused into one loop.
+
+Each kernel computes exactly what the NumPy speed path beside it computes, in one pass over
+memory and one call instead of several: Adam's whole update, the
+softmax of a batch, ReLU's output and mask, the cross-entropy of class indices, the predicted
+classes and the fused softmax + cross-entropy gradient. Without Numba (or with the environment
+variable CHAINRULE_COMPILED=0) `ENABLED` is False and the NumPy code runs: it stays the
+reference, and tests/test_compiled.py checks that both give the same numbers.
+
+Kernels compile on first use for each dtype (a second or two, cached on disk afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the NumPy speed paths run instead
+    numba = None
+
+ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
+FEW_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
+
+
+def _compile(parallel: bool = False):  # noqa: ANN202 - a decorator
+    if numba is None:
+        return lambda function: function
+    return numba.njit(cache=True, parallel=parallel, fastmath=False, nogil=True)
+
+
+@_compile(parallel=True)
+def _adam(parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon):  # noqa: ANN001, ANN202, E501
+    for index in numba.prange(parameter.size):  # prange: the arrays do not overlap, so it vectorises
+        g = gradient[index]
+        m = beta_1 * momentum[index] + one_minus_beta_1 * g
+        v = beta_2 * cache[index] + one_minus_beta_2 * (g * g)
+        momentum[index] = m
+        cache[index] = v
+        parameter[index] -= step * (m / (np.sqrt(v) + epsilon))
+
+
+def adam(
+    parameter: np.ndarray,
+    gradient: np.ndarray,
+    momentum: np.ndarray,
+    cache: np.ndarray,
+    beta_1: float,
+    beta_2: float,
+    step: float,
+    epsilon: float,
+) -> None:
+    """Adam's update of flat arrays in one pass: m, v, then p -= step * m / (sqrt(v) + epsilon).
+
+    It runs on one thread: Numba's threads and BLAS's, spinning between the matrix products,
+    would fight over the cores (measured: a whole training step twice as slow on 2 cores).
+    """
+    scalar = parameter.dtype.type  # constants in the arrays' dtype: float32 stays float32
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        betas = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2))
+        _adam(parameter, gradient, momentum, cache, *betas, scalar(step), scalar(epsilon))
+    finally:
+        numba.set_num_threads(threads)
+
+
+@_compile()
+def softmax(inputs):  # noqa: ANN001, ANN201
+    """exp(x - row max) / row sum, row by row."""
+    output = np.empty_like(inputs)
+    for row in range(inputs.shape[0]):
+        largest = inputs[row, 0]
+        for column in range(1, inputs.shape[1]):
+            largest = max(largest, inputs[row, column])
+        total = inputs.dtype.type(0)
+        for column in range(inputs.shape[1]):
+            value = np.exp(inputs[row, column] - largest)
+            output[row, column] = value
+            total += value
+        for column in range(inputs.shape[1]):
+            output[row, column] /= total
+    return output
+
+
+@_compile()
+def relu(inputs):  # noqa: ANN001, ANN201
+    """(output, mask): x where x > 0 else 0, and the 0/1 mask of positive inputs, in one pass."""
+    output = np.empty_like(inputs)
+    mask = np.empty_like(inputs)
+    flat_inputs, flat_output, flat_mask = inputs.reshape(-1), output.reshape(-1), mask.reshape(-1)
+    for index in range(flat_inputs.size):
+        positive = flat_inputs[index] > 0
+        flat_mask[index] = positive
+        flat_output[index] = flat_inputs[index] if positive else 0
+    return output, mask
+
+
+@_compile()
+def crossentropy_of_indices(probabilities, labels, clip, upper):  # noqa: ANN001, ANN201
+    """-log(p[i, label_i]), the probability clipped to [clip, upper = 1 - clip]."""
+    losses = np.empty(probabilities.shape[0], dtype=probabilities.dtype)
+    for row in range(probabilities.shape[0]):
+        confidence = min(max(probabilities[row, labels[row]], clip), upper)
+        losses[row] = -np.log(confidence)
+    return losses
+
+
+@_compile()
+def row_argmax(values):  # noqa: ANN001, ANN201
+    """The column of each row's largest value (the first, on ties), as np.argmax(axis=1)."""
+    result = np.empty(values.shape[0], dtype=np.int64)
+    for row in range(values.shape[0]):
+        best = 0
+        for column in range(1, values.shape[1]):
+            if values[row, column] > values[row, best]:
+                best = column
+        result[row] = best
+    return result
+
+
+@_compile()
+def softmax_crossentropy_gradient(probabilities, labels, scale):  # noqa: ANN001, ANN201
+    """(probabilities - onehot(labels)) * scale."""
+    gradient = probabilities * scale
+    for row in range(probabilities.shape[0]):
+        gradient[row, labels[row]] -= scale
+    return gradient

@@ -1,0 +1,109 @@
+"""The optional compiled kernels (extra `fast`) give the NumPy speed paths' numbers.
+
+Each kernel is run beside the NumPy code it replaces (`compiled.ENABLED` switched off), in
+float32 and float64; Adam agrees bit for bit, the rest to rounding, and a whole training run
+ends with the same weights.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import chainrule as cr
+from chainrule import compiled
+
+pytestmark = pytest.mark.skipif(not compiled.ENABLED, reason="the compiled kernels need numba (extra 'fast')")
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    """Run the block that follows on the NumPy speed paths."""
+
+    def switch():
+        monkeypatch.setattr(compiled, "ENABLED", False)
+
+    return switch
+
+
+def tolerance(dtype):
+    return 2e-6 if dtype == np.float32 else 1e-14
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("epsilon_hat", [False, True])
+def test_adam_is_bit_identical(dtype, epsilon_hat, monkeypatch):
+    rng = np.random.default_rng(0)
+    gradients = rng.standard_normal((4, 3, 700)).astype(dtype)
+
+    def train():
+        model = cr.Model(seed=0, dtype=dtype).add(cr.Dense(3, 700)).add(cr.ReLU())
+        model.compile(loss="mse", optimizer=cr.Adam(0.01, decay=0.1, epsilon_hat=epsilon_hat))
+        store = model.parameter_store()
+        for gradient in gradients:
+            store.gradients[: gradient.size] = gradient.reshape(-1)
+            model.optimizer.step(store)
+        return store.values.copy()
+
+    fused = train()
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    assert_array_equal(fused, train())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_and_loss_kernels_match_numpy(dtype, numpy_only):
+    rng = np.random.default_rng(1)
+    logits = (5 * rng.standard_normal((50, 7))).astype(dtype)
+    logits[0] = [1e4, -1e4, 0, 0, 0, 0, 0]  # extreme values stay finite
+    labels = rng.integers(0, 7, 50)
+    relu, softmax, loss, fused = (
+        cr.ReLU(),
+        cr.Softmax(),
+        cr.CategoricalCrossentropy(),
+        cr.SoftmaxCategoricalCrossentropy(),
+    )
+    probabilities = softmax.forward_trusted(logits)
+    compiled_results = [
+        relu.forward_trusted(logits).copy(),
+        relu._positive.copy(),
+        probabilities.copy(),
+        loss.forward_trusted(probabilities, labels),
+        softmax.predictions(probabilities),
+        fused.backward_trusted(probabilities, labels).copy(),
+    ]
+    numpy_only()
+    numpy_probabilities = softmax.forward_trusted(logits)
+    numpy_results = [
+        relu.forward_trusted(logits).copy(),
+        relu._positive.copy(),
+        numpy_probabilities,
+        loss.forward_trusted(numpy_probabilities, labels),
+        softmax.predictions(numpy_probabilities),
+        fused.backward_trusted(numpy_probabilities, labels),
+    ]
+    for mine, reference in zip(compiled_results, numpy_results, strict=True):
+        assert mine.dtype == reference.dtype
+        assert_allclose(mine, reference, rtol=tolerance(dtype), atol=tolerance(dtype))
+
+
+def test_predictions_take_the_first_of_tied_classes():
+    assert cr.Softmax().predictions(np.array([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0]])).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_training_run_ends_with_the_same_weights(dtype, numpy_only):
+    X, y = cr.datasets.spiral_data(50, 3, seed=0)
+
+    def train():
+        model = cr.Model(seed=0, dtype=dtype).add(cr.Dense(2, 32)).add(cr.ReLU()).add(cr.Dense(32, 3))
+        model.add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.02))
+        history = model.fit(X, y, epochs=30, batch_size=40, verbose=0)
+        return model.get_weights(), history.history["loss"]
+
+    (weights, losses) = train()
+    numpy_only()
+    (reference_weights, reference_losses) = train()
+    loose = 1e-4 if dtype == np.float32 else 1e-10
+    assert_allclose(losses, reference_losses, rtol=loose)
+    for mine, reference in zip(weights, reference_weights, strict=True):
+        assert_allclose(mine, reference, rtol=loose, atol=loose)
