@@ -207,16 +207,20 @@ class MeanAbsoluteError(Loss):
         return self.dinputs
 
 
-class SoftmaxCategoricalCrossentropy:
-    """Softmax followed by categorical cross-entropy, differentiated as one step.
+class FusedLoss:
+    """An output activation followed by its loss, differentiated as one step.
 
-    Chaining the two backward passes simplifies to `(probabilities - onehot) / n_samples`: no
-    division by a probability, no Jacobian, and far fewer operations.
+    `forward` runs the activation (its output kept as `output`) and returns the mean loss;
+    `backward` takes the activation's output as `dvalues` and returns the gradient with
+    respect to the activation's inputs. Subclasses name the pair and write `backward_trusted`.
     """
 
+    activation_class: type[Layer]
+    loss_class: type[Loss]
+
     def __init__(self, dtype: Any = None) -> None:
-        self.activation = Softmax(dtype)
-        self.loss = CategoricalCrossentropy(dtype)
+        self.activation = self.activation_class(dtype)
+        self.loss = self.loss_class(dtype)
         self.dtype = self.activation.dtype  # None: the dtype of the inputs
         self.output: np.ndarray | None = None
         self.dinputs: np.ndarray | None = None
@@ -224,16 +228,34 @@ class SoftmaxCategoricalCrossentropy:
     regularization_loss = staticmethod(regularization_loss)
 
     def forward(self, inputs: Any, y_true: Any) -> float:
-        """Softmax of `inputs` (kept as `output`), then the mean cross-entropy against `y_true`."""
+        """The activation of `inputs` (kept as `output`), then the mean loss against `y_true`."""
         self.output = self.activation.forward(inputs)
         return self.loss.calculate(self.output, y_true)
 
     def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
-        """The fused gradient with respect to the softmax inputs; `dvalues` are the probabilities."""
-        owner = "SoftmaxCategoricalCrossentropy.backward"
+        """The fused gradient with respect to the activation's inputs; `dvalues` are its outputs."""
+        owner = f"{type(self).__name__}.backward"
         probabilities = float_array(dvalues, self.dtype, "dvalues (the probabilities)", owner)
         targets = self.prepare_targets(y_true, probabilities.shape, owner, probabilities.dtype)
         return self.backward_trusted(probabilities, targets)
+
+    def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
+        """The loss's targets, validated."""
+        return self.loss.prepare_targets(y_true, shape, owner, dtype)
+
+    def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SoftmaxCategoricalCrossentropy(FusedLoss):
+    """Softmax followed by categorical cross-entropy, differentiated as one step.
+
+    Chaining the two backward passes simplifies to `(probabilities - onehot) / n_samples`: no
+    division by a probability, no Jacobian, and far fewer operations.
+    """
+
+    activation_class = Softmax
+    loss_class = CategoricalCrossentropy
 
     def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
         """Class indices, or one-hot/probability rows that must each sum to 1."""
@@ -258,7 +280,7 @@ class SoftmaxCategoricalCrossentropy:
         return self.dinputs
 
 
-class SigmoidBinaryCrossentropy:
+class SigmoidBinaryCrossentropy(FusedLoss):
     """Sigmoid followed by binary cross-entropy, differentiated as one step.
 
     Chaining the two backward passes simplifies to `(s - y) / (n_outputs * n_samples)`: exact
@@ -266,24 +288,8 @@ class SigmoidBinaryCrossentropy:
     probability.
     """
 
-    def __init__(self, dtype: Any = None) -> None:
-        self.activation = Sigmoid(dtype)
-        self.loss = BinaryCrossentropy(dtype)
-        self.dtype = self.activation.dtype
-        self.output: np.ndarray | None = None
-        self.dinputs: np.ndarray | None = None
-
-    def forward(self, inputs: Any, y_true: Any) -> float:
-        """Sigmoid of `inputs` (kept as `output`), then the mean binary cross-entropy against `y_true`."""
-        self.output = self.activation.forward(inputs)
-        return self.loss.calculate(self.output, y_true)
-
-    def backward(self, dvalues: Any, y_true: Any) -> np.ndarray:
-        """The fused gradient with respect to the sigmoid inputs; `dvalues` are the probabilities."""
-        owner = "SigmoidBinaryCrossentropy.backward"
-        probabilities = float_array(dvalues, self.dtype, "dvalues (the probabilities)", owner)
-        targets = self.loss.prepare_targets(y_true, probabilities.shape, owner, probabilities.dtype)
-        return self.backward_trusted(probabilities, targets)
+    activation_class = Sigmoid
+    loss_class = BinaryCrossentropy
 
     def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         """(probabilities - y) / (n_outputs * n_samples), on arguments already validated."""
@@ -292,9 +298,7 @@ class SigmoidBinaryCrossentropy:
         return self.dinputs
 
 
-def fused_loss(
-    output_layer: Layer, loss: Loss, *, fuse_sigmoid: bool = False
-) -> SoftmaxCategoricalCrossentropy | SigmoidBinaryCrossentropy | None:
+def fused_loss(output_layer: Layer, loss: Loss, *, fuse_sigmoid: bool = False) -> FusedLoss | None:
     """The one-step gradient for an output activation and a loss that pair up, or None
     (a Sigmoid output pairs only when `fuse_sigmoid`)."""
     if isinstance(output_layer, Softmax) and isinstance(loss, CategoricalCrossentropy):

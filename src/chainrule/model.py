@@ -28,8 +28,8 @@ from chainrule.losses import (
     LOSSES,
     BinaryCrossentropy,
     CategoricalCrossentropy,
+    FusedLoss,
     Loss,
-    SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
     fused_loss,
     regularization_loss,
@@ -68,7 +68,7 @@ class Model:
         self.expected_logs: list[str] | None = None  # the keys fit will log, set as it starts
         # Softmax with CategoricalCrossentropy, or Sigmoid with BinaryCrossentropy, trains through
         # this fused loss (set by compile).
-        self.fused_loss: SoftmaxCategoricalCrossentropy | SigmoidBinaryCrossentropy | None = None
+        self.fused_loss: FusedLoss | None = None
         self._store: ParameterStore | None = None
 
     data_parallel: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
