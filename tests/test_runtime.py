@@ -52,6 +52,10 @@ def blas():
     return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
 X, y = cr.datasets.spiral_data(20, 3, seed=0)
+# Load the compiled kernels (extra `fast`) first: a press while Numba compiles surfaces as a
+# SystemError from inside Numba, not as KeyboardInterrupt (a known limit, noted in the README).
+warm = cr.Model(seed=0).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
+warm.compile(loss="categorical_crossentropy", optimizer="adam").fit(X, y, epochs=1, verbose=0)
 default_blas, broken = blas(), []
 class Started(cr.callbacks.Callback):
     def __init__(self):
