@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import array_module
+
 NUMERIC_KINDS = "biuf"
 
 
@@ -53,7 +55,7 @@ def float_dtype(dtype: Any, owner: str) -> np.dtype:
 def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
     """Turn `values` into a numeric array without changing its dtype; reject text and ragged data."""
     try:
-        array = np.asarray(values)
+        array = np.asarray(values) if array_module(values) is np else values  # a GPU's array stays there
     except ValueError as error:
         raise ValueError(f"{owner}: {name} is not a rectangular array ({error})") from error
     if array.dtype.kind not in NUMERIC_KINDS:

@@ -7,29 +7,21 @@ ones vector (BLAS), and maxima over a few columns become elementwise maxima of t
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from chainrule.backend import cached_ones
 
 FEW_COLUMNS = 16  # up to this many columns, a chain of elementwise maxima beats the axis reduction
 
 
-@functools.lru_cache(maxsize=32)
-def ones(length: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of ones, cached per length and dtype."""
-    vector = np.ones(length, dtype=dtype)
-    vector.flags.writeable = False
-    return vector
-
-
 def row_sums(values: np.ndarray) -> np.ndarray:
     """values.sum(axis=1, keepdims=True) of a 2-D array."""
-    return (values @ ones(values.shape[1], values.dtype))[:, None]
+    return (values @ cached_ones(values.shape[1], values.dtype, like=values))[:, None]
 
 
 def column_sums(values: np.ndarray, out: np.ndarray) -> np.ndarray:
     """values.sum(axis=0, keepdims=True) of a 2-D array, written into `out` of shape (1, columns)."""
-    np.matmul(ones(values.shape[0], values.dtype), values, out=out[0])
+    np.matmul(cached_ones(values.shape[0], values.dtype, like=values), values, out=out[0])
     return out
 
 

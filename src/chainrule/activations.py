@@ -36,7 +36,7 @@ class ReLU(Layer):
 
     def forward_trusted(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        if compiled.ENABLED and inputs.flags.c_contiguous:  # both in one pass
+        if compiled.applies(inputs):  # both in one pass
             self.output, self._positive = compiled.relu(inputs)
             return self.output
         self._positive = np.greater(inputs, 0, out=np.empty_like(inputs))
@@ -130,7 +130,7 @@ class Linear(Layer):
 
 def softmax(inputs: np.ndarray) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) per row."""
-    if compiled.ENABLED and inputs.ndim == 2 and inputs.shape[1] <= compiled.FEW_COLUMNS:
+    if compiled.applies(inputs) and inputs.ndim == 2 and inputs.shape[1] <= compiled.FEW_COLUMNS:
         return compiled.softmax(inputs)  # one pass per row instead of five array operations
     exponentials = np.exp(inputs - row_maxima(inputs))
     exponentials /= row_sums(exponentials)
@@ -163,7 +163,7 @@ class Softmax(Layer):
         return self.dinputs
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
-        if compiled.ENABLED and outputs.ndim == 2 and outputs.shape[1] <= compiled.FEW_COLUMNS:
+        if compiled.applies(outputs) and outputs.ndim == 2 and outputs.shape[1] <= compiled.FEW_COLUMNS:
             return compiled.row_argmax(outputs)  # NumPy's argmax loops slowly over short rows
         return np.argmax(outputs, axis=1)
 

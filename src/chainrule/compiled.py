@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from chainrule.backend import on_host
+
 try:
     import numba
 except ImportError:  # the NumPy speed paths run instead
@@ -23,6 +25,12 @@ except ImportError:  # the NumPy speed paths run instead
 
 ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
 FEW_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
+
+
+def applies(*arrays: np.ndarray) -> bool:
+    """Whether the kernels can take these arrays: Numba is on and they are C-ordered NumPy arrays
+    (not a GPU's, for one)."""
+    return ENABLED and all(on_host(array) and array.flags.c_contiguous for array in arrays)
 
 
 def _compile(parallel: bool = False):  # noqa: ANN202 - a decorator

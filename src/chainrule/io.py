@@ -21,6 +21,7 @@ from chainrule import activations, layers, losses, optimizers
 from chainrule._checks import positive_int
 from chainrule._files import atomic_write
 from chainrule.archive import Archive
+from chainrule.backend import to_host
 from chainrule.model import Model
 
 FORMAT = "chainrule-model"
@@ -55,7 +56,7 @@ def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool
         "training_state": include_optimizer,
     }
     arrays = {
-        f"layer{index}.{name}": parameter
+        f"layer{index}.{name}": to_host(parameter)
         for index, layer in enumerate(model.layers)
         for name, parameter in layer.parameters().items()
     }
@@ -67,7 +68,7 @@ def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool
             if isinstance(layer, layers.Dropout) and layer.rng is not model.rng
         }
         state = model.optimizer.get_state(model.layers)
-        arrays.update({f"optimizer.{key}": value for key, value in state.items()})
+        arrays.update({f"optimizer.{key}": to_host(value) for key, value in state.items()})
     arrays["architecture"] = np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)
 
     atomic_write(path, lambda stream: np.savez(stream, **arrays))

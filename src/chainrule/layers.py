@@ -25,6 +25,7 @@ from chainrule._checks import (
 )
 from chainrule._contract import install_check
 from chainrule._reductions import column_sums
+from chainrule.backend import Device, array_module, assign
 
 
 class Layer:
@@ -136,16 +137,26 @@ class Layer:
         that keeps them elsewhere overrides this.
         """
         dtype = float_dtype(dtype, type(self).__name__)
+        self._replace_parameters(lambda array: array.astype(dtype, copy=False), f"convert to {dtype}", "set_dtype")
+        self.dtype = dtype
+
+    def to_device(self, device: Device) -> None:
+        """Keep the parameters on `device` from now on (a Model's `device` calls this); found as
+        `set_dtype` finds them."""
+        self._replace_parameters(device.to_device, f"move to {device.name}", "to_device")
+
+    def _replace_parameters(self, convert: Callable[[Any], Any], action: str, method: str) -> None:
+        """Set each parameter attribute to `convert(parameter)` where that gives a new array."""
         for name, array in self.parameters().items():
-            if array.dtype == dtype:
+            converted = convert(array)
+            if converted is array:
                 continue
             if getattr(self, name, None) is not array:
                 raise TypeError(
-                    f"{type(self).__name__}: cannot convert parameter {name!r} to {dtype}; keep it as "
-                    f"self.{name}, override set_dtype, or construct the layer in {dtype}"
+                    f"{type(self).__name__}: cannot {action} parameter {name!r}; keep it as self.{name} or "
+                    f"override {method}"
                 )
-            setattr(self, name, array.astype(dtype))
-        self.dtype = dtype
+            setattr(self, name, converted)
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Turn this layer's outputs into predictions (classes for classifiers)."""
@@ -277,7 +288,7 @@ class Dense(Layer):
         rows_per_block = max(1, INIT_BLOCK // self.n_neurons)
         for start in range(0, self.n_inputs, rows_per_block):
             rows = min(rows_per_block, self.n_inputs - start)
-            self._weights[start : start + rows] = 0.01 * rng.standard_normal((rows, self.n_neurons))
+            assign(self._weights[start : start + rows], 0.01 * rng.standard_normal((rows, self.n_neurons)))
         self._biases[...] = 0
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
@@ -293,7 +304,7 @@ class Dense(Layer):
     def weights(self, values: Any) -> None:
         checked = float_array(values, self.dtype, "weights", "Dense.weights", ndim=max(np.ndim(values), 1))
         require_same_shape(checked, (self.n_inputs, self.n_neurons), "weights (n_inputs, n_neurons)", "Dense.weights")
-        self._weights[...] = checked  # in place: a Model may hold this array as a view of its parameter buffer
+        assign(self._weights, checked)  # in place: a Model may hold this array as a view of its parameter buffer
         self._weights_assigned = True
 
     @property
@@ -305,7 +316,7 @@ class Dense(Layer):
     def biases(self, values: Any) -> None:
         checked = float_array(values, self.dtype, "biases", "Dense.biases", ndim=max(np.ndim(values), 1))
         require_same_shape(checked, (1, self.n_neurons), "biases (1, n_neurons)", "Dense.biases")
-        self._biases[...] = checked
+        assign(self._biases, checked)
         self._weights_assigned = True
 
     @property
@@ -319,6 +330,9 @@ class Dense(Layer):
     def set_dtype(self, dtype: Any) -> None:
         self.dtype = float_dtype(dtype, "Dense")
         self._use_storage(self._stacked.astype(self.dtype), self._dstacked.astype(self.dtype))
+
+    def to_device(self, device: Device) -> None:
+        self._use_storage(device.to_device(self._stacked), device.to_device(self._dstacked))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -366,7 +380,8 @@ class Dense(Layer):
         if self._folds_bias:
             with_ones = self._with_ones
             if with_ones is None or with_ones.shape[0] != len(inputs):
-                with_ones = self._with_ones = np.ones((len(inputs), self.n_inputs + 1), self.dtype)
+                shape = (len(inputs), self.n_inputs + 1)
+                with_ones = self._with_ones = array_module(inputs).ones(shape, self.dtype)
             with_ones[:, :-1] = inputs
             self.output = with_ones @ self._stacked
         else:
@@ -459,7 +474,8 @@ class Dropout(Layer):
             return self.output
         if not (self._mask_frozen and self.mask is not None and self.mask.shape == inputs.shape):
             keep = 1.0 - self.rate
-            self.mask = (self.rng.random(inputs.shape, dtype=inputs.dtype) < keep) * inputs.dtype.type(1.0 / keep)
+            mask = (self.rng.random(inputs.shape, dtype=inputs.dtype) < keep) * inputs.dtype.type(1.0 / keep)
+            self.mask = array_module(inputs).asarray(mask)  # drawn on the CPU: one seed, one mask anywhere
         self.output = inputs * self.mask
         return self.output
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chainrule.backend import array_module
 from chainrule.callbacks import Callback
 from chainrule.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.history import History
@@ -96,6 +97,8 @@ def train(
                     callback.on_epoch_begin(epoch)
                 weights.epoch_begins()
                 order = parallel.epoch_order(model.rng, n_samples, shuffle)
+                if order is not None:  # drawn on the CPU (one seed, one order anywhere), used where the data is
+                    order = array_module(inputs).asarray(order)
                 totals = model.empty_totals()
                 seen = 0
                 stop = False

@@ -10,7 +10,6 @@ As with layers, the public methods validate; `forward_trusted` and `backward_tru
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,17 +19,10 @@ from chainrule import compiled
 from chainrule._checks import categorical_targets, finite_number, float_array, float_dtype, require_same_shape
 from chainrule._contract import install_check
 from chainrule.activations import Sigmoid, Softmax
+from chainrule.backend import cached_arange
 from chainrule.layers import Layer
 
 CLIP = 1e-7
-
-
-@functools.lru_cache(maxsize=8)
-def sample_rows(n_samples: int) -> np.ndarray:
-    """0..n-1, the row index that picks each sample's true class; cached, read-only."""
-    rows = np.arange(n_samples)
-    rows.flags.writeable = False
-    return rows
 
 
 def regularization_loss(layers: Iterable[Layer]) -> float:
@@ -119,7 +111,7 @@ class CategoricalCrossentropy(ProbabilityLoss):
 
     def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         if y_true.ndim == 1:
-            confidences = y_pred[sample_rows(len(y_pred)), y_true]  # a new array: safe to work in place
+            confidences = y_pred[cached_arange(len(y_pred), like=y_pred), y_true]  # a new array: safe to work in place
             np.maximum(confidences, self.clip, out=confidences)
             np.minimum(confidences, 1 - self.clip, out=confidences)
         else:
@@ -129,7 +121,7 @@ class CategoricalCrossentropy(ProbabilityLoss):
 
     def forward_trusted(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         """`forward`, in one compiled pass for class indices when Numba is there."""
-        if compiled.ENABLED and y_true.ndim == 1:
+        if compiled.applies(y_pred, y_true) and y_true.ndim == 1:
             scalar = y_pred.dtype.type
             return compiled.crossentropy_of_indices(y_pred, y_true, scalar(self.clip), scalar(1 - self.clip))
         return self.forward(y_pred, y_true)
@@ -138,7 +130,7 @@ class CategoricalCrossentropy(ProbabilityLoss):
         n_samples = len(dvalues)
         clipped = np.clip(dvalues, self.clip, 1 - self.clip)
         if y_true.ndim == 1:
-            rows = sample_rows(n_samples)
+            rows = cached_arange(n_samples, like=dvalues)
             self.dinputs = np.zeros_like(dvalues)
             self.dinputs[rows, y_true] = -1 / (clipped[rows, y_true] * n_samples)
         else:
@@ -267,13 +259,13 @@ class SoftmaxCategoricalCrossentropy(FusedLoss):
     def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         """(probabilities - onehot) / n_samples, on arguments already validated."""
         scale = 1 / len(probabilities)
-        if compiled.ENABLED and y_true.ndim == 1:
+        if compiled.applies(probabilities, y_true) and y_true.ndim == 1:
             self.dinputs = compiled.softmax_crossentropy_gradient(
                 probabilities, y_true, probabilities.dtype.type(scale)
             )
         elif y_true.ndim == 1:
             self.dinputs = np.multiply(probabilities, scale)
-            self.dinputs[sample_rows(len(probabilities)), y_true] -= scale
+            self.dinputs[cached_arange(len(probabilities), like=probabilities), y_true] -= scale
         else:
             self.dinputs = probabilities - y_true
             self.dinputs *= scale

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import loop
+from chainrule import backend, loop
 from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
+from chainrule.backend import Device, assign, to_host
 from chainrule.callbacks import Callback
 from chainrule.diagnosis import Context
 from chainrule.display import html_table
@@ -52,10 +53,12 @@ class Model:
 
     `dtype` sets every layer (`Model(dtype=np.float64)` computes everything in float64);
     without it the model computes in the dtype its layers with parameters share (float32 by
-    default).
+    default). `device="cuda"` keeps the parameters, the optimizer's state and the training data
+    on a CUDA GPU through CuPy (see `chainrule.backend`); `to(device)` moves a model later.
     """
 
-    def __init__(self, seed: int | None = None, *, dtype: Any = None) -> None:
+    def __init__(self, seed: int | None = None, *, dtype: Any = None, device: str | Device = "cpu") -> None:
+        self.device = backend.device(device, "Model")
         self.seed = None if seed is None else positive_int(seed, "seed", "Model", minimum=0)
         self.rng = np.random.default_rng(self.seed)
         self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
@@ -98,7 +101,20 @@ class Model:
                         f"same dtype=, or build the model as cr.Model(dtype=np.{other.dtype}) to set every layer."
                     )
         layer.adopt_rng(self.rng)
+        layer.to_device(self.device)
         self.layers.append(layer)
+        return self
+
+    def to(self, device: str | Device) -> Model:
+        """Move the parameters and the optimizer's state to `device` ('cpu' or 'cuda'); returns
+        the model. Training then runs there; `predict` still returns NumPy arrays."""
+        target = backend.device(device, "Model.to")
+        for layer in self.layers:
+            layer.to_device(target)
+        if self.optimizer is not None:
+            self.optimizer.to_device(target)
+        self.device = target
+        self._store = None
         return self
 
     @property
@@ -216,13 +232,13 @@ class Model:
         require_columns(inputs, self.input_width, "X", owner)
         if not len(inputs) and not allow_empty:
             raise ValueError(f"{owner}: X has no samples (shape {inputs.shape})")
-        return inputs
+        return self.device.to_device(inputs)
 
     def _targets(self, y: Any, n_samples: int, owner: str) -> np.ndarray:
         output_width = self.output_width
         if output_width == 1 and not isinstance(self.loss, CategoricalCrossentropy) and np.ndim(y) == 1:
             y = np.reshape(y, (-1, 1))
-        return self.loss.prepare_targets(y, (n_samples, output_width), owner, self.dtype)
+        return self.device.to_device(self.loss.prepare_targets(y, (n_samples, output_width), owner, self.dtype))
 
     def validated(self, X: Any, y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) checked and converted once, for the trusted passes below."""
@@ -376,9 +392,10 @@ class Model:
             logs = self.evaluate_trusted(inputs, targets, _batch_size(batch_size, "Model.evaluate"))
         return {key: value for key, value in logs.items() if key not in ("data_loss", "regularization_loss")}
 
-    def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, X: Any, *, batch_size: int | None = None, as_numpy: bool = True) -> np.ndarray:
         """The output layer's values for X (probabilities for a Softmax output), computed
-        `batch_size` rows at a time (default INFERENCE_ROWS, which bounds the memory)."""
+        `batch_size` rows at a time (default INFERENCE_ROWS, which bounds the memory). On a GPU
+        they come back as a NumPy array unless `as_numpy=False`."""
         inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
         if not len(inputs):
@@ -388,7 +405,8 @@ class Model:
                 self.forward_trusted(inputs[rows], False).copy()
                 for rows in loop.batches(len(inputs), batch_size or INFERENCE_ROWS)
             ]
-        return np.concatenate(outputs)
+        predictions = np.concatenate(outputs)
+        return to_host(predictions) if as_numpy else predictions
 
     def predict_classes(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """The output layer's predictions: class indices for Softmax, 0/1 for Sigmoid."""
@@ -397,8 +415,8 @@ class Model:
     # -- weights and checks -----------------------------------------------------------------
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of every parameter, layer by layer."""
-        return [parameter.copy() for layer in self.layers for parameter in layer.parameters().values()]
+        """Copies of every parameter, layer by layer, as NumPy arrays."""
+        return [to_host(parameter).copy() for layer in self.layers for parameter in layer.parameters().values()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Copy `weights` (as from `get_weights`) into the parameters in place."""
@@ -411,7 +429,7 @@ class Model:
                     f"Model.set_weights: array {index} has shape {np.shape(values)}, expected {parameter.shape}"
                 )
         for parameter, values in zip(parameters, weights, strict=True):
-            parameter[...] = values
+            assign(parameter, values)
 
     def gradcheck(self, X: Any, y: Any, *, epsilon: float = EPSILON, tolerance: float = TOLERANCE) -> GradcheckResult:
         """Check the whole network's parameter gradients (data + regularisation loss) numerically.
@@ -421,6 +439,8 @@ class Model:
         inputs, targets = self.validated(X, y, "Model.gradcheck")
         if self.dtype != np.float64:
             raise TypeError("Model.gradcheck: central differences need float64: build it as cr.Model(dtype=np.float64)")
+        if self.device != backend.CPU:
+            raise ValueError("Model.gradcheck: the numerical check runs on the CPU: call model.to('cpu') first")
 
         def total_loss() -> float:
             output = self.forward_trusted(inputs, False)

@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule import compiled
 from chainrule._checks import finite_number
+from chainrule.backend import Device
 from chainrule.display import html_table
 from chainrule.layers import Layer
 from chainrule.parameter_store import ParameterStore
@@ -51,6 +52,13 @@ class Optimizer:
         # The store's flat slot buffers are rebuilt with the store; each parameter's state pickles
         # on its own (with its layer, when the model is pickled whole).
         return {**self.__dict__, "_store_slots": None}
+
+    def to_device(self, device: Device) -> None:
+        """Keep the state on `device` from now on (a Model's `to` calls this)."""
+        self._state = {
+            key: {slot: device.to_device(array) for slot, array in slots.items()} for key, slots in self._state.items()
+        }
+        self._store_slots = None  # rebuilt from the moved state with the next store
 
     def pre_update_params(self) -> None:
         """Apply learning-rate decay for this iteration."""
@@ -266,7 +274,7 @@ class Adam(Optimizer):
 
     def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         arrays = (parameter, gradient, slots["momentum"], slots["cache"])
-        if compiled.ENABLED and all(array.flags.c_contiguous for array in arrays):
+        if compiled.applies(*arrays):
             self._update_compiled(*arrays)
         else:
             super()._update_blocked(parameter, gradient, slots)

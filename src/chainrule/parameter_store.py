@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.backend import array_module
 from chainrule.layers import Layer
 
 
@@ -40,8 +41,12 @@ class ParameterStore:
             raise TypeError(f"ParameterStore: the layers' parameters mix dtypes {sorted(d.name for d in dtypes)}")
         dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
         total = sum(array.size for layer in bound for array in layer.parameters().values())
-        self.values = np.empty(total, dtype=dtype)
-        self.gradients = np.zeros(total, dtype=dtype)
+        modules = {array_module(array) for layer in bound for array in layer.parameters().values()}
+        if len(modules) > 1:
+            raise TypeError("ParameterStore: the layers' parameters lie on different devices")
+        module = modules.pop() if modules else np
+        self.values = module.empty(total, dtype=dtype)
+        self.gradients = module.zeros(total, dtype=dtype)
         self.segments: list[Segment] = []
         offset = 0
         for layer in bound:  # a layer's parameters lie side by side: it gets one segment

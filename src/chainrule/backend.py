@@ -1,0 +1,155 @@
+"""Where arrays live: NumPy on the CPU, or CuPy on a CUDA GPU (the optional extra `gpu`).
+
+The layers, losses and optimizers are written against NumPy's API. CuPy arrays implement
+NumPy's dispatch protocols, so `np.maximum(x, 0)`, `np.matmul(a, b, out=c)` or `a @ b` on CuPy
+arrays run on the GPU unchanged. What does not dispatch is creating an array from nothing
+(`np.ones(n)` has no array to follow) and the few things CuPy lacks, such as read-only flags:
+those go through this module, which asks the array where it lives. Nothing else in the engine
+looks at the device.
+
+A `Device` moves data: `to_device` before training (once), `to_host` for results.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+GPU_EXTRA = "pip install 'chainrule[gpu]' (CuPy for CUDA 13: cupy-cuda13x)"
+
+# Array type -> the NumPy-like module that creates arrays of that type. CuPy's is found on first
+# sight of a CuPy array; other array types (a test's device double) register themselves.
+_MODULES: dict[type, types.ModuleType | Any] = {np.ndarray: np}
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The device asked for cannot be used here (no CuPy, or no CUDA GPU)."""
+
+
+def register(array_type: type, module: Any) -> None:
+    """Let arrays of `array_type` be created through `module` (NumPy's creation functions)."""
+    _MODULES[array_type] = module
+
+
+def array_module(array: Any) -> Any:
+    """The module that creates arrays where `array` lives: numpy, cupy, or a registered one."""
+    module = _MODULES.get(type(array))
+    if module is None:
+        if type(array).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            module = _MODULES[type(array)] = cupy
+        else:
+            module = np
+    return module
+
+
+def on_host(array: Any) -> bool:
+    """Whether `array` is a plain NumPy array in the computer's memory (where the compiled
+    kernels and NumPy-only routines apply)."""
+    return type(array) is np.ndarray
+
+
+def read_only(array: Any) -> Any:
+    """Mark a cached array read-only where the array type supports it (NumPy does, CuPy not)."""
+    if on_host(array):
+        array.flags.writeable = False
+    return array
+
+
+def cached_ones(length: int, dtype: np.dtype, like: Any) -> Any:
+    """A read-only vector of `length` ones where `like` lives, cached."""
+    return _ones(array_module(like), length, np.dtype(dtype))
+
+
+def cached_arange(length: int, like: Any) -> Any:
+    """0..length-1 where `like` lives, cached, read-only."""
+    return _arange(array_module(like), length)
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(module: Any, length: int, dtype: np.dtype) -> Any:
+    return read_only(module.ones(length, dtype=dtype))
+
+
+@functools.lru_cache(maxsize=8)
+def _arange(module: Any, length: int) -> Any:
+    return read_only(module.arange(length))
+
+
+def assign(target: Any, values: Any) -> None:
+    """target[...] = values, copying `values` to where `target` lives first."""
+    target[...] = array_module(target).asarray(values)
+
+
+def to_host(array: Any) -> np.ndarray:
+    """`array` as a NumPy array (a copy from the GPU; NumPy arrays are returned as they are)."""
+    if on_host(array):
+        return array
+    get = getattr(array, "get", None)  # CuPy's device-to-host copy
+    return get() if callable(get) else np.asarray(array)
+
+
+class Device:
+    """Where a model's parameters, optimizer state and training data live.
+
+    `Device("cpu")` keeps NumPy arrays; `Device("cuda")` puts them on the current CUDA GPU
+    through CuPy, and raises one line naming what is missing where that is impossible.
+    """
+
+    def __init__(self, name: str, module: Any = np, synchronize: Callable[[], None] = lambda: None) -> None:
+        self.name = name
+        self.module = module
+        self.synchronize = synchronize  # waits until the work queued so far has finished (for timing)
+
+    def to_device(self, array: Any) -> Any:
+        """`array` on this device (no copy where it is there already)."""
+        return to_host(array) if self.module is np else self.module.asarray(array)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        return to_host(array)
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r})"
+
+    def __reduce__(self) -> tuple:
+        return device, (self.name, "a pickled Device")  # found again by name: a module does not pickle
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and (self.name, self.module) == (other.name, other.module)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+CPU = Device("cpu")
+
+
+def _cuda() -> Device:
+    try:
+        import cupy
+    except ImportError as error:
+        raise DeviceUnavailableError(f"device='cuda' needs CuPy, which is not installed: {GPU_EXTRA}") from error
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CuPy raises its own CUDARuntimeError when no driver is present
+        raise DeviceUnavailableError(f"device='cuda': CuPy found no usable CUDA driver or GPU ({error})") from error
+    if count == 0:
+        raise DeviceUnavailableError("device='cuda': CuPy is installed but this machine has no CUDA GPU")
+    return Device("cuda", cupy, lambda: cupy.cuda.get_current_stream().synchronize())
+
+
+FACTORIES: dict[str, Callable[[], Device]] = {"cpu": lambda: CPU, "cuda": _cuda}
+
+
+def device(name: Any, owner: str) -> Device:
+    """The Device called `name` ('cpu' or 'cuda'; a Device passes through), or a clear error."""
+    if isinstance(name, Device):
+        return name
+    if name not in FACTORIES:
+        raise ValueError(f"{owner}: device must be one of {list(FACTORIES)}, got {name!r}")
+    return FACTORIES[name]()
