@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-gpu clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: lint
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run --runs 3
+
+# On a CUDA machine that already has a CUDA build of PyTorch and JAX's CUDA plugin installed.
+bench-gpu: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[gpu]'
+	$(BIN)/python -m benchmarks.run --device cuda --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -10,8 +10,8 @@ import chainrule as cr
 from benchmarks.workloads import Workload
 
 
-def build(workload: Workload) -> cr.Model:
-    model = cr.Model(seed=workload.seed)
+def build(workload: Workload, device: str = "cpu") -> cr.Model:
+    model = cr.Model(seed=workload.seed, device=device)
     for index, (n_inputs, n_neurons) in enumerate(zip(workload.sizes, workload.sizes[1:], strict=False)):
         model.add(cr.Dense(n_inputs, n_neurons))
         model.add(cr.ReLU() if index < len(workload.sizes) - 2 else cr.Softmax())
@@ -20,16 +20,18 @@ def build(workload: Workload) -> cr.Model:
     )
 
 
-def warm_up(workload: Workload, X: np.ndarray, y: np.ndarray) -> None:
-    """One step of a throwaway model, so that compiled kernels (extra `fast`) are loaded before
-    the timing starts, as JAX's compilation is left out of its."""
-    build(workload).fit(X[:64], y[:64], epochs=1, verbose=0)
+def warm_up(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu") -> None:
+    """One step of a throwaway model, so that compiled kernels (extra `fast`, or CuPy's on a GPU)
+    are loaded before the timing starts, as JAX's compilation is left out of its."""
+    build(workload, device).fit(X[:64], y[:64], epochs=1, verbose=0)
 
 
-def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
-    """Model.fit in two halves; resident memory is sampled between them and after training."""
-    warm_up(workload, X, y)
-    model = build(workload)
+def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, device: str = "cpu") -> dict:
+    """Model.fit in two halves; resident memory is sampled between them and after training.
+    On a GPU the data is copied there before the timing (fit would copy NumPy data once per call)."""
+    warm_up(workload, X, y, device)
+    model = build(workload, device)
+    X, y = model.device.to_device(X), model.device.to_device(y)
     start = time.perf_counter()
     first = workload.epochs // 2 or 1
     model.fit(X, y, epochs=first, batch_size=workload.batch_size, verbose=0)
@@ -39,6 +41,10 @@ def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dic
     seconds = time.perf_counter() - start
     checkpoint()
     return {"seconds": seconds, **model.evaluate(X, y)}
+
+
+def run_cuda(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    return run_fit(workload, X, y, checkpoint, device="cuda")
 
 
 def run_layers(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:

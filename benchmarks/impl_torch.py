@@ -1,4 +1,9 @@
-"""PyTorch eager on the CPU: the same network, initialisation scale, optimizer and schedule."""
+"""PyTorch: the same network, initialisation scale, optimizer and schedule.
+
+`run` is eager PyTorch on the CPU (or on a GPU, `run_cuda`); `run_cuda_graph` captures the whole
+training step in one CUDA graph and replays it, the fastest way PyTorch has to train a small
+network on a GPU.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,7 @@ import torch.nn.functional as F
 from benchmarks.workloads import Workload
 
 
-def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: bool = False) -> dict:
-    """Eager PyTorch; `fused` uses Adam's fused implementation (one kernel for all parameters)."""
-    torch.set_num_threads(2)
+def build(workload: Workload) -> torch.nn.Sequential:
     torch.manual_seed(workload.seed)
     layers = []
     for index, (n_inputs, n_neurons) in enumerate(zip(workload.sizes, workload.sizes[1:], strict=False)):
@@ -24,15 +27,23 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: 
         layers.append(linear)
         if index < len(workload.sizes) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers)
+
+
+def run(
+    workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: bool = False, device: str = "cpu"
+) -> dict:
+    """Eager PyTorch; `fused` uses Adam's fused implementation (one kernel for all parameters)."""
+    torch.set_num_threads(2)
+    model = build(workload).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=workload.learning_rate, eps=1e-7, fused=fused or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + workload.decay * step))
-    features, labels = torch.from_numpy(X), torch.from_numpy(y)
+    features, labels = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
     generator = torch.Generator().manual_seed(workload.seed)
     size = workload.batch_size or len(X)
     start = time.perf_counter()
     for epoch in range(workload.epochs):
-        order = torch.randperm(len(X), generator=generator) if workload.batch_size else None
+        order = torch.randperm(len(X), generator=generator).to(device) if workload.batch_size else None
         for begin in range(0, len(X), size):
             if order is None:
                 batch_x, batch_y = features, labels
@@ -46,8 +57,18 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: 
             schedule.step()
         if epoch == workload.epochs // 2:
             checkpoint()
+    synchronize(device)
     seconds = time.perf_counter() - start
     checkpoint()
+    return evaluated(model, features, labels, seconds)
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def evaluated(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, seconds: float) -> dict:
     with torch.no_grad():
         logits = model(features)
         return {
@@ -59,3 +80,61 @@ def run(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, *, fused: 
 
 def run_fused(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
     return run(workload, X, y, checkpoint, fused=True)
+
+
+def run_cuda(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    return run(workload, X, y, checkpoint, device="cuda")
+
+
+def run_cuda_fused(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    return run(workload, X, y, checkpoint, fused=True, device="cuda")
+
+
+def run_cuda_graph(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    """The whole step (forward, backward, Adam with the learning rate as a device tensor) captured
+    once and replayed per full-size batch; a shorter last batch runs eagerly. The capture follows
+    PyTorch's recipe: three warm-up steps on a side stream first (they train too)."""
+    device = "cuda"
+    model = build(workload).to(device)
+    learning_rate = torch.tensor(workload.learning_rate, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=1e-7, capturable=True)
+    features, labels = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
+    size = workload.batch_size or len(X)
+    static_x, static_y = features[:size].clone(), labels[:size].clone()
+
+    def step(batch_x: torch.Tensor, batch_y: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=False)
+        F.cross_entropy(model(batch_x), batch_y).backward()
+        optimizer.step()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step(static_x, static_y)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(static_x, static_y)
+    generator = torch.Generator().manual_seed(workload.seed)
+    iteration = 0
+    start = time.perf_counter()
+    for epoch in range(workload.epochs):
+        order = torch.randperm(len(X), generator=generator).to(device) if workload.batch_size else None
+        for begin in range(0, len(X), size):
+            learning_rate.fill_(workload.learning_rate / (1.0 + workload.decay * iteration))
+            iteration += 1
+            rows = None if order is None else order[begin : begin + size]
+            if rows is not None and len(rows) < size:
+                step(features[rows], labels[rows])
+                continue
+            if rows is not None:
+                torch.index_select(features, 0, rows, out=static_x)
+                torch.index_select(labels, 0, rows, out=static_y)
+            graph.replay()
+        if epoch == workload.epochs // 2:
+            checkpoint()
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    checkpoint()
+    return evaluated(model, features, labels, seconds)

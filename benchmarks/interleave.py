@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.run import IMPLEMENTATIONS, measure
-from benchmarks.workloads import WORKLOADS
+from benchmarks.workloads import CPU_WORKLOADS, WORKLOADS
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("before", type=Path, help="the other checkout (the baseline)")
     parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=CPU_WORKLOADS)
     parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=["chainrule"])
     args = parser.parse_args()
     checkouts = {"before": args.before.resolve(), "after": HERE}

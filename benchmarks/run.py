@@ -1,10 +1,11 @@
-"""Run the benchmarks and write BENCHMARKS.md.
+"""Run the benchmarks and write BENCHMARKS.md (or, with `--device cuda`, BENCHMARKS_GPU.md).
 
-    python -m benchmarks.run [--runs 3] [--workloads spiral-book ...] [--out BENCHMARKS.md]
+    python -m benchmarks.run [--device cpu|cuda] [--runs 3] [--workloads spiral-book ...] [--out FILE]
 
 Each measurement runs in a fresh process (so peak memory is per run), the implementations are
 interleaved within each round, and the table reports medians over the rounds. Ratios compare
-with PyTorch measured in the same session.
+with PyTorch measured in the same session: eager PyTorch on the CPU, PyTorch's whole step in a
+CUDA graph on a GPU.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.workloads import WORKLOADS
+from benchmarks.workloads import CPU_WORKLOADS, WORKLOADS
 
 IMPLEMENTATIONS = {
     "chainrule": ("benchmarks.impl_chainrule", "run_fit"),
@@ -33,6 +34,26 @@ IMPLEMENTATIONS = {
     "jax-jit": ("benchmarks.impl_jax", "run_jit"),
     "jax-scan": ("benchmarks.impl_jax", "run_scan"),
     "seed-numpy": ("benchmarks.impl_seed_numpy", "run"),
+    "chainrule-cuda": ("benchmarks.impl_chainrule", "run_cuda"),
+    "pytorch-cuda": ("benchmarks.impl_torch", "run_cuda"),
+    "pytorch-cuda-fused-adam": ("benchmarks.impl_torch", "run_cuda_fused"),
+    "pytorch-cuda-graph": ("benchmarks.impl_torch", "run_cuda_graph"),
+}
+# Per device: the implementations and workloads run by default, the reference of the ratio
+# column, and the table's file. JAX runs on the GPU whenever its CUDA build is installed.
+DEVICES = {
+    "cpu": (
+        ["chainrule", "chainrule-layers", "pytorch", "pytorch-fused-adam", "jax-jit", "jax-scan", "seed-numpy"],
+        CPU_WORKLOADS,
+        "pytorch",
+        "BENCHMARKS.md",
+    ),
+    "cuda": (
+        ["chainrule-cuda", "pytorch-cuda", "pytorch-cuda-fused-adam", "pytorch-cuda-graph", "jax-jit"],
+        ["spiral-book", "mlp-medium", "mlp-large"],
+        "pytorch-cuda-graph",
+        "BENCHMARKS_GPU.md",
+    ),
 }
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [Path(__file__).with_name(name) for name in ("ANALYSIS.md", "SKLEARN_PARITY.md", "MPI_SCALING.md")]
@@ -115,26 +136,28 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
-def report(results: dict[tuple[str, str], list[dict]], runs: int, implementations: list[str]) -> str:
+def report(results: dict[tuple[str, str], list[dict]], runs: int, implementations: list[str], device: str) -> str:
+    reference, title = DEVICES[device][2], "Benchmarks" if device == "cpu" else "GPU benchmarks"
     lines = [
-        "# Benchmarks",
+        f"# {title}",
         "",
-        f"Machine: {machine()}. Libraries: {versions()}.",
+        f"Machine: {machine()}{gpu_name() if device == 'cuda' else ''}. Libraries: {versions()}.",
         f"Median of {runs} runs per cell, each run in a fresh process, implementations interleaved. "
-        "Regenerate with `make bench`.",
+        f"Regenerate with `make {'bench' if device == 'cpu' else 'bench-gpu'}`.",
         "",
         "Growth is the resident memory added from mid-training to the end of training.",
         "",
-        "| workload | implementation | us/step | ratio to PyTorch | final loss | accuracy | peak MiB | growth MiB |",
+        f"| workload | implementation | us/step | ratio to {reference} | final loss | accuracy | peak MiB | growth MiB"
+        " |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     notes = []
     for workload in WORKLOADS:
-        if ("pytorch", workload) not in results and not any((i, workload) in results for i in implementations):
+        if not any((implementation, workload) in results for implementation in implementations):
             continue
         torch_time = (
-            statistics.median(r["us_per_step"] for r in results[("pytorch", workload)])
-            if ("pytorch", workload) in results
+            statistics.median(r["us_per_step"] for r in results[(reference, workload)])
+            if (reference, workload) in results
             else None
         )
         for implementation in implementations:
@@ -155,23 +178,37 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int, implementation
                     f"reaches {median['matmul_gflops']:.0f} GFLOP/s in the same process."
                 )
     lines += ["", "Matrix-product throughput:", "", *notes] if notes else []
-    for section in SECTIONS:  # measured by their own commands, kept beside this table
+    for section in SECTIONS if device == "cpu" else []:  # measured by their own commands, kept beside this table
         if section.exists():
             lines += ["", section.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
+def gpu_name() -> str:
+    try:
+        import torch
+
+        return f", GPU {torch.cuda.get_device_name()}"
+    except (ImportError, RuntimeError, AssertionError):
+        return ", GPU unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=list(DEVICES), default="cpu")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
-    parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
-    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
+    parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--out")
     parser.add_argument("--child", nargs=2, metavar=("IMPLEMENTATION", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    implementations, workloads, _, out = DEVICES[args.device]
+    args.implementations = args.implementations or implementations
+    args.workloads = args.workloads or workloads
+    args.out = args.out or str(ROOT / out)
     results: dict[tuple[str, str], list[dict]] = {}
     for round_number in range(args.runs):
         for workload in args.workloads:
@@ -183,7 +220,7 @@ def main() -> None:
                     f"{result['us_per_step']:9.0f} us/step  loss {result['loss']:.4f}",
                     flush=True,
                 )
-    Path(args.out).write_text(report(results, args.runs, args.implementations))
+    Path(args.out).write_text(report(results, args.runs, args.implementations, args.device))
     print(f"wrote {args.out}")
 
 

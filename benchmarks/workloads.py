@@ -52,5 +52,7 @@ WORKLOADS = {
         Workload("spiral-book", (2, 64, 3), 0.05, 5e-7, None, 10_000),
         Workload("spiral-minibatch", (2, 64, 64, 3), 0.005, 0.0, 32, 20),
         Workload("mlp-medium", (784, 512, 512, 10), 0.001, 0.0, 128, 1),
+        Workload("mlp-large", (784, 4096, 4096, 10), 0.001, 0.0, 4096, 3),
     )
 }
+CPU_WORKLOADS = ["spiral-book", "spiral-minibatch", "mlp-medium"]  # mlp-large takes seconds per step on a CPU

@@ -7,6 +7,7 @@ from types import ModuleType
 
 from chainrule import callbacks, datasets, explain, metrics
 from chainrule.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.backend import DeviceUnavailableError
 from chainrule.compare import Comparison, compare
 from chainrule.gradcheck import GradcheckResult, gradcheck
 from chainrule.history import History
@@ -37,6 +38,7 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "TrainingDivergedError",
+    "DeviceUnavailableError",
     "callbacks",
     "metrics",
     "BinaryCrossentropy",

@@ -13,6 +13,7 @@ A `Device` moves data: `to_device` before training (once), `to_host` for results
 from __future__ import annotations
 
 import functools
+import importlib.util
 import types
 from collections.abc import Callable
 from typing import Any
@@ -37,12 +38,16 @@ def register(array_type: type, module: Any) -> None:
 
 def array_module(array: Any) -> Any:
     """The module that creates arrays where `array` lives: numpy, cupy, or a registered one."""
-    module = _MODULES.get(type(array))
+    return _module_of_type(type(array))
+
+
+def _module_of_type(array_type: type) -> Any:
+    module = _MODULES.get(array_type)
     if module is None:
-        if type(array).__module__.split(".")[0] == "cupy":
+        if array_type.__module__.split(".")[0] == "cupy":
             import cupy
 
-            module = _MODULES[type(array)] = cupy
+            module = _MODULES[array_type] = cupy
         else:
             module = np
     return module
@@ -62,23 +67,24 @@ def read_only(array: Any) -> Any:
 
 
 def cached_ones(length: int, dtype: np.dtype, like: Any) -> Any:
-    """A read-only vector of `length` ones where `like` lives, cached."""
-    return _ones(array_module(like), length, np.dtype(dtype))
+    """A read-only vector of `length` ones where `like` lives, cached (keyed by the array type:
+    the lookup is on every step's path)."""
+    return _ones(type(like), length, dtype)
 
 
 def cached_arange(length: int, like: Any) -> Any:
     """0..length-1 where `like` lives, cached, read-only."""
-    return _arange(array_module(like), length)
+    return _arange(type(like), length)
 
 
 @functools.lru_cache(maxsize=32)
-def _ones(module: Any, length: int, dtype: np.dtype) -> Any:
-    return read_only(module.ones(length, dtype=dtype))
+def _ones(array_type: type, length: int, dtype: np.dtype) -> Any:
+    return read_only(_module_of_type(array_type).ones(length, dtype=dtype))
 
 
 @functools.lru_cache(maxsize=8)
-def _arange(module: Any, length: int) -> Any:
-    return read_only(module.arange(length))
+def _arange(array_type: type, length: int) -> Any:
+    return read_only(_module_of_type(array_type).arange(length))
 
 
 def assign(target: Any, values: Any) -> None:
@@ -133,7 +139,13 @@ def _cuda() -> Device:
     try:
         import cupy
     except ImportError as error:
-        raise DeviceUnavailableError(f"device='cuda' needs CuPy, which is not installed: {GPU_EXTRA}") from error
+        if importlib.util.find_spec("cupy") is None:
+            raise DeviceUnavailableError(f"device='cuda' needs CuPy, which is not installed: {GPU_EXTRA}") from error
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip(" =")), type(error).__name__)
+        raise DeviceUnavailableError(
+            f"device='cuda': CuPy is installed but does not import ({reason}); install the CuPy build for "
+            "this machine's CUDA, such as cupy-cuda13x"
+        ) from error
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises its own CUDARuntimeError when no driver is present

@@ -29,8 +29,13 @@ FEW_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loo
 
 def applies(*arrays: np.ndarray) -> bool:
     """Whether the kernels can take these arrays: Numba is on and they are C-ordered NumPy arrays
-    (not a GPU's, for one)."""
-    return ENABLED and all(on_host(array) and array.flags.c_contiguous for array in arrays)
+    (not a GPU's, for one). A plain loop: this runs several times per training step."""
+    if not ENABLED:
+        return False
+    for array in arrays:  # noqa: SIM110 - all() over a generator costs 0.5 us more per call
+        if not (on_host(array) and array.flags.c_contiguous):
+            return False
+    return True
 
 
 def _compile(parallel: bool = False):  # noqa: ANN202 - a decorator

@@ -1,0 +1,113 @@
+"""A stand-in for a GPU on machines without one: arrays that refuse to mix with NumPy's.
+
+`DeviceArray` is a NumPy array subclass that behaves as CuPy's arrays do towards the host: an
+operation that combines it with a plain NumPy array (as an operand, an `out=`, an index or an
+assigned value) raises TypeError. Training a model whose device is `STRICT` therefore fails
+wherever the engine would create an array on the host and mix it into device work, which is
+what would break on a real GPU. The arithmetic itself is NumPy's, so results can be compared
+with a CPU run bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule import backend
+
+
+class HostArrayError(TypeError):
+    """A plain NumPy array met a device array."""
+
+
+def _is_host(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and not isinstance(value, DeviceArray)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    if isinstance(value, dict):
+        return _leaves(list(value.values()))
+    return [value]
+
+
+def _refuse_host(values: Any, where: str) -> None:
+    if any(_is_host(leaf) for leaf in _leaves(values)):
+        raise HostArrayError(f"{where}: a NumPy (host) array was mixed with a device array")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, DeviceArray):
+        return value.view(np.ndarray)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.asarray(value).view(DeviceArray)  # 0-d results stay arrays, as CuPy's do
+    if isinstance(value, tuple):
+        return tuple(_wrap(item) for item in value)
+    if isinstance(value, list):
+        return [_wrap(item) for item in value]
+    return value
+
+
+class DeviceArray(np.ndarray):
+    """An array on the stand-in device."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, out: Any = None, **kwargs: Any) -> Any:
+        _refuse_host([inputs, out or ()], f"np.{ufunc.__name__}")
+        if out is not None:
+            kwargs["out"] = _plain(out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        _refuse_host([args, kwargs], f"np.{func.__name__}")
+        return _wrap(func(*_plain(args), **_plain(kwargs)))
+
+    def __getitem__(self, index: Any) -> Any:
+        _refuse_host(index, "indexing")
+        return _wrap(np.ndarray.__getitem__(self.view(np.ndarray), _plain(index)))
+
+    def __setitem__(self, index: Any, values: Any) -> None:
+        _refuse_host([index, values], "assignment")
+        np.ndarray.__setitem__(self.view(np.ndarray), _plain(index), _plain(values))
+
+    def get(self) -> np.ndarray:
+        """A NumPy copy, as CuPy's `get`."""
+        return np.array(self.view(np.ndarray), copy=True)
+
+
+class StrictModule:
+    """The creation functions of the stand-in device (what `cupy.ones` and friends are to CuPy)."""
+
+    def asarray(self, values: Any, dtype: Any = None) -> DeviceArray:
+        if isinstance(values, DeviceArray) and (dtype is None or values.dtype == dtype):
+            return values
+        return np.array(_plain(values), dtype=dtype, copy=True).view(DeviceArray)
+
+    def ones(self, shape: Any, dtype: Any = float) -> DeviceArray:
+        return np.ones(shape, dtype).view(DeviceArray)
+
+    def zeros(self, shape: Any, dtype: Any = float) -> DeviceArray:
+        return np.zeros(shape, dtype).view(DeviceArray)
+
+    def empty(self, shape: Any, dtype: Any = float) -> DeviceArray:
+        return np.empty(shape, dtype).view(DeviceArray)
+
+    def arange(self, *arguments: Any) -> DeviceArray:
+        return np.arange(*arguments).view(DeviceArray)
+
+
+STRICT_MODULE = StrictModule()
+backend.register(DeviceArray, STRICT_MODULE)
+STRICT = backend.Device("strict", STRICT_MODULE)

@@ -1,0 +1,150 @@
+"""One engine, any NumPy-like array module: what `chainrule.backend` promises, checked on the CPU.
+
+A GPU is not needed: `strict_device` provides arrays that refuse to mix with NumPy's, as CuPy's
+do. A model trained on that device must give exactly the CPU's numbers (the arithmetic is
+NumPy's in both), so every host array that slips into device work fails these tests.
+"""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+from strict_device import STRICT, DeviceArray, HostArrayError
+
+import chainrule as cr
+from chainrule import backend, compiled
+
+
+@pytest.fixture(autouse=True)
+def numpy_kernels(monkeypatch):
+    """The compiled kernels take only NumPy arrays: compare device runs with the NumPy paths."""
+    monkeypatch.setattr(compiled, "ENABLED", False)
+
+
+def spiral_model(device, *, dropout=0.0, optimizer=lambda: cr.Adam(0.02, decay=1e-3), l1=0.0, l2=0.0):
+    model = cr.Model(seed=3, dtype=np.float64, device=device)
+    model.add(cr.Dense(2, 16, weight_regularizer_l1=l1, weight_regularizer_l2=l2)).add(cr.ReLU())
+    if dropout:
+        model.add(cr.Dropout(dropout))
+    model.add(cr.Dense(16, 3)).add(cr.Softmax())
+    return model.compile(loss="categorical_crossentropy", optimizer=optimizer())
+
+
+def test_the_stand_in_device_refuses_host_arrays():
+    device_array = STRICT.to_device(np.ones(3))
+    assert isinstance(device_array, DeviceArray)
+    with pytest.raises(HostArrayError):
+        device_array + np.ones(3)
+    with pytest.raises(HostArrayError):
+        np.multiply(device_array, 2.0, out=np.empty(3))
+    with pytest.raises(HostArrayError):
+        device_array[np.arange(2)]
+    assert isinstance(device_array * 2.0 + device_array, DeviceArray)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"dropout": 0.2},
+        {"optimizer": lambda: cr.SGD(0.5, momentum=0.9, decay=1e-3), "l1": 1e-4, "l2": 1e-3},
+        {"optimizer": lambda: cr.RMSprop(0.01)},
+        {"optimizer": lambda: cr.Adagrad(0.5)},
+    ],
+    ids=["adam", "dropout", "sgd-momentum-penalties", "rmsprop", "adagrad"],
+)
+def test_training_on_a_device_gives_the_cpus_numbers(settings):
+    X, y = cr.datasets.spiral_data(60, 3, seed=0)
+    X_val, y_val = cr.datasets.spiral_data(20, 3, seed=1)
+    runs = {}
+    for device in ("cpu", STRICT):
+        model = spiral_model(device, **settings)
+        history = model.fit(X, y, epochs=6, batch_size=32, validation_data=(X_val, y_val), verbose=0)
+        runs[model.device.name] = (model, history.history)
+    (cpu, cpu_history), (strict, strict_history) = runs["cpu"], runs["strict"]
+    assert strict_history == cpu_history
+    for on_cpu, on_device in zip(cpu.get_weights(), strict.get_weights(), strict=True):
+        assert type(on_device) is np.ndarray
+        np.testing.assert_array_equal(on_device, on_cpu)
+    assert all(
+        isinstance(parameter, DeviceArray) for layer in strict.layers for parameter in layer.parameters().values()
+    )
+
+
+def test_other_losses_and_outputs_on_a_device():
+    X, y = cr.datasets.spiral_data(40, 2, seed=0)
+    results = []
+    for device in ("cpu", STRICT):
+        for loss, output, targets in (("binary_crossentropy", cr.Sigmoid(), y), ("mse", cr.Linear(), X[:, :1])):
+            model = cr.Model(seed=1, dtype=np.float64, device=device)
+            model.add(cr.Dense(2, 8)).add(cr.Tanh()).add(cr.Dense(8, 1)).add(output)
+            model.compile(loss=loss, optimizer="adam")
+            model.fit(X, targets, epochs=3, batch_size=16, verbose=0)
+            results.append((model.get_weights(), model.evaluate(X, targets)))
+    for (cpu_weights, cpu_logs), (device_weights, device_logs) in zip(results[:2], results[2:], strict=True):
+        assert device_logs == cpu_logs
+        for on_cpu, on_device in zip(cpu_weights, device_weights, strict=True):
+            np.testing.assert_array_equal(on_device, on_cpu)
+
+
+def test_fit_accepts_device_arrays_and_predict_returns_numpy():
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    on_cpu, on_device = spiral_model("cpu"), spiral_model(STRICT)
+    on_cpu.fit(X, y, epochs=2, verbose=0)
+    on_device.fit(STRICT.to_device(X), STRICT.to_device(y), epochs=2, verbose=0)
+    predictions = on_device.predict(X)
+    assert type(predictions) is np.ndarray
+    np.testing.assert_array_equal(predictions, on_cpu.predict(X))
+    assert isinstance(on_device.predict(X, as_numpy=False), DeviceArray)
+    np.testing.assert_array_equal(on_device.predict_classes(X), on_cpu.predict_classes(X))
+
+
+def test_a_model_moved_during_training_continues_as_on_the_cpu():
+    X, y = cr.datasets.spiral_data(40, 3, seed=0)
+    stays, moves = spiral_model("cpu"), spiral_model("cpu")
+    for model in (stays, moves):
+        model.fit(X, y, epochs=3, batch_size=32, verbose=0)
+    moves.to(STRICT)
+    for model in (stays, moves):
+        model.fit(X, y, epochs=3, batch_size=32, verbose=0)
+    moves.to("cpu")
+    for on_cpu, moved in zip(stays.get_weights(), moves.get_weights(), strict=True):
+        np.testing.assert_array_equal(moved, on_cpu)
+    assert all(type(parameter) is np.ndarray for parameter in moves.layers[0].parameters().values())
+
+
+def test_a_device_model_saves_a_file_the_cpu_loads(tmp_path):
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    model = spiral_model(STRICT)
+    model.fit(X, y, epochs=2, verbose=0)
+    model.save(tmp_path / "model.npz", include_optimizer=True)
+    loaded = cr.load_model(tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_unknown_devices_and_gradcheck_off_the_cpu_are_refused():
+    with pytest.raises(ValueError, match=r"device must be one of \['cpu', 'cuda'\], got 'tpu'"):
+        cr.Model(device="tpu")
+    X, y = cr.datasets.spiral_data(5, 3, seed=0)
+    with pytest.raises(ValueError, match=r"runs on the CPU: call model.to\('cpu'\) first"):
+        spiral_model(STRICT).gradcheck(X, y)
+
+
+def test_cuda_without_cupy_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+    with pytest.raises(backend.DeviceUnavailableError, match=r"needs CuPy, which is not installed: pip install"):
+        cr.Model(device="cuda")
+
+
+def test_cuda_without_a_gpu_says_so(monkeypatch):
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+    runtime = types.SimpleNamespace(getDeviceCount=no_driver)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
+    with pytest.raises(backend.DeviceUnavailableError, match="found no usable CUDA driver or GPU"):
+        cr.Model(device="cuda")
+    runtime.getDeviceCount = lambda: 0
+    with pytest.raises(backend.DeviceUnavailableError, match="has no CUDA GPU"):
+        cr.Model().to("cuda")
