@@ -148,3 +148,27 @@ def test_cuda_without_a_gpu_says_so(monkeypatch):
     runtime.getDeviceCount = lambda: 0
     with pytest.raises(backend.DeviceUnavailableError, match="has no CUDA GPU"):
         cr.Model().to("cuda")
+
+
+def test_callbacks_and_divergence_recovery_on_a_device(tmp_path):
+    X, y = cr.datasets.spiral_data(40, 3, seed=0)
+    X_val, y_val = cr.datasets.spiral_data(10, 3, seed=1)
+    results = []
+    for device in ("cpu", STRICT):
+        model = spiral_model(device)
+        stopper = cr.callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+        checkpoint = cr.callbacks.ModelCheckpoint(tmp_path / f"{model.device.name}.npz")
+        history = model.fit(
+            X, y, epochs=30, batch_size=32, validation_data=(X_val, y_val), verbose=0, callbacks=[stopper, checkpoint]
+        )
+        diverging = spiral_model(device, optimizer=lambda: cr.SGD(1e30))
+        with pytest.raises(cr.TrainingDivergedError):
+            diverging.fit(X * 1e20, y, epochs=3, verbose=0)
+        results.append((history.history, model.get_weights(), diverging.get_weights()))
+    (cpu_history, *cpu_weights), (device_history, *device_weights) = results
+    assert device_history == cpu_history
+    for on_cpu, on_device in zip(sum(cpu_weights, []), sum(device_weights, []), strict=True):
+        np.testing.assert_array_equal(on_device, on_cpu)
+    saved = [cr.load_model(tmp_path / f"{name}.npz").get_weights() for name in ("cpu", "strict")]
+    for on_cpu, on_device in zip(*saved, strict=True):
+        np.testing.assert_array_equal(on_device, on_cpu)
