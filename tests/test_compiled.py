@@ -32,12 +32,14 @@ def tolerance(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("epsilon_hat", [False, True])
-def test_adam_is_bit_identical(dtype, epsilon_hat, monkeypatch):
+@pytest.mark.parametrize("n_neurons", [700, 2000], ids=["plain-loop", "vectorised-loop"])  # around SERIAL_ADAM
+def test_adam_is_bit_identical(dtype, epsilon_hat, n_neurons, monkeypatch):
+    assert 4 * 700 <= compiled.SERIAL_ADAM < 4 * 2000
     rng = np.random.default_rng(0)
-    gradients = rng.standard_normal((4, 3, 700)).astype(dtype)
+    gradients = rng.standard_normal((4, 3, n_neurons)).astype(dtype)
 
     def train():
-        model = cr.Model(seed=0, dtype=dtype).add(cr.Dense(3, 700)).add(cr.ReLU())
+        model = cr.Model(seed=0, dtype=dtype).add(cr.Dense(3, n_neurons)).add(cr.ReLU())
         model.compile(loss="mse", optimizer=cr.Adam(0.01, decay=0.1, epsilon_hat=epsilon_hat))
         store = model.parameter_store()
         for gradient in gradients:

@@ -25,6 +25,7 @@ except ImportError:  # the NumPy speed paths run instead
 
 ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
 FEW_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
+SERIAL_ADAM = 1 << 12  # parameters up to which Adam's plain loop beats the vectorised one with its thread settings
 
 
 def applies(*arrays: np.ndarray) -> bool:
@@ -44,15 +45,60 @@ def _compile(parallel: bool = False):  # noqa: ANN202 - a decorator
     return numba.njit(cache=True, parallel=parallel, fastmath=False, nogil=True)
 
 
+def _inline():  # noqa: ANN202 - a decorator
+    return (lambda function: function) if numba is None else numba.njit(inline="always")
+
+
+@_inline()
+def _adam_element(
+    index, parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
+):  # noqa: ANN001, ANN202, E501
+    g = gradient[index]
+    m = beta_1 * momentum[index] + one_minus_beta_1 * g
+    v = beta_2 * cache[index] + one_minus_beta_2 * (g * g)
+    momentum[index] = m
+    cache[index] = v
+    parameter[index] -= step * (m / (np.sqrt(v) + epsilon))
+
+
 @_compile(parallel=True)
-def _adam(parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon):  # noqa: ANN001, ANN202, E501
+def _adam_parallel(
+    parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
+):  # noqa: ANN001, ANN202, E501
     for index in numba.prange(parameter.size):  # prange: the arrays do not overlap, so it vectorises
-        g = gradient[index]
-        m = beta_1 * momentum[index] + one_minus_beta_1 * g
-        v = beta_2 * cache[index] + one_minus_beta_2 * (g * g)
-        momentum[index] = m
-        cache[index] = v
-        parameter[index] -= step * (m / (np.sqrt(v) + epsilon))
+        _adam_element(
+            index,
+            parameter,
+            gradient,
+            momentum,
+            cache,
+            beta_1,
+            beta_2,
+            one_minus_beta_1,
+            one_minus_beta_2,
+            step,
+            epsilon,
+        )  # noqa: E501
+
+
+@_compile()
+def _adam_serial(
+    parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
+):  # noqa: ANN001, ANN202, E501
+    for index in range(parameter.size):
+        _adam_element(
+            index,
+            parameter,
+            gradient,
+            momentum,
+            cache,
+            beta_1,
+            beta_2,
+            one_minus_beta_1,
+            one_minus_beta_2,
+            step,
+            epsilon,
+        )  # noqa: E501
 
 
 def adam(
@@ -68,14 +114,19 @@ def adam(
     """Adam's update of flat arrays in one pass: m, v, then p -= step * m / (sqrt(v) + epsilon).
 
     It runs on one thread: Numba's threads and BLAS's, spinning between the matrix products,
-    would fight over the cores (measured: a whole training step twice as slow on 2 cores).
+    would fight over the cores (measured: a whole training step twice as slow on 2 cores). Long
+    arrays take the `prange` loop, which vectorises; short ones a plain loop, which spares the
+    thread-count changes (several microseconds a step, the whole update's cost on a small net).
     """
     scalar = parameter.dtype.type  # constants in the arrays' dtype: float32 stays float32
+    constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), scalar(step), scalar(epsilon))
+    if parameter.size <= SERIAL_ADAM:
+        _adam_serial(parameter, gradient, momentum, cache, *constants)
+        return
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        betas = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2))
-        _adam(parameter, gradient, momentum, cache, *betas, scalar(step), scalar(epsilon))
+        _adam_parallel(parameter, gradient, momentum, cache, *constants)
     finally:
         numba.set_num_threads(threads)
 
