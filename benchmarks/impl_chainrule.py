@@ -20,24 +20,41 @@ def build(workload: Workload, device: str = "cpu") -> cr.Model:
     )
 
 
-def warm_up(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu") -> None:
-    """One step of a throwaway model, so that compiled kernels (extra `fast`, or CuPy's on a GPU)
-    are loaded before the timing starts, as JAX's compilation is left out of its."""
-    build(workload, device).fit(X[:64], y[:64], epochs=1, verbose=0)
+def warm_up(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu", graph: bool = False) -> None:
+    """Three steps of a throwaway model, so that compiled kernels (extra `fast`, or CuPy's on a
+    GPU) are loaded before the timing starts, as JAX's compilation is left out of its. (Each
+    `fit(graph=True)` still captures its own graphs: that cost stays in the timing.)"""
+    build(workload, device).fit(X[:64], y[:64], epochs=3, verbose=0, graph=graph)
 
 
-def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, device: str = "cpu") -> dict:
+def run_fit(
+    workload: Workload,
+    X: np.ndarray,
+    y: np.ndarray,
+    checkpoint,
+    device: str = "cpu",
+    graph: bool = False,
+    allow_tf32: bool = False,
+) -> dict:
     """Model.fit in two halves; resident memory is sampled between them and after training.
     On a GPU the data is copied there before the timing (fit would copy NumPy data once per call)."""
-    warm_up(workload, X, y, device)
+    warm_up(workload, X, y, device, graph)
     model = build(workload, device)
     X, y = model.device.to_device(X), model.device.to_device(y)
     start = time.perf_counter()
     first = workload.epochs // 2 or 1
-    model.fit(X, y, epochs=first, batch_size=workload.batch_size, verbose=0)
+    model.fit(X, y, epochs=first, batch_size=workload.batch_size, verbose=0, graph=graph, allow_tf32=allow_tf32)
     checkpoint()
     if workload.epochs - first:
-        model.fit(X, y, epochs=workload.epochs - first, batch_size=workload.batch_size, verbose=0)
+        model.fit(
+            X,
+            y,
+            epochs=workload.epochs - first,
+            batch_size=workload.batch_size,
+            verbose=0,
+            graph=graph,
+            allow_tf32=allow_tf32,
+        )
     seconds = time.perf_counter() - start
     checkpoint()
     return {"seconds": seconds, **model.evaluate(X, y)}
@@ -45,6 +62,15 @@ def run_fit(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint, device
 
 def run_cuda(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
     return run_fit(workload, X, y, checkpoint, device="cuda")
+
+
+def run_cuda_graph(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    """fit(graph=True): each batch size's step captured once in a CUDA graph and replayed."""
+    return run_fit(workload, X, y, checkpoint, device="cuda", graph=True)
+
+
+def run_cuda_graph_tf32(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    return run_fit(workload, X, y, checkpoint, device="cuda", graph=True, allow_tf32=True)
 
 
 def run_layers(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:

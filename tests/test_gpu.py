@@ -5,6 +5,7 @@ the reason. `tests/test_backend.py` checks the device-generic engine on every ma
 """
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -66,3 +67,36 @@ def test_fit_takes_cupy_arrays_and_predict_returns_numpy(cuda, dtype):
     predictions = model.predict(X)
     assert type(predictions) is np.ndarray and predictions.dtype == dtype
     assert isinstance(model.predict(X, as_numpy=False), cupy.ndarray)
+
+
+def graph_run(device, dtype=np.float64, graph=True, epochs=20):
+    X, y = cr.datasets.spiral_data(100, 3, seed=0)
+    model = spiral_model(dtype, device)
+    history = model.fit(X, y, epochs=epochs, batch_size=64, verbose=0, graph=graph)
+    return history.history, model.get_weights()
+
+
+def test_a_captured_step_replays_the_eager_static_step_exactly(cuda, monkeypatch, caplog):
+    from chainrule import cuda_graph
+
+    with caplog.at_level(logging.WARNING, logger="chainrule"):
+        captured_history, captured_weights = graph_run(cuda)
+    assert "could not be captured" not in caplog.text  # a host read or allocation would fail the capture
+
+    def products_only(training, allow_tf32):  # the same cuBLAS products, every step run eagerly
+        import cupy
+
+        training.matmul = cuda_graph.Cublas(cupy, cupy.cuda.get_current_stream(), allow_tf32).matmul
+
+    monkeypatch.setattr(cuda_graph, "capture_steps", products_only)
+    eager_history, eager_weights = graph_run(cuda)
+    assert captured_history == eager_history
+    for captured, eager in zip(captured_weights, eager_weights, strict=True):
+        np.testing.assert_array_equal(captured, eager)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
+def test_captured_steps_match_the_cpus_static_steps(cuda, dtype, rtol):
+    gpu_history, _ = graph_run(cuda, dtype)
+    cpu_history, _ = graph_run("cpu", dtype)
+    np.testing.assert_allclose(gpu_history["loss"], cpu_history["loss"], rtol=rtol)

@@ -107,10 +107,19 @@ class Device:
     through CuPy, and raises one line naming what is missing where that is impossible.
     """
 
-    def __init__(self, name: str, module: Any = np, synchronize: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: Any = np,
+        synchronize: Callable[[], None] = lambda: None,
+        prepare_graph: Callable[[Any, bool], None] = lambda training, allow_tf32: None,
+    ) -> None:
         self.name = name
         self.module = module
         self.synchronize = synchronize  # waits until the work queued so far has finished (for timing)
+        # Makes a `static_step.StaticTraining` replay its steps from a captured graph (CUDA);
+        # elsewhere the steps run as they are.
+        self.prepare_graph = prepare_graph
 
     def to_device(self, array: Any) -> Any:
         """`array` on this device (no copy where it is there already)."""
@@ -152,7 +161,13 @@ def _cuda() -> Device:
         raise DeviceUnavailableError(f"device='cuda': CuPy found no usable CUDA driver or GPU ({error})") from error
     if count == 0:
         raise DeviceUnavailableError("device='cuda': CuPy is installed but this machine has no CUDA GPU")
-    return Device("cuda", cupy, lambda: cupy.cuda.get_current_stream().synchronize())
+
+    def prepare_graph(training: Any, allow_tf32: bool) -> None:
+        from chainrule.cuda_graph import capture_steps
+
+        capture_steps(training, allow_tf32)
+
+    return Device("cuda", cupy, lambda: cupy.cuda.get_current_stream().synchronize(), prepare_graph)
 
 
 FACTORIES: dict[str, Callable[[], Device]] = {"cpu": lambda: CPU, "cuda": _cuda}

@@ -14,10 +14,11 @@ from chainrule.callbacks import Callback
 from chainrule.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.history import History
 from chainrule.parameter_store import ParameterStore
-from chainrule.runtime import training_guard
+from chainrule.runtime import Interruption, training_guard
 
 if TYPE_CHECKING:
     from chainrule.model import Model
+    from chainrule.static_step import StaticTraining
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -71,11 +72,13 @@ def train(
     validation: tuple[np.ndarray, np.ndarray] | None,
     callbacks: Sequence[Callback],
     parallel: SingleProcess = SINGLE_PROCESS,
+    static: StaticTraining | None = None,
 ) -> History:
     """Run `epochs` epochs over validated data; return the History (also kept as `model.history`).
 
     `parallel` shares the work with other processes (`chainrule.distributed`); alone, each of its
-    hooks is the identity.
+    hooks is the identity. `static` runs each epoch's steps over fixed buffers
+    (`chainrule.static_step`, for `fit(graph=True)`); its loss is checked once per epoch.
     """
     model.history = history = History()
     callbacks = [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)]
@@ -99,27 +102,16 @@ def train(
                 order = parallel.epoch_order(model.rng, n_samples, shuffle)
                 if order is not None:  # drawn on the CPU (one seed, one order anywhere), used where the data is
                     order = array_module(inputs).asarray(order)
-                totals = model.empty_totals()
-                seen = 0
-                stop = False
-                for rows in parallel.batches(n_samples, batch_size):
-                    if order is not None:  # gather one batch at a time: no shuffled copy of the data set
-                        rows = order[rows]
-                    batch_inputs, batch_targets = inputs[rows], targets[rows]
-                    n_rows = len(batch_inputs)
-                    output = model.forward_trusted(batch_inputs, True) if n_rows else None
-                    loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
-                    loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, interruption.requested)
-                    if not math.isfinite(loss_sum):
-                        raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
+                batches = parallel.batches(n_samples, batch_size)
+                if static is None:
+                    totals, seen, stop = _epoch(
+                        model, inputs, targets, order, batches, parallel, weights, interruption, epoch
+                    )
+                else:
+                    totals, seen, stop = static.epoch(inputs, targets, order, batches, interruption)
+                    if not math.isfinite(totals["data_loss"]):  # the loss is read once per epoch
+                        raise weights.diverged(f"the loss became {totals['data_loss'] / seen}", epoch)
                     weights.loss_was_finite()
-                    if n_rows:
-                        model.backward_trusted(output, batch_targets)
-                    parallel.combine_gradients(store, n_rows / n_batch)
-                    model.optimizer.step(store)
-                    seen += n_rows
-                    if stop:
-                        break
                 logs = model.summarise(*parallel.reduce_totals(totals, seen))
                 if validation is not None:
                     rows = parallel.validation_rows(len(validation[0]))
@@ -137,6 +129,46 @@ def train(
                 raise weights.diverged("the predictions became inf or NaN", epoch)
             history.interrupted = stop
     finally:
+        if static is not None:
+            static.finish()
         for callback in callbacks:
             callback.on_train_end()
     return history
+
+
+def _epoch(
+    model: Model,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    order: np.ndarray | None,
+    batches: Iterator[slice],
+    parallel: SingleProcess,
+    weights: LastFiniteWeights,
+    interruption: Interruption,
+    epoch: int,
+) -> tuple[dict[str, float], int, bool]:
+    """One epoch of eager steps; returns the summed totals, the rows seen, and whether a
+    Ctrl-C (agreed by every process) stopped it."""
+    store = model.parameter_store()
+    totals = model.empty_totals()
+    seen = 0
+    stop = False
+    for rows in batches:
+        if order is not None:  # gather one batch at a time: no shuffled copy of the data set
+            rows = order[rows]
+        batch_inputs, batch_targets = inputs[rows], targets[rows]
+        n_rows = len(batch_inputs)
+        output = model.forward_trusted(batch_inputs, True) if n_rows else None
+        loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
+        loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, interruption.requested)
+        if not math.isfinite(loss_sum):
+            raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
+        weights.loss_was_finite()
+        if n_rows:
+            model.backward_trusted(output, batch_targets)
+        parallel.combine_gradients(store, n_rows / n_batch)
+        model.optimizer.step(store)
+        seen += n_rows
+        if stop:
+            break
+    return totals, seen, stop

@@ -10,12 +10,13 @@ state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from chainrule import backend, loop
+from chainrule import backend, loop, static_step
 from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
 from chainrule.backend import Device, assign, to_host
 from chainrule.callbacks import Callback
@@ -40,7 +41,9 @@ from chainrule.optimizers import OPTIMIZERS, Optimizer
 from chainrule.parameter_store import ParameterStore
 from chainrule.progress import progress_callbacks
 from chainrule.runtime import quiet_float_errors
+from chainrule.static_step import StaticTraining
 
+LOG = logging.getLogger("chainrule")
 INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
 
 
@@ -350,12 +353,19 @@ class Model:
         callbacks: Iterable[Callback] = (),
         distributed: str | None = None,
         sharded: bool = False,
+        graph: bool = False,
+        allow_tf32: bool = False,
     ) -> History:
         """Train for `epochs` passes over (X, y) and return the History of per-epoch values.
 
         `distributed="mpi"` trains one model across the processes of `mpiexec -n N`, each taking
         a share of every batch; with `sharded=True` each process passes its own rows
         (`chainrule.distributed` says how batches are formed). Rank 0 alone prints and writes.
+
+        `graph=True` runs each step over buffers allocated once (`chainrule.static_step`), and on
+        a CUDA device captures it in a CUDA graph that is replayed; the loss is then checked
+        once per epoch. Networks it cannot take train eagerly, and the log says why.
+        `allow_tf32=True` lets a captured step's matrix products use TF32 tensor cores.
         """
         parallel = data_parallel(distributed, sharded, "Model.fit")
         with parallel.agreement():  # bad data on one rank stops every rank here, before training
@@ -370,6 +380,7 @@ class Model:
                     raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
                 validation = self.validated(*validation_data, "Model.fit (validation_data)")
         self.data_parallel = parallel
+        static = self._static_training(targets, parallel, allow_tf32) if graph else None
         return loop.train(
             self,
             inputs,
@@ -380,7 +391,22 @@ class Model:
             validation=validation,
             callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
             parallel=parallel,
+            static=static,
         )
+
+    def _static_training(self, targets: np.ndarray, parallel: SingleProcess, allow_tf32: bool) -> StaticTraining | None:
+        """The fixed-buffer steps for `fit(graph=True)`, or None (logged with the reason)."""
+        reason = static_step.unsupported(self)
+        if reason is None and targets.ndim != 1:
+            reason = "the targets are one-hot rows; pass class labels"
+        if reason is None and parallel is not SINGLE_PROCESS:
+            reason = "the fit is distributed over several processes"
+        if reason is not None:
+            LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
+            return None
+        training = static_step.StaticTraining(self, self.parameter_store())
+        self.device.prepare_graph(training, allow_tf32)
+        return training
 
     # -- inference --------------------------------------------------------------------------
 

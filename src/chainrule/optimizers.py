@@ -73,7 +73,7 @@ class Optimizer:
     def update_store(self, store: ParameterStore) -> None:
         """Update every parameter of `store`: the bound ones in one pass over its flat buffers."""
         if store.values.size:
-            self._update_blocked(store.values, store.gradients, self._slots_of_store(store))
+            self._update_blocked(store.values, store.gradients, self.slots_of_store(store))
         for layer in store.loose_layers:
             self.update_params(layer)
 
@@ -107,7 +107,7 @@ class Optimizer:
             self._state[(layer, name)] = slots
         return slots
 
-    def _slots_of_store(self, store: ParameterStore) -> dict[str, np.ndarray]:
+    def slots_of_store(self, store: ParameterStore) -> dict[str, np.ndarray]:
         """One buffer per slot for the store's flat values; each bound parameter's state becomes a
         view of it, carrying over what it held (from earlier training or a loaded file)."""
         if self._store_slots is not None and self._store_slots[0] is store:

@@ -1,0 +1,265 @@
+"""A training step over buffers allocated once: the form a CUDA graph can capture.
+
+`Model.fit(..., graph=True)` trains a network of Dense layers with ReLU between them, a Softmax
+output, categorical cross-entropy on class labels and Adam through `StaticTraining`. Every
+array the step touches is allocated when the step is built, for one batch size; each operation
+writes into one of them (`out=`); sums are products with a ones vector; the learning-rate decay
+and Adam's bias corrections are 0-d arrays updated inside the step; the loss and the number of
+correct predictions add up in 0-d arrays that are read once per epoch. Nothing in a step
+allocates or reads a value back to the host, so on a GPU the whole step can be captured once
+and replayed (`chainrule.cuda_graph`); on the CPU it runs as it is.
+
+The values are the eager step's up to rounding: the fused gradient is computed as
+`(p - onehot) / n` rather than `p / n - onehot / n`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chainrule.activations import ReLU, Softmax
+from chainrule.backend import array_module
+from chainrule.layers import Dense
+from chainrule.losses import CategoricalCrossentropy
+from chainrule.metrics import METRICS
+from chainrule.optimizers import Adam
+from chainrule.parameter_store import ParameterStore
+from chainrule.runtime import Interruption
+
+if TYPE_CHECKING:
+    from chainrule.model import Model
+
+Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
+
+
+def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out = a @ b through the array module's own product (what a graph replaces with cuBLAS)."""
+    np.matmul(a, b, out=out)
+
+
+def unsupported(model: Model) -> str | None:
+    """Why `model` cannot train through a static step, or None if it can."""
+    layers = model.layers
+    if not (len(layers) >= 2 and isinstance(layers[-1], Softmax) and type(layers[-2]) is Dense):
+        return "the network must end in Dense then Softmax"
+    for index, layer in enumerate(layers[:-1]):
+        expected = Dense if index % 2 == 0 else ReLU
+        if type(layer) is not expected:
+            return f"layer {index} is {type(layer).__name__}; a static step takes Dense and ReLU layers alternating"
+    if any(
+        d.weight_regularizer_l1 or d.weight_regularizer_l2 or d.bias_regularizer_l1 or d.bias_regularizer_l2
+        for d in layers[::2]
+    ):
+        return "the Dense layers have L1/L2 penalties"
+    if type(model.loss) is not CategoricalCrossentropy:
+        return f"the loss is {type(model.loss).__name__}, not categorical cross-entropy"
+    if type(model.optimizer) is not Adam:
+        return f"the optimizer is {type(model.optimizer).__name__}, not Adam"
+    if set(model.metrics.items()) - {("accuracy", METRICS["categorical_accuracy"])}:
+        return "only the accuracy metric is computed inside the step"
+    return None
+
+
+class StaticTraining:
+    """The state the steps of every batch size share: Adam's scalars and the epoch's sums."""
+
+    def __init__(self, model: Model, store: ParameterStore, matmul: Matmul = numpy_matmul) -> None:
+        self.model, self.store, self.matmul = model, store, matmul
+        optimizer = model.optimizer
+        self.optimizer = optimizer
+        slots = optimizer.slots_of_store(store)
+        self.momentum, self.cache, self.scratch = slots["momentum"], slots["cache"], slots["scratch"]
+        xp, dtype = array_module(store.values), store.values.dtype
+        scalar64 = [xp.zeros((), np.float64) for _ in range(6)]
+        self.iterations, self.rate, self.c1, self.c2, self.step64, self.epsilon64 = scalar64
+        self.iterations[...] = optimizer.iterations
+        self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
+        self.loss_total, self.correct = xp.zeros((1, 1), np.float64), xp.zeros((1, 1), np.float64)
+        self.steps_run = 0
+        self.run: Callable[[StaticStep], None] = StaticStep.run  # a CUDA graph replaces this (`cuda_graph`)
+        self._steps: dict[int, StaticStep] = {}
+
+    def step_for(self, rows: int, inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> StaticStep:
+        """The step for batches of `rows` rows, built on first use (`inputs`/`labels`: use these
+        arrays in place, for a full batch that needs no copy)."""
+        if rows not in self._steps:
+            self._steps[rows] = StaticStep(self, rows, inputs, labels)
+        return self._steps[rows]
+
+    def epoch(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray | None,
+        batches: Iterable[slice],
+        interruption: Interruption,
+    ) -> tuple[dict[str, float], int, bool]:
+        """One epoch: each batch gathered into its step's buffers (a full batch is used in
+        place), then the step. Returns the epoch's totals (read back once), rows seen, and
+        whether a Ctrl-C stopped it."""
+        np.multiply(self.loss_total, 0, out=self.loss_total)
+        np.multiply(self.correct, 0, out=self.correct)
+        seen, stop = 0, False
+        for rows in batches:
+            count = len(range(len(inputs))[rows])
+            if order is None and count == len(inputs) and inputs.flags.c_contiguous:
+                step = self.step_for(count, inputs, targets)
+            else:
+                step = self.step_for(count)
+                if order is None:
+                    step.inputs[...], step.labels[...] = inputs[rows], targets[rows]
+                else:
+                    np.take(inputs, order[rows], axis=0, out=step.inputs)
+                    np.take(targets, order[rows], axis=0, out=step.labels)
+            self.run(step)
+            self.steps_run += 1
+            seen += count
+            if interruption.requested:
+                stop = True
+                break
+        totals = {"data_loss": float(self.loss_total[0, 0])}
+        totals.update({"accuracy": float(self.correct[0, 0])} if self.model.metrics else {})
+        return totals, seen, stop
+
+    def finish(self) -> None:
+        """Hand the optimizer its iteration count back, so eager training continues exactly."""
+        self.optimizer.iterations += self.steps_run
+        self.steps_run = 0
+        self.optimizer.pre_update_params()
+
+    def update_scalars(self) -> None:
+        """lr / (1 + decay * it), then it += 1 and Adam's corrections, all on 0-d arrays."""
+        adam = self.optimizer
+        np.multiply(self.iterations, adam.decay, out=self.rate)
+        np.add(self.rate, 1.0, out=self.rate)
+        np.divide(adam.learning_rate, self.rate, out=self.rate)
+        np.add(self.iterations, 1.0, out=self.iterations)
+        np.power(adam.beta_2, self.iterations, out=self.c2)
+        np.subtract(1.0, self.c2, out=self.c2)
+        np.sqrt(self.c2, out=self.c2)  # sqrt(1 - beta_2^t)
+        np.power(adam.beta_1, self.iterations, out=self.c1)
+        np.subtract(1.0, self.c1, out=self.c1)  # 1 - beta_1^t
+        np.multiply(self.rate, self.c2, out=self.step64)
+        np.divide(self.step64, self.c1, out=self.step64)
+        np.multiply(self.c2, 0.0 if adam.epsilon_hat else adam.epsilon, out=self.epsilon64)
+        if adam.epsilon_hat:
+            np.add(self.epsilon64, adam.epsilon, out=self.epsilon64)
+        np.copyto(self.step_size, self.step64, casting="same_kind")  # rounded once, as the eager step's Python float
+        np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
+
+    def adam(self) -> None:
+        """Adam over the flat buffers, the eager NumPy update's operations in its order."""
+        adam, scratch = self.optimizer, self.scratch
+        values, gradients, momentum, cache = self.store.values, self.store.gradients, self.momentum, self.cache
+        np.multiply(gradients, 1 - adam.beta_1, out=scratch)
+        np.multiply(momentum, adam.beta_1, out=momentum)
+        np.add(momentum, scratch, out=momentum)
+        np.multiply(gradients, gradients, out=scratch)
+        np.multiply(scratch, 1 - adam.beta_2, out=scratch)
+        np.multiply(cache, adam.beta_2, out=cache)
+        np.add(cache, scratch, out=cache)
+        np.sqrt(cache, out=scratch)
+        np.add(scratch, self.epsilon, out=scratch)
+        np.divide(momentum, scratch, out=scratch)
+        np.multiply(scratch, self.step_size, out=scratch)
+        np.subtract(values, scratch, out=values)
+
+
+class StaticStep:
+    """Forward, loss, fused gradient, backward and Adam for batches of one size, into fixed buffers."""
+
+    def __init__(self, shared: StaticTraining, rows: int, inputs: np.ndarray | None, labels: np.ndarray | None) -> None:
+        self.shared = shared
+        store = shared.store
+        xp, dtype = array_module(store.values), store.values.dtype
+        dense = [layer for layer in shared.model.layers if type(layer) is Dense]
+        segments = {(segment.layer, segment.name): segment for segment in store.segments}
+
+        def view(buffer: np.ndarray, layer: Dense, name: str) -> np.ndarray:
+            segment = segments[(layer, name)]
+            return buffer[segment.rows].reshape(segment.shape)
+
+        self.weights = [view(store.values, layer, "weights") for layer in dense]
+        self.biases = [view(store.values, layer, "biases") for layer in dense]
+        self.dweights = [view(store.gradients, layer, "weights") for layer in dense]
+        self.dbiases = [view(store.gradients, layer, "biases") for layer in dense]
+        self.inputs = xp.empty((rows, dense[0].n_inputs), dtype) if inputs is None else inputs
+        self.labels = xp.empty(rows, np.int64) if labels is None else labels
+        self.outputs = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense]
+        self.masks = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense[:-1]]
+        self.dvalues = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense]
+        classes = dense[-1].n_neurons
+        self.class_row = xp.arange(classes).reshape(1, classes)
+        self.ones_rows = xp.ones((1, rows), dtype)
+        self.ones_classes = xp.ones((classes, 1), dtype)
+        self.before = xp.asarray(np.triu(np.ones((classes, classes)), k=1), dtype)  # [i, j] = 1 where i < j
+        self.maxima, self.maxima_before = xp.empty((rows, classes), dtype), xp.empty((rows, classes), dtype)
+        self.probabilities = xp.empty((rows, classes), dtype)
+        self.onehot = xp.empty((rows, classes), dtype)
+        self.products = xp.empty((rows, classes), dtype)
+        self.row_max, self.row_sum = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
+        self.picked, self.hits = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
+        self.batch_sum = xp.empty((1, 1), dtype)
+        self.clip = shared.model.loss.clip
+
+    def run(self) -> None:
+        """One training step on the batch in `inputs` and `labels`."""
+        matmul, shared = self.shared.matmul, self.shared
+        shared.update_scalars()
+        # forward: Dense, then ReLU as a multiplication by the 0/1 mask of positive values
+        hidden = self.inputs
+        for index, (weights, biases, output) in enumerate(zip(self.weights, self.biases, self.outputs, strict=True)):
+            matmul(hidden, weights, output)
+            np.add(output, biases, out=output)
+            if index < len(self.masks):
+                np.greater(output, 0, out=self.masks[index])
+                np.multiply(output, self.masks[index], out=output)
+            hidden = output
+        self.loss_and_hits(hidden)
+        # the fused softmax + cross-entropy gradient, then back through the layers
+        gradient = self.dvalues[-1]
+        np.subtract(self.probabilities, self.onehot, out=gradient)
+        np.multiply(gradient, 1 / len(gradient), out=gradient)
+        for index in range(len(self.weights) - 1, -1, -1):
+            below = self.inputs if index == 0 else self.outputs[index - 1]
+            matmul(below.T, gradient, self.dweights[index])
+            matmul(self.ones_rows, gradient, self.dbiases[index])
+            if index:
+                matmul(gradient, self.weights[index].T, self.dvalues[index - 1])
+                np.multiply(self.dvalues[index - 1], self.masks[index - 1], out=self.dvalues[index - 1])
+                gradient = self.dvalues[index - 1]
+        shared.adam()
+
+    def loss_and_hits(self, logits: np.ndarray) -> None:
+        """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
+        predictions to the shared sums."""
+        matmul, shared = self.shared.matmul, self.shared
+        # The row maximum as a chain of elementwise maxima over the columns: a reduction kernel
+        # may take scratch memory, which a captured step must not.
+        np.maximum(logits[:, :1], logits[:, -1:], out=self.row_max)
+        for column in range(1, logits.shape[1] - 1):
+            np.maximum(self.row_max, logits[:, column : column + 1], out=self.row_max)
+        np.subtract(logits, self.row_max, out=self.probabilities)
+        np.exp(self.probabilities, out=self.probabilities)
+        matmul(self.probabilities, self.ones_classes, self.row_sum)
+        np.divide(self.probabilities, self.row_sum, out=self.probabilities)
+        np.equal(self.labels[:, None], self.class_row, out=self.onehot)
+        np.multiply(self.probabilities, self.onehot, out=self.products)
+        matmul(self.products, self.ones_classes, self.picked)
+        np.clip(self.picked, self.clip, 1 - self.clip, out=self.picked)
+        np.log(self.picked, out=self.picked)
+        matmul(self.ones_rows, self.picked, self.batch_sum)
+        np.subtract(shared.loss_total, self.batch_sum, out=shared.loss_total)
+        # The prediction is the first column holding the row's maximum (as argmax): count the
+        # maxima to the left of each column with a product by a strictly upper-triangular matrix.
+        np.greater_equal(logits, self.row_max, out=self.maxima)
+        matmul(self.maxima, self.before, self.maxima_before)
+        np.equal(self.maxima_before, 0, out=self.products)
+        np.multiply(self.products, self.maxima, out=self.products)
+        np.multiply(self.products, self.onehot, out=self.products)
+        matmul(self.products, self.ones_classes, self.hits)
+        matmul(self.ones_rows, self.hits, self.batch_sum)
+        np.add(shared.correct, self.batch_sum, out=shared.correct)
