@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ class Cublas:
         self.library = ctypes.CDLL(load_nvidia_dynamic_lib("cublas").abs_path)
         self.handle = ctypes.c_void_p()
         self._call("cublasCreate_v2", ctypes.byref(self.handle))
+        weakref.finalize(self, self.library.cublasDestroy_v2, self.handle)
         self._call("cublasSetStream_v2", self.handle, ctypes.c_void_p(stream.ptr))
         self.workspace = cupy.empty(WORKSPACE_BYTES, dtype=np.uint8)
         self._call(
@@ -106,7 +108,11 @@ def capture_steps(training: StaticTraining, allow_tf32: bool) -> None:
     import cupy
 
     stream = cupy.cuda.Stream(non_blocking=True)  # the legacy default stream cannot be captured
-    cublas = Cublas(cupy, stream, allow_tf32)
+    try:
+        cublas = Cublas(cupy, stream, allow_tf32)
+    except (ImportError, OSError, RuntimeError) as error:  # no cuBLAS library to bind: CuPy's products, uncaptured
+        LOG.warning("Model.fit(graph=True): cuBLAS could not be loaded, the steps run eagerly: %s", error)
+        return
     training.matmul = cublas.matmul
     training.run = GraphRunner(cupy, stream, training.run).run
 
