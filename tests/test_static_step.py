@@ -33,8 +33,18 @@ def train(model, graph, epochs=8, batch_size=32):
     return history.history, model.get_weights()
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def kernels(request, monkeypatch):
+    """Both forms of each step: the compiled kernels (extra `fast`) and NumPy's calls."""
+    if request.param == "numpy":
+        monkeypatch.setattr(compiled, "ENABLED", False)
+    elif not compiled.ENABLED:
+        pytest.skip("the compiled kernels need numba (extra 'fast')")
+    return request.param
+
+
 @pytest.mark.parametrize("batch_size", [32, None], ids=["mini-batches", "full-batch"])
-def test_graph_steps_give_the_eager_steps_numbers(batch_size):
+def test_graph_steps_give_the_eager_steps_numbers(batch_size, kernels):
     eager_model, graph_model = network(), network()
     eager, eager_weights = train(eager_model, False, batch_size=batch_size)
     graph, graph_weights = train(graph_model, True, batch_size=batch_size)
@@ -46,13 +56,13 @@ def test_graph_steps_give_the_eager_steps_numbers(batch_size):
     assert graph_model.optimizer.iterations == eager_model.optimizer.iterations
 
 
-def test_graph_steps_in_float32_stay_within_rounding_of_eager_steps():
+def test_graph_steps_in_float32_stay_within_rounding_of_eager_steps(kernels):
     eager, _ = train(network(dtype=np.float32), False)
     graph, _ = train(network(dtype=np.float32), True)
     np.testing.assert_allclose(graph["loss"], eager["loss"], rtol=1e-4)
 
 
-def test_eager_training_continues_exactly_where_graph_steps_stopped():
+def test_eager_training_continues_exactly_where_graph_steps_stopped(kernels):
     both, eager_only = network(), network()
     train(both, True, epochs=4)
     train(eager_only, False, epochs=4)
@@ -121,3 +131,18 @@ def test_a_diverging_graph_run_stops_with_the_last_finite_weights():
     with pytest.raises(cr.TrainingDivergedError, match="the loss became"):
         model.fit(X * 1e20, y, epochs=5, verbose=0, graph=True)
     assert all(np.isfinite(weights).all() for weights in model.get_weights())
+
+
+def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_only(monkeypatch):
+    if not compiled.ENABLED:
+        pytest.skip("the compiled kernels need numba (extra 'fast')")
+    calls = []
+    whole_step = compiled.static_step
+    monkeypatch.setattr(compiled, "static_step", lambda *arguments: calls.append(1) or whole_step(*arguments))
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    network().fit(X, y, epochs=2, verbose=0)
+    assert len(calls) == 2
+    network().fit(X, y, epochs=2, verbose=0, graph=False)
+    wide = network(hidden=(2048, 1024))  # 60 x 2048 x 1024 multiply-adds per batch: above SMALL_WORK
+    wide.fit(X, y, epochs=1, verbose=0)
+    assert len(calls) == 2

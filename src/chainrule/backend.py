@@ -121,6 +121,11 @@ class Device:
         # elsewhere the steps run as they are.
         self.prepare_graph = prepare_graph
 
+    @property
+    def captures(self) -> bool:
+        """Whether this device replays captured steps (a CUDA device), so static steps pay anywhere."""
+        return self.name == "cuda"
+
     def to_device(self, array: Any) -> Any:
         """`array` on this device (no copy where it is there already)."""
         return to_host(array) if self.module is np else self.module.asarray(array)

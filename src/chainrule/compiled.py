@@ -192,3 +192,96 @@ def softmax_crossentropy_gradient(probabilities, labels, scale):  # noqa: ANN001
     for row in range(probabilities.shape[0]):
         gradient[row, labels[row]] -= scale
     return gradient
+
+
+@_compile()
+def static_step(  # noqa: ANN201, PLR0913
+    inputs,  # noqa: ANN001
+    labels,  # noqa: ANN001
+    weights,  # noqa: ANN001
+    biases,  # noqa: ANN001
+    dweights,  # noqa: ANN001
+    dbiases,  # noqa: ANN001
+    outputs,  # noqa: ANN001
+    dvalues,  # noqa: ANN001
+    loss_total,  # noqa: ANN001
+    correct_total,  # noqa: ANN001
+    clip,  # noqa: ANN001
+    upper,  # noqa: ANN001
+    flat,  # noqa: ANN001
+    adam,  # noqa: ANN001
+):
+    """A whole training step of Dense layers with ReLU between them, Softmax and cross-entropy on
+    class labels, and Adam: what `static_step.StaticStep.run` computes, in one call.
+
+    `weights`, `biases`, ...: tuples with one array per Dense layer; `loss_total`,
+    `correct_total`: the epoch's sums, added to; `clip`, `upper`: the probability's bounds in the
+    loss; `flat`: (values, gradients, momentum, cache);
+    `adam`: (iterations, learning rate, decay, beta_1, beta_2, epsilon, epsilon_hat), the first
+    counted up here.
+    """
+    count = len(weights)
+    below = inputs
+    for layer in range(count):  # forward: Dense, then ReLU (but after the last)
+        output = outputs[layer]
+        np.dot(below, weights[layer], output)
+        bias = biases[layer]
+        for row in range(output.shape[0]):
+            for column in range(output.shape[1]):
+                value = output[row, column] + bias[0, column]
+                output[row, column] = value if layer == count - 1 or value > 0 else 0
+        below = output
+    logits, gradient = outputs[count - 1], dvalues[count - 1]
+    scale = logits.dtype.type(1 / logits.shape[0])
+    loss, correct = 0.0, 0.0
+    for row in range(logits.shape[0]):  # softmax, loss, accuracy and the fused gradient
+        best = 0
+        for column in range(1, logits.shape[1]):
+            if logits[row, column] > logits[row, best]:
+                best = column
+        largest = logits[row, best]
+        total = logits.dtype.type(0)
+        for column in range(logits.shape[1]):
+            value = np.exp(logits[row, column] - largest)
+            gradient[row, column] = value
+            total += value
+        label = labels[row]
+        for column in range(logits.shape[1]):
+            gradient[row, column] /= total
+        loss -= np.log(min(max(gradient[row, label], clip), upper))
+        correct += best == label
+        for column in range(logits.shape[1]):
+            gradient[row, column] *= scale
+        gradient[row, label] -= scale
+    loss_total[0, 0] += loss
+    correct_total[0, 0] += correct
+    for layer in range(count - 1, -1, -1):  # backward
+        below = inputs if layer == 0 else outputs[layer - 1]
+        np.dot(below.T, gradient, dweights[layer])
+        column_totals = dbiases[layer]
+        for column in range(gradient.shape[1]):
+            column_totals[0, column] = 0
+        for row in range(gradient.shape[0]):
+            for column in range(gradient.shape[1]):
+                column_totals[0, column] += gradient[row, column]
+        if layer:
+            lower = dvalues[layer - 1]
+            np.dot(gradient, weights[layer].T, lower)
+            for row in range(lower.shape[0]):
+                for column in range(lower.shape[1]):
+                    if below[row, column] <= 0:
+                        lower[row, column] = 0
+            gradient = lower
+    values, gradients, momentum, cache = flat
+    iterations, learning_rate, decay, beta_1, beta_2, epsilon, epsilon_hat = adam
+    rate = learning_rate / (1.0 + decay * iterations[0])
+    iterations[0] += 1.0
+    correction = np.sqrt(1.0 - beta_2 ** iterations[0])
+    scalar = values.dtype.type
+    step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
+    shift = scalar(epsilon if epsilon_hat else epsilon * correction)
+    for index in range(values.size):
+        _adam_element(
+            index, values, gradients, momentum, cache, scalar(beta_1), scalar(beta_2),
+            scalar(1 - beta_1), scalar(1 - beta_2), step, shift,
+        )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, loop, static_step
+from chainrule import backend, compiled, loop, static_step
 from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
 from chainrule.backend import Device, assign, to_host
 from chainrule.callbacks import Callback
@@ -353,7 +353,7 @@ class Model:
         callbacks: Iterable[Callback] = (),
         distributed: str | None = None,
         sharded: bool = False,
-        graph: bool = False,
+        graph: bool | None = None,
         allow_tf32: bool = False,
     ) -> History:
         """Train for `epochs` passes over (X, y) and return the History of per-epoch values.
@@ -364,7 +364,10 @@ class Model:
 
         `graph=True` runs each step over buffers allocated once (`chainrule.static_step`), and on
         a CUDA device captures it in a CUDA graph that is replayed; the loss is then checked
-        once per epoch. Networks it cannot take train eagerly, and the log says why.
+        once per epoch. Networks it cannot take train eagerly, and the log says why. The
+        default, `graph=None`, takes that path where it pays: on a CUDA device, and on the CPU
+        for small networks when the compiled kernels (extra `fast`) run the whole step as one
+        call. `graph=False` always takes the eager steps.
         `allow_tf32=True` lets a captured step's matrix products use TF32 tensor cores.
         """
         parallel = data_parallel(distributed, sharded, "Model.fit")
@@ -380,7 +383,7 @@ class Model:
                     raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
                 validation = self.validated(*validation_data, "Model.fit (validation_data)")
         self.data_parallel = parallel
-        static = self._static_training(targets, parallel, allow_tf32) if graph else None
+        static = None if graph is False else self._static_training(targets, parallel, batch_size, graph, allow_tf32)
         return loop.train(
             self,
             inputs,
@@ -394,15 +397,22 @@ class Model:
             static=static,
         )
 
-    def _static_training(self, targets: np.ndarray, parallel: SingleProcess, allow_tf32: bool) -> StaticTraining | None:
-        """The fixed-buffer steps for `fit(graph=True)`, or None (logged with the reason)."""
+    def _static_training(
+        self, targets: np.ndarray, parallel: SingleProcess, batch_size: int | None, graph: bool | None, allow_tf32: bool
+    ) -> StaticTraining | None:
+        """The fixed-buffer steps for `fit(graph=True or None)`, or None: eager steps (logged with
+        the reason when they were asked for)."""
         reason = static_step.unsupported(self)
         if reason is None and targets.ndim != 1:
             reason = "the targets are one-hot rows; pass class labels"
         if reason is None and parallel is not SINGLE_PROCESS:
             reason = "the fit is distributed over several processes"
         if reason is not None:
-            LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
+            if graph:
+                LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
+            return None
+        small = self.largest_matmul_work(batch_size or len(targets)) <= static_step.SMALL_WORK
+        if graph is None and not (self.device.captures or (compiled.applies(self.parameter_store().values) and small)):
             return None
         training = static_step.StaticTraining(self, self.parameter_store())
         self.device.prepare_graph(training, allow_tf32)

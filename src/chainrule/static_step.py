@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chainrule import compiled
 from chainrule.activations import ReLU, Softmax
 from chainrule.backend import array_module
 from chainrule.layers import Dense
@@ -31,6 +32,11 @@ from chainrule.runtime import Interruption
 
 if TYPE_CHECKING:
     from chainrule.model import Model
+
+# Multiply-adds of the largest layer product up to which the compiled whole step (one call, its
+# products through Numba's BLAS binding on one thread) beats the eager step on a CPU: spiral-book
+# (57k) and spiral-minibatch (131k) measured twice as fast; mlp-medium (51M) a third slower.
+SMALL_WORK = 1 << 20
 
 Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
 
@@ -73,13 +79,17 @@ class StaticTraining:
         slots = optimizer.slots_of_store(store)
         self.momentum, self.cache, self.scratch = slots["momentum"], slots["cache"], slots["scratch"]
         xp, dtype = array_module(store.values), store.values.dtype
-        scalar64 = [xp.zeros((), np.float64) for _ in range(6)]
-        self.iterations, self.rate, self.c1, self.c2, self.step64, self.epsilon64 = scalar64
+        scalar64 = [xp.zeros((), np.float64) for _ in range(7)]
+        self.iterations, self.learning_rate, self.rate, self.c1, self.c2, self.step64, self.epsilon64 = scalar64
         self.iterations[...] = optimizer.iterations
         self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
         self.loss_total, self.correct = xp.zeros((1, 1), np.float64), xp.zeros((1, 1), np.float64)
         self.steps_run = 0
-        self.run: Callable[[StaticStep], None] = StaticStep.run  # a CUDA graph replaces this (`cuda_graph`)
+        # One compiled call per step where the kernels take these arrays; a CUDA graph replaces
+        # this with its replays (`cuda_graph`).
+        self.run: Callable[[StaticStep], None] = (
+            StaticStep.run_compiled if compiled.applies(store.values) else StaticStep.run
+        )
         self._steps: dict[int, StaticStep] = {}
 
     def step_for(self, rows: int, inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> StaticStep:
@@ -102,6 +112,7 @@ class StaticTraining:
         whether a Ctrl-C stopped it."""
         np.multiply(self.loss_total, 0, out=self.loss_total)
         np.multiply(self.correct, 0, out=self.correct)
+        self.learning_rate[...] = self.optimizer.learning_rate  # a schedule may have changed it
         seen, stop = 0, False
         for rows in batches:
             count = len(range(len(inputs))[rows])
@@ -120,22 +131,26 @@ class StaticTraining:
             if interruption.requested:
                 stop = True
                 break
+        self.finish()
         totals = {"data_loss": float(self.loss_total[0, 0])}
         totals.update({"accuracy": float(self.correct[0, 0])} if self.model.metrics else {})
         return totals, seen, stop
 
     def finish(self) -> None:
-        """Hand the optimizer its iteration count back, so eager training continues exactly."""
-        self.optimizer.iterations += self.steps_run
-        self.steps_run = 0
-        self.optimizer.pre_update_params()
+        """Bring the optimizer's own count and learning rate up to the steps run (as after an
+        eager step), so callbacks read them and eager training continues exactly."""
+        if self.steps_run:
+            self.optimizer.iterations += self.steps_run - 1
+            self.optimizer.pre_update_params()  # the rate of the last step run
+            self.optimizer.iterations += 1
+            self.steps_run = 0
 
     def update_scalars(self) -> None:
         """lr / (1 + decay * it), then it += 1 and Adam's corrections, all on 0-d arrays."""
         adam = self.optimizer
         np.multiply(self.iterations, adam.decay, out=self.rate)
         np.add(self.rate, 1.0, out=self.rate)
-        np.divide(adam.learning_rate, self.rate, out=self.rate)
+        np.divide(self.learning_rate, self.rate, out=self.rate)
         np.add(self.iterations, 1.0, out=self.iterations)
         np.power(adam.beta_2, self.iterations, out=self.c2)
         np.subtract(1.0, self.c2, out=self.c2)
@@ -232,6 +247,30 @@ class StaticStep:
                 np.multiply(self.dvalues[index - 1], self.masks[index - 1], out=self.dvalues[index - 1])
                 gradient = self.dvalues[index - 1]
         shared.adam()
+
+    def run_compiled(self) -> None:
+        """`run` in one compiled call (chainrule.compiled, extra `fast`): the same step, with the
+        elementwise work fused into loops, for NumPy arrays."""
+        shared = self.shared
+        adam = shared.optimizer
+        scalar = shared.store.values.dtype.type
+        compiled.static_step(
+            self.inputs,
+            self.labels,
+            tuple(self.weights),
+            tuple(self.biases),
+            tuple(self.dweights),
+            tuple(self.dbiases),
+            tuple(self.outputs),
+            tuple(self.dvalues),
+            shared.loss_total,
+            shared.correct,
+            scalar(self.clip),
+            scalar(1 - self.clip),
+            (shared.store.values, shared.store.gradients, shared.momentum, shared.cache),
+            (shared.iterations.reshape(1), adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon,
+             adam.epsilon_hat),
+        )  # fmt: skip
 
     def loss_and_hits(self, logits: np.ndarray) -> None:
         """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
