@@ -280,8 +280,17 @@ def static_step(  # noqa: ANN201, PLR0913
     scalar = values.dtype.type
     step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
     shift = scalar(epsilon if epsilon_hat else epsilon * correction)
+    # A parameter whose gradient stays zero (a dead ReLU unit's) has a momentum decaying by beta_1
+    # per step into subnormal floats, where each operation costs up to a hundred times more (a
+    # spiral-minibatch step: 50 us -> 550 us after 800 steps): flushed to zero after the update.
+    # Its share of later updates, step * m / epsilon, would be below 1e-30.
+    smallest = scalar(1.1754944e-38 if values.itemsize == 4 else 2.2250738585072014e-308)  # smallest normal
     for index in range(values.size):
         _adam_element(
             index, values, gradients, momentum, cache, scalar(beta_1), scalar(beta_2),
             scalar(1 - beta_1), scalar(1 - beta_2), step, shift,
         )  # fmt: skip
+        if abs(momentum[index]) < smallest:
+            momentum[index] = 0
+        if cache[index] < smallest:
+            cache[index] = 0
