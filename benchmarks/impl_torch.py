@@ -57,15 +57,18 @@ def run(
             schedule.step()
         if epoch == workload.epochs // 2:
             checkpoint()
-    synchronize(device)
+    return finished(model, features, labels, start, device, checkpoint)
+
+
+def finished(
+    model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, start: float, device: str, checkpoint
+) -> dict:
+    """The time since `start` (once the GPU is done), then the loss and accuracy on all the data."""
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     checkpoint()
     return evaluated(model, features, labels, seconds)
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def evaluated(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, seconds: float) -> dict:
@@ -134,7 +137,4 @@ def run_cuda_graph(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint)
             graph.replay()
         if epoch == workload.epochs // 2:
             checkpoint()
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    checkpoint()
-    return evaluated(model, features, labels, seconds)
+    return finished(model, features, labels, start, device, checkpoint)

@@ -50,9 +50,8 @@ def _inline():  # noqa: ANN202 - a decorator
 
 
 @_inline()
-def _adam_element(
-    index, parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
-):  # noqa: ANN001, ANN202, E501
+def _adam_element(index, parameter, gradient, momentum, cache, constants):  # noqa: ANN001, ANN202
+    beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon = constants
     g = gradient[index]
     m = beta_1 * momentum[index] + one_minus_beta_1 * g
     v = beta_2 * cache[index] + one_minus_beta_2 * (g * g)
@@ -62,43 +61,15 @@ def _adam_element(
 
 
 @_compile(parallel=True)
-def _adam_parallel(
-    parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
-):  # noqa: ANN001, ANN202, E501
+def _adam_parallel(parameter, gradient, momentum, cache, constants):  # noqa: ANN001, ANN202
     for index in numba.prange(parameter.size):  # prange: the arrays do not overlap, so it vectorises
-        _adam_element(
-            index,
-            parameter,
-            gradient,
-            momentum,
-            cache,
-            beta_1,
-            beta_2,
-            one_minus_beta_1,
-            one_minus_beta_2,
-            step,
-            epsilon,
-        )  # noqa: E501
+        _adam_element(index, parameter, gradient, momentum, cache, constants)
 
 
 @_compile()
-def _adam_serial(
-    parameter, gradient, momentum, cache, beta_1, beta_2, one_minus_beta_1, one_minus_beta_2, step, epsilon
-):  # noqa: ANN001, ANN202, E501
+def _adam_serial(parameter, gradient, momentum, cache, constants):  # noqa: ANN001, ANN202
     for index in range(parameter.size):
-        _adam_element(
-            index,
-            parameter,
-            gradient,
-            momentum,
-            cache,
-            beta_1,
-            beta_2,
-            one_minus_beta_1,
-            one_minus_beta_2,
-            step,
-            epsilon,
-        )  # noqa: E501
+        _adam_element(index, parameter, gradient, momentum, cache, constants)
 
 
 def adam(
@@ -121,12 +92,12 @@ def adam(
     scalar = parameter.dtype.type  # constants in the arrays' dtype: float32 stays float32
     constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), scalar(step), scalar(epsilon))
     if parameter.size <= SERIAL_ADAM:
-        _adam_serial(parameter, gradient, momentum, cache, *constants)
+        _adam_serial(parameter, gradient, momentum, cache, constants)
         return
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        _adam_parallel(parameter, gradient, momentum, cache, *constants)
+        _adam_parallel(parameter, gradient, momentum, cache, constants)
     finally:
         numba.set_num_threads(threads)
 
@@ -284,12 +255,10 @@ def static_step(  # noqa: ANN201, PLR0913
     # per step into subnormal floats, where each operation costs up to a hundred times more (a
     # spiral-minibatch step: 50 us -> 550 us after 800 steps): flushed to zero after the update.
     # Its share of later updates, step * m / epsilon, would be below 1e-30.
+    constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift)
     smallest = scalar(1.1754944e-38 if values.itemsize == 4 else 2.2250738585072014e-308)  # smallest normal
     for index in range(values.size):
-        _adam_element(
-            index, values, gradients, momentum, cache, scalar(beta_1), scalar(beta_2),
-            scalar(1 - beta_1), scalar(1 - beta_2), step, shift,
-        )  # fmt: skip
+        _adam_element(index, values, gradients, momentum, cache, constants)
         if abs(momentum[index]) < smallest:
             momentum[index] = 0
         if cache[index] < smallest:
