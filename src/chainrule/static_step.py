@@ -15,6 +15,7 @@ The values are the eager step's up to rounding: the fused gradient is computed a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,7 @@ class StaticTraining:
         scalar64 = [xp.zeros((), np.float64) for _ in range(7)]
         self.iterations, self.learning_rate, self.rate, self.c1, self.c2, self.step64, self.epsilon64 = scalar64
         self.iterations[...] = optimizer.iterations
+        self.iterations_vector = self.iterations.reshape(1)  # the compiled step counts through this view
         self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
         self.loss_total, self.correct = xp.zeros((1, 1), np.float64), xp.zeros((1, 1), np.float64)
         self.steps_run = 0
@@ -251,25 +253,21 @@ class StaticStep:
     def run_compiled(self) -> None:
         """`run` in one compiled call (chainrule.compiled, extra `fast`): the same step, with the
         elementwise work fused into loops, for NumPy arrays."""
+        adam = self.shared.optimizer
+        settings = (adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon, adam.epsilon_hat)
+        compiled.static_step(*self.compiled_arrays, (self.shared.iterations_vector, *settings))
+
+    @functools.cached_property
+    def compiled_arrays(self) -> tuple:
+        """The kernel's array arguments, which stay the same from step to step (built once: the
+        tuples cost several microseconds a step to rebuild)."""
         shared = self.shared
-        adam = shared.optimizer
         scalar = shared.store.values.dtype.type
-        compiled.static_step(
-            self.inputs,
-            self.labels,
-            tuple(self.weights),
-            tuple(self.biases),
-            tuple(self.dweights),
-            tuple(self.dbiases),
-            tuple(self.outputs),
-            tuple(self.dvalues),
-            shared.loss_total,
-            shared.correct,
-            scalar(self.clip),
-            scalar(1 - self.clip),
-            (shared.store.values, shared.store.gradients, shared.momentum, shared.cache),
-            (shared.iterations.reshape(1), adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon,
-             adam.epsilon_hat),
+        layers = tuple(tuple(arrays) for arrays in (self.weights, self.biases, self.dweights, self.dbiases))
+        flat = (shared.store.values, shared.store.gradients, shared.momentum, shared.cache)
+        return (
+            self.inputs, self.labels, *layers, tuple(self.outputs), tuple(self.dvalues), shared.loss_total,
+            shared.correct, scalar(self.clip), scalar(1 - self.clip), flat,
         )  # fmt: skip
 
     def loss_and_hits(self, logits: np.ndarray) -> None:
