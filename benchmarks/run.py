@@ -43,23 +43,16 @@ IMPLEMENTATIONS = {
 }
 # Per device: the implementations and workloads run by default, the reference of the ratio
 # column, and the table's file. JAX runs on the GPU whenever its CUDA build is installed.
+GPU_IMPLEMENTATIONS = [name for name in IMPLEMENTATIONS if "cuda" in name]
 DEVICES = {
     "cpu": (
-        ["chainrule", "chainrule-layers", "pytorch", "pytorch-fused-adam", "jax-jit", "jax-scan", "seed-numpy"],
+        [name for name in IMPLEMENTATIONS if name not in GPU_IMPLEMENTATIONS],
         CPU_WORKLOADS,
         "pytorch",
         "BENCHMARKS.md",
     ),
     "cuda": (
-        [
-            "chainrule-cuda",
-            "chainrule-cuda-graph",
-            "chainrule-cuda-graph-tf32",
-            "pytorch-cuda",
-            "pytorch-cuda-fused-adam",
-            "pytorch-cuda-graph",
-            "jax-jit",
-        ],
+        [*GPU_IMPLEMENTATIONS, "jax-jit"],
         ["spiral-book", "mlp-medium", "mlp-large"],
         "pytorch-cuda-graph",
         "BENCHMARKS_GPU.md",

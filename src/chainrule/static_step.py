@@ -161,9 +161,10 @@ class StaticTraining:
         np.subtract(1.0, self.c1, out=self.c1)  # 1 - beta_1^t
         np.multiply(self.rate, self.c2, out=self.step64)
         np.divide(self.step64, self.c1, out=self.step64)
-        np.multiply(self.c2, 0.0 if adam.epsilon_hat else adam.epsilon, out=self.epsilon64)
         if adam.epsilon_hat:
-            np.add(self.epsilon64, adam.epsilon, out=self.epsilon64)
+            self.epsilon64[...] = adam.epsilon
+        else:
+            np.multiply(self.c2, adam.epsilon, out=self.epsilon64)
         np.copyto(self.step_size, self.step64, casting="same_kind")  # rounded once, as the eager step's Python float
         np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
 
