@@ -6,13 +6,15 @@ allocation or a read back to the host inside it fails the test.
 """
 
 import logging
+import os
+import signal
 
 import numpy as np
 import pytest
 from strict_device import STRICT, CaptureError, capturing
 
 import chainrule as cr
-from chainrule import compiled
+from chainrule import compiled, loop
 
 
 def network(device="cpu", dtype=np.float64, optimizer=lambda: cr.Adam(0.02, decay=1e-3), hidden=(16, 16)):
@@ -140,9 +142,84 @@ def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_only(mo
     whole_step = compiled.static_step
     monkeypatch.setattr(compiled, "static_step", lambda *arguments: calls.append(1) or whole_step(*arguments))
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
-    network().fit(X, y, epochs=2, verbose=0)
+    watched = [cr.callbacks.Callback()]  # a callback between epochs: one compiled call per step
+    network().fit(X, y, epochs=2, verbose=0, callbacks=watched)
     assert len(calls) == 2
-    network().fit(X, y, epochs=2, verbose=0, graph=False)
+    network().fit(X, y, epochs=2, verbose=0, callbacks=watched, graph=False)
     wide = network(hidden=(2048, 1024))  # 60 x 2048 x 1024 multiply-adds per batch: above SMALL_WORK
-    wide.fit(X, y, epochs=1, verbose=0)
+    wide.fit(X, y, epochs=1, verbose=0, callbacks=watched)
     assert len(calls) == 2
+
+
+@pytest.fixture
+def epoch_calls(monkeypatch):
+    """The calls of the several-epochs kernel, counted; each may run up to 10 s of epochs, so
+    the chunks double from one epoch (a call may be longer than 10 s only while it compiles)."""
+    if not compiled.ENABLED:
+        pytest.skip("the compiled kernels need numba (extra 'fast')")
+    calls = []  # the number of epochs each call ran
+    several_epochs = compiled.static_epochs
+    monkeypatch.setattr(
+        compiled, "static_epochs", lambda *arguments: calls.append(several_epochs(*arguments)) or calls[-1]
+    )
+    monkeypatch.setattr(loop, "CHUNK_SECONDS", 10.0)
+    return calls
+
+
+def fit_twice(build, X, y, **settings):
+    """The same fit watched by a callback (epoch by epoch) and unwatched: (watched, unwatched) models."""
+    watched, unwatched = build(), build()
+    watched.fit(X, y, verbose=0, callbacks=[cr.callbacks.Callback()], **settings)
+    unwatched.fit(X, y, verbose=0, **settings)
+    return watched, unwatched
+
+
+@pytest.mark.parametrize(
+    "batch_size, shuffle",
+    [(None, True), (32, True), (32, False), (50, True)],
+    ids=["full-batch", "shuffled-with-a-short-last-batch", "in-order", "equal-batches"],
+)
+def test_unwatched_epochs_run_several_per_call_with_the_watched_numbers(epoch_calls, batch_size, shuffle):
+    X, y = cr.datasets.spiral_data(50, 3, seed=0)  # 150 rows
+    watched, unwatched = fit_twice(network, X, y, epochs=12, batch_size=batch_size, shuffle=shuffle)
+    assert sum(epoch_calls) == 12
+    assert len(epoch_calls) <= 5  # chunks of 1, 2, 4, 5 epochs (1, 1, 2, 4, 4 when compiling takes 5 s)
+    assert unwatched.history.history == watched.history.history
+    assert unwatched.history.epoch == list(range(12))
+    for unwatched_array, watched_array in zip(unwatched.get_weights(), watched.get_weights(), strict=True):
+        np.testing.assert_array_equal(unwatched_array, watched_array)
+    assert unwatched.optimizer.iterations == watched.optimizer.iterations
+    assert unwatched.optimizer.current_learning_rate == watched.optimizer.current_learning_rate
+    assert unwatched.rng.integers(1 << 30) == watched.rng.integers(1 << 30)  # the same orders were drawn
+
+
+def test_unwatched_epochs_stop_at_the_same_divergence_as_watched_ones(epoch_calls):
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    errors = []
+    for callbacks in ([cr.callbacks.Callback()], []):
+        model = network(dtype=np.float32, optimizer=lambda: cr.Adam(1e6))
+        with pytest.raises(cr.TrainingDivergedError) as error:
+            model.fit(X * 1e30, y, epochs=40, verbose=0, callbacks=callbacks)
+        errors.append((str(error.value), model))
+    (watched_message, watched), (unwatched_message, unwatched) = errors
+    assert "in epoch 6;" in watched_message  # the third of the call that runs epochs 4 to 7
+    assert unwatched_message == watched_message
+    assert unwatched.history.history == watched.history.history
+    for unwatched_array, watched_array in zip(unwatched.get_weights(), watched.get_weights(), strict=True):
+        np.testing.assert_array_equal(unwatched_array, watched_array)
+
+
+def test_a_ctrl_c_during_unwatched_epochs_ends_training_after_that_call(epoch_calls, monkeypatch):
+    several_epochs = compiled.static_epochs  # the counting one
+
+    def pressed_during_the_second_call(*arguments):
+        if len(epoch_calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return several_epochs(*arguments)
+
+    monkeypatch.setattr(compiled, "static_epochs", pressed_during_the_second_call)
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    history = network().fit(X, y, epochs=50, verbose=0)
+    assert history.interrupted
+    assert len(epoch_calls) == 2
+    assert history.epoch == list(range(sum(epoch_calls)))

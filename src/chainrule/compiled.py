@@ -263,3 +263,59 @@ def static_step(  # noqa: ANN201, PLR0913
             momentum[index] = 0
         if cache[index] < smallest:
             cache[index] = 0
+
+
+@_compile()
+def static_epochs(  # noqa: ANN201, PLR0913
+    inputs,  # noqa: ANN001
+    labels,  # noqa: ANN001
+    orders,  # noqa: ANN001
+    batch_rows,  # noqa: ANN001
+    full,  # noqa: ANN001
+    last,  # noqa: ANN001
+    totals,  # noqa: ANN001
+    clip,  # noqa: ANN001
+    upper,  # noqa: ANN001
+    flat,  # noqa: ANN001
+    adam,  # noqa: ANN001
+    epoch_totals,  # noqa: ANN001
+    good,  # noqa: ANN001
+    candidate,  # noqa: ANN001
+):
+    """Several epochs of `static_step`s in one call, for a fit nothing observes between epochs.
+
+    `orders`: each epoch's row order (shape (epochs, rows)), or shape (0, rows) for the data's
+    own order; `full`, `last`: (inputs, labels, weights, biases, dweights, dbiases, outputs,
+    dvalues) of the steps for full batches and for the shorter last one (the same when the
+    batches divide the data; a full step's inputs and labels may be `inputs` and `labels`
+    themselves, used in place); `totals`: the (1, 1) loss and correct-prediction sums; each
+    epoch's pair goes to a row of `epoch_totals`. As `loop.LastFiniteWeights`, `candidate` takes
+    the values as an epoch begins and `good` keeps them once that epoch's loss is finite.
+    Returns the number of epochs run; the last one run diverged if that is fewer than asked.
+    """
+    values = flat[0]
+    count = inputs.shape[0]
+    loss_total, correct_total = totals
+    for epoch in range(epoch_totals.shape[0]):
+        candidate[:] = values
+        loss_total[0, 0] = 0.0
+        correct_total[0, 0] = 0.0
+        for start in range(0, count, batch_rows):
+            rows = min(batch_rows, count - start)
+            step = full if rows == batch_rows else last
+            step_inputs, step_labels = step[0], step[1]
+            if orders.shape[0]:
+                for row in range(rows):
+                    source = orders[epoch, start + row]
+                    step_inputs[row, :] = inputs[source, :]
+                    step_labels[row] = labels[source]
+            elif rows < count:
+                step_inputs[:, :] = inputs[start : start + rows, :]
+                step_labels[:] = labels[start : start + rows]
+            static_step(step_inputs, step_labels, *step[2:], loss_total, correct_total, clip, upper, flat, adam)
+        epoch_totals[epoch, 0] = loss_total[0, 0]
+        epoch_totals[epoch, 1] = correct_total[0, 0]
+        if not np.isfinite(loss_total[0, 0]):
+            return epoch + 1
+        good[:] = candidate
+    return epoch_totals.shape[0]

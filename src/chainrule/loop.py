@@ -4,6 +4,7 @@ pass, one backward pass and one optimizer step, with callbacks around every epoc
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ from chainrule.runtime import Interruption, training_guard
 if TYPE_CHECKING:
     from chainrule.model import Model
     from chainrule.static_step import StaticTraining
+
+
+CHUNK_SECONDS = 0.02  # the time one call of several unobserved epochs aims at
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -93,9 +97,16 @@ def train(
     model.expected_logs = model.log_names(validation is not None)
     for callback in callbacks:
         callback.on_train_begin()
+    unobserved = (
+        static is not None and callbacks == [history] and validation is None and static.runs_epochs(inputs, targets)
+    )
     try:
         with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
-            for epoch in range(epochs):
+            if unobserved:
+                epoch, stop = _unobserved_epochs(
+                    model, inputs, targets, epochs, batch_size, shuffle, static, weights, interruption
+                )
+            for epoch in range(0 if unobserved else epochs):
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
                 weights.epoch_begins()
@@ -172,3 +183,46 @@ def _epoch(
         if stop:
             break
     return totals, seen, stop
+
+
+def _unobserved_epochs(
+    model: Model,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    epochs: int,
+    batch_size: int | None,
+    shuffle: bool,
+    static: StaticTraining,
+    weights: LastFiniteWeights,
+    interruption: Interruption,
+) -> tuple[int, bool]:
+    """Epochs that no callback watches (no callbacks, no validation, `verbose=0`), several per
+    compiled call (`StaticTraining.run_epochs`): the same steps, orders, History and divergence
+    handling as epoch by epoch, without the Python work between epochs. A call runs about
+    CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
+    Ctrl-C stopped training."""
+    n_samples = len(inputs)
+    batch_rows = min(batch_size or n_samples, n_samples)
+    history = model.history
+    epoch, chunk = 0, 1
+    while epoch < epochs:
+        count = min(chunk, epochs - epoch)
+        orders = np.array([model.rng.permutation(n_samples) for _ in range(count) if shuffle], np.int64)
+        orders = orders.reshape(len(orders), n_samples)  # (0, n_samples) without shuffling
+        epoch_totals = np.empty((count, 2))
+        started = time.perf_counter()
+        run = static.run_epochs(
+            inputs, targets, orders, batch_rows, epoch_totals, weights.good[0], weights.candidate[0]
+        )
+        elapsed = time.perf_counter() - started
+        for offset in range(run):
+            loss, correct = epoch_totals[offset].tolist()
+            totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
+            if not math.isfinite(totals["data_loss"]):
+                raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
+            history.on_epoch_end(epoch + offset, model.summarise(totals, n_samples))
+        epoch += run
+        if interruption.requested:
+            return epoch - 1, True
+        chunk = max(1, min(2 * chunk, int(count * CHUNK_SECONDS / max(elapsed, 1e-9))))
+    return epoch - 1, False

@@ -138,6 +138,49 @@ class StaticTraining:
         totals.update({"accuracy": float(self.correct[0, 0])} if self.model.metrics else {})
         return totals, seen, stop
 
+    def runs_epochs(self, inputs: np.ndarray, targets: np.ndarray) -> bool:
+        """Whether `run_epochs` can take this data: the whole step is compiled and the data are
+        C-ordered NumPy arrays with int64 labels."""
+        return self.run is StaticStep.run_compiled and compiled.applies(inputs, targets) and targets.dtype == np.int64
+
+    def run_epochs(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        orders: np.ndarray,
+        batch_rows: int,
+        epoch_totals: np.ndarray,
+        good: np.ndarray,
+        candidate: np.ndarray,
+    ) -> int:
+        """`len(epoch_totals)` epochs in one compiled call (`compiled.static_epochs`, which says
+        what the arguments hold); each epoch's summed loss and correct predictions go to a row of
+        `epoch_totals`. Returns the number of epochs run: fewer when the last one run diverged."""
+        count = len(inputs)
+        in_place = len(orders) == 0 and batch_rows == count
+        full = self.step_for(batch_rows, inputs if in_place else None, targets if in_place else None)
+        last = self.step_for(count % batch_rows or batch_rows)
+        epochs_run = compiled.static_epochs(
+            inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers,
+            (self.loss_total, self.correct), *self.kernel_constants, self.adam_arguments(),
+            epoch_totals, good, candidate,
+        )  # fmt: skip
+        self.steps_run += epochs_run * -(-count // batch_rows)
+        return epochs_run
+
+    @functools.cached_property
+    def kernel_constants(self) -> tuple:
+        """The compiled kernels' loss bounds, in the parameters' dtype, and flat Adam buffers."""
+        scalar, clip = self.store.values.dtype.type, self.model.loss.clip
+        return scalar(clip), scalar(1 - clip), (self.store.values, self.store.gradients, self.momentum, self.cache)
+
+    def adam_arguments(self) -> tuple:
+        """The compiled step's Adam arguments: the step counter, then the optimizer's settings
+        (read at each call, so a schedule's learning rate takes effect)."""
+        adam = self.optimizer
+        settings = (adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon, adam.epsilon_hat)
+        return (self.iterations_vector, *settings)
+
     def finish(self) -> None:
         """Bring the optimizer's own count and learning rate up to the steps run (as after an
         eager step), so callbacks read them and eager training continues exactly."""
@@ -254,22 +297,20 @@ class StaticStep:
     def run_compiled(self) -> None:
         """`run` in one compiled call (chainrule.compiled, extra `fast`): the same step, with the
         elementwise work fused into loops, for NumPy arrays."""
-        adam = self.shared.optimizer
-        settings = (adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon, adam.epsilon_hat)
-        compiled.static_step(*self.compiled_arrays, (self.shared.iterations_vector, *settings))
+        compiled.static_step(*self.compiled_arrays, self.shared.adam_arguments())
+
+    @functools.cached_property
+    def kernel_buffers(self) -> tuple:
+        """The step's batch, layer and gradient arrays, as the compiled kernels take them (built
+        once: the tuples cost several microseconds a step to rebuild)."""
+        layers = tuple(tuple(arrays) for arrays in (self.weights, self.biases, self.dweights, self.dbiases))
+        return (self.inputs, self.labels, *layers, tuple(self.outputs), tuple(self.dvalues))
 
     @functools.cached_property
     def compiled_arrays(self) -> tuple:
-        """The kernel's array arguments, which stay the same from step to step (built once: the
-        tuples cost several microseconds a step to rebuild)."""
+        """`compiled.static_step`'s arguments but Adam's, which stay the same from step to step."""
         shared = self.shared
-        scalar = shared.store.values.dtype.type
-        layers = tuple(tuple(arrays) for arrays in (self.weights, self.biases, self.dweights, self.dbiases))
-        flat = (shared.store.values, shared.store.gradients, shared.momentum, shared.cache)
-        return (
-            self.inputs, self.labels, *layers, tuple(self.outputs), tuple(self.dvalues), shared.loss_total,
-            shared.correct, scalar(self.clip), scalar(1 - self.clip), flat,
-        )  # fmt: skip
+        return (*self.kernel_buffers, shared.loss_total, shared.correct, *shared.kernel_constants)
 
     def loss_and_hits(self, logits: np.ndarray) -> None:
         """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
