@@ -14,6 +14,7 @@ from chainrule.backend import array_module
 from chainrule.callbacks import Callback
 from chainrule.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.history import History
+from chainrule.losses import regularization_loss
 from chainrule.parameter_store import ParameterStore
 from chainrule.runtime import Interruption, training_guard
 
@@ -204,6 +205,7 @@ def _unobserved_epochs(
     n_samples = len(inputs)
     batch_rows = min(batch_size or n_samples, n_samples)
     history = model.history
+    penalty = regularization_loss(model.layers)  # static steps take no L1/L2 penalties: 0 at every epoch
     epoch, chunk = 0, 1
     while epoch < epochs:
         count = min(chunk, epochs - epoch)
@@ -220,7 +222,7 @@ def _unobserved_epochs(
             totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
             if not math.isfinite(totals["data_loss"]):
                 raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
-            history.on_epoch_end(epoch + offset, model.summarise(totals, n_samples))
+            history.on_epoch_end(epoch + offset, model.summarise(totals, n_samples, penalty=penalty))
         epoch += run
         if interruption.requested:
             return epoch - 1, True

@@ -307,10 +307,14 @@ class Model:
         names = ["loss", "data_loss", "regularization_loss", *self.metrics]
         return names + [f"val_{name}" for name in names] if with_validation else names
 
-    def summarise(self, totals: dict[str, float], n_samples: int, prefix: str = "") -> dict[str, float]:
-        """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added."""
+    def summarise(
+        self, totals: dict[str, float], n_samples: int, prefix: str = "", penalty: float | None = None
+    ) -> dict[str, float]:
+        """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added
+        (`penalty`: already computed for the current weights)."""
         data_loss = totals["data_loss"] / n_samples
-        penalty = regularization_loss(self.layers)
+        if penalty is None:
+            penalty = regularization_loss(self.layers)
         logs = {
             f"{prefix}loss": data_loss + penalty,
             f"{prefix}data_loss": data_loss,
