@@ -1,8 +1,8 @@
 """The optional compiled kernels (extra `fast`) give the NumPy speed paths' numbers.
 
 Each kernel is run beside the NumPy code it replaces (`compiled.ENABLED` switched off), in
-float32 and float64; Adam agrees bit for bit, the rest to rounding, and a whole training run
-ends with the same weights.
+float32 and float64; Adam agrees bit for bit (but that it stores subnormal moments as zero),
+the rest to rounding, and a whole training run ends with the same weights.
 """
 
 import numpy as np
@@ -28,6 +28,26 @@ def numpy_only(monkeypatch):
 
 def tolerance(dtype):
     return 2e-6 if dtype == np.float32 else 1e-14
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [10, 2 * compiled.SERIAL_ADAM], ids=["plain-loop", "vectorised-loop"])
+def test_adam_stores_moments_that_decay_below_the_smallest_normal_float_as_zero(dtype, size):
+    """A dead unit's moments, with a zero gradient: NumPy would keep subnormal values (slow in
+    every later operation); the kernel stores zeros. The parameters get Adam's update as written."""
+    tiny = np.finfo(dtype).tiny
+    rng = np.random.default_rng(0)
+    parameter = rng.standard_normal(size).astype(dtype)
+    gradient = np.zeros(size, dtype)
+    momentum, cache = np.full(size, tiny), np.full(size, tiny)  # the smallest normal float
+    beta_1, beta_2, step, epsilon = dtype(0.9), dtype(0.999), dtype(0.01), dtype(1e-7)
+    m, v = beta_1 * momentum + (1 - beta_1) * gradient, beta_2 * cache + (1 - beta_2) * gradient**2
+    assert ((m > 0) & (m < tiny) & (v > 0) & (v < tiny)).all()  # subnormal, as NumPy stores them
+    expected = parameter - step * (m / (np.sqrt(v) + epsilon))
+    compiled.adam(parameter, gradient, momentum, cache, beta_1, beta_2, step, epsilon)
+    assert_array_equal(momentum, 0)
+    assert_array_equal(cache, 0)
+    assert_array_equal(parameter, expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
