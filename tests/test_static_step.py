@@ -193,6 +193,17 @@ def test_unwatched_epochs_run_several_per_call_with_the_watched_numbers(epoch_ca
     assert unwatched.rng.integers(1 << 30) == watched.rng.integers(1 << 30)  # the same orders were drawn
 
 
+def test_callbacks_that_only_report_logs_get_every_epoch_of_a_run_of_several(epoch_calls, capsys):
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    network().fit(X, y, epochs=12, verbose=2, callbacks=[cr.callbacks.Callback()])  # watched: epoch by epoch
+    watched_lines = capsys.readouterr().out
+    assert epoch_calls == []
+    network().fit(X, y, epochs=12, verbose=2)  # the printed lines report the logs only
+    assert len(epoch_calls) <= 5
+    assert capsys.readouterr().out == watched_lines
+    assert watched_lines.count("\n") == 12
+
+
 def test_unwatched_epochs_stop_at_the_same_divergence_as_watched_ones(epoch_calls):
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     errors = []

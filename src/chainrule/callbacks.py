@@ -24,6 +24,10 @@ class Callback:
 
     model: Model
     root_only = False
+    # Whether the callback must run between epochs, as they happen. Those that only report the
+    # logs (History, the progress output) set it False: a fit may then run several epochs in one
+    # compiled call and hand them their epochs' logs afterwards, in order.
+    needs_each_epoch = True
 
     def set_model(self, model: Model) -> None:
         self.model = model

@@ -13,6 +13,8 @@ SHOWN_EPOCHS = 20  # rows of a History's HTML table
 class History(Callback):
     """Per-epoch values recorded by `fit`: `history.history["loss"][epoch]` and so on."""
 
+    needs_each_epoch = False
+
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []

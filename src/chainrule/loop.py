@@ -99,13 +99,16 @@ def train(
     for callback in callbacks:
         callback.on_train_begin()
     unobserved = (
-        static is not None and callbacks == [history] and validation is None and static.runs_epochs(inputs, targets)
+        static is not None
+        and validation is None
+        and not any(callback.needs_each_epoch for callback in callbacks)
+        and static.runs_epochs(inputs, targets)
     )
     try:
         with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
             if unobserved:
                 epoch, stop = _unobserved_epochs(
-                    model, inputs, targets, epochs, batch_size, shuffle, static, weights, interruption
+                    model, inputs, targets, epochs, batch_size, shuffle, static, weights, interruption, callbacks
                 )
             for epoch in range(0 if unobserved else epochs):
                 for callback in callbacks:
@@ -196,15 +199,16 @@ def _unobserved_epochs(
     static: StaticTraining,
     weights: LastFiniteWeights,
     interruption: Interruption,
+    callbacks: Sequence[Callback],
 ) -> tuple[int, bool]:
-    """Epochs that no callback watches (no callbacks, no validation, `verbose=0`), several per
-    compiled call (`StaticTraining.run_epochs`): the same steps, orders, History and divergence
-    handling as epoch by epoch, without the Python work between epochs. A call runs about
+    """Epochs that nothing watches as they happen (no validation; callbacks that only report the
+    logs, `Callback.needs_each_epoch`), several per compiled call (`StaticTraining.run_epochs`):
+    the same steps, orders, logs and divergence handling as epoch by epoch, without the Python
+    work between epochs. The callbacks get each epoch's logs after the call. A call runs about
     CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
     Ctrl-C stopped training."""
     n_samples = len(inputs)
     batch_rows = min(batch_size or n_samples, n_samples)
-    history = model.history
     penalty = regularization_loss(model.layers)  # static steps take no L1/L2 penalties: 0 at every epoch
     epoch, chunk = 0, 1
     while epoch < epochs:
@@ -222,7 +226,10 @@ def _unobserved_epochs(
             totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
             if not math.isfinite(totals["data_loss"]):
                 raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
-            history.on_epoch_end(epoch + offset, model.summarise(totals, n_samples, penalty=penalty))
+            logs = model.summarise(totals, n_samples, penalty=penalty)
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch + offset)
+                callback.on_epoch_end(epoch + offset, logs)
         epoch += run
         if interruption.requested:
             return epoch - 1, True

@@ -11,6 +11,7 @@ class ProgressBar(Callback):
     """A tqdm bar over the epochs, showing the latest loss and metrics; silent off a terminal."""
 
     root_only = True
+    needs_each_epoch = False
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
@@ -32,6 +33,7 @@ class EpochLines(Callback):
     """One printed line per epoch: `epoch 3/10  loss 0.9812  accuracy 0.5400 ...`."""
 
     root_only = True
+    needs_each_epoch = False
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
