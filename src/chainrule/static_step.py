@@ -139,9 +139,15 @@ class StaticTraining:
         return totals, seen, stop
 
     def runs_epochs(self, inputs: np.ndarray, targets: np.ndarray) -> bool:
-        """Whether `run_epochs` can take this data: the whole step is compiled and the data are
-        C-ordered NumPy arrays with int64 labels."""
-        return self.run is StaticStep.run_compiled and compiled.applies(inputs, targets) and targets.dtype == np.int64
+        """Whether `run_epochs` can take this data: the whole step is compiled, every parameter
+        lies in the store's flat buffer (the divergence snapshots are copies of it), and the data
+        are C-ordered NumPy arrays with int64 labels."""
+        return (
+            self.run is StaticStep.run_compiled
+            and not self.store.loose_layers
+            and compiled.applies(inputs, targets)
+            and targets.dtype == np.int64
+        )
 
     def run_epochs(
         self,
