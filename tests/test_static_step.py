@@ -204,6 +204,21 @@ def test_callbacks_that_only_report_logs_get_every_epoch_of_a_run_of_several(epo
     assert watched_lines.count("\n") == 12
 
 
+def test_a_stop_asked_for_by_a_reporting_callback_takes_effect_after_that_call(epoch_calls):
+    class StopAfterTheThirdEpoch(cr.callbacks.Callback):
+        needs_each_epoch = False
+
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 2:
+                self.model.stop_training = True
+
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    history = network().fit(X, y, epochs=50, verbose=0, callbacks=[StopAfterTheThirdEpoch()])
+    assert sum(epoch_calls[:-1]) <= 2 < sum(epoch_calls)  # the last call ran the third epoch
+    assert history.epoch == list(range(sum(epoch_calls)))
+    assert not history.interrupted
+
+
 def test_unwatched_epochs_stop_at_the_same_divergence_as_watched_ones(epoch_calls):
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     errors = []

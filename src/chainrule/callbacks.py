@@ -26,7 +26,8 @@ class Callback:
     root_only = False
     # Whether the callback must run between epochs, as they happen. Those that only report the
     # logs (History, the progress output) set it False: a fit may then run several epochs in one
-    # compiled call and hand them their epochs' logs afterwards, in order.
+    # compiled call and hand them their epochs' logs afterwards, in order (a stop asked for then
+    # takes effect after the call's last epoch).
     needs_each_epoch = True
 
     def set_model(self, model: Model) -> None:

@@ -233,5 +233,7 @@ def _unobserved_epochs(
         epoch += run
         if interruption.requested:
             return epoch - 1, True
+        if model.stop_training:  # asked for during the call's epochs: honoured once it ends
+            break
         chunk = max(1, min(2 * chunk, int(count * CHUNK_SECONDS / max(elapsed, 1e-9))))
     return epoch - 1, False
