@@ -26,9 +26,9 @@ except ImportError:  # the NumPy speed paths run instead
 ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
 FEW_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
 # Small products faster as loops than through BLAS (measured on 300-row batches): a weight
-# gradient with up to FEW_COLUMNS inputs or neurons; a layer's output with up to FEW_NEURONS
-# neurons and MODEST_WIDTH inputs.
-FEW_COLUMNS, FEW_NEURONS, MODEST_WIDTH = 8, 4, 128
+# gradient with up to FEW_PRODUCT_COLUMNS inputs or neurons; a layer's output with up to
+# FEW_NEURONS neurons and MODEST_WIDTH inputs.
+FEW_PRODUCT_COLUMNS, FEW_NEURONS, MODEST_WIDTH = 8, 4, 128
 SERIAL_ADAM = 1 << 12  # parameters up to which Adam's plain loop beats the vectorised one with its thread settings
 
 
@@ -194,9 +194,9 @@ def _transposed_product(left, right, out):  # noqa: ANN001, ANN202
 @_compile()
 def _weight_gradient(below, gradient, out):  # noqa: ANN001, ANN202
     """dweights = below.T @ gradient: as loops when either side has few columns, else BLAS."""
-    if below.shape[1] <= FEW_COLUMNS:
+    if below.shape[1] <= FEW_PRODUCT_COLUMNS:
         _transposed_product(below, gradient, out)
-    elif gradient.shape[1] <= FEW_COLUMNS:
+    elif gradient.shape[1] <= FEW_PRODUCT_COLUMNS:
         transposed = np.empty((out.shape[1], out.shape[0]), out.dtype)
         _transposed_product(gradient, below, transposed)
         out[:, :] = transposed.T
