@@ -311,7 +311,7 @@ def static_step(  # noqa: ANN201, PLR0913
     scalar = values.dtype.type
     step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
     shift = scalar(epsilon if epsilon_hat else epsilon * correction)
-    smallest = scalar(1.1754944e-38 if values.itemsize == 4 else 2.2250738585072014e-308)  # smallest normal
+    smallest = scalar(np.finfo(values.dtype).tiny)  # the smallest normal float
     constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift, smallest)
     for index in range(values.size):
         _adam_element(index, values, gradients, momentum, cache, constants)
