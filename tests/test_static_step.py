@@ -14,7 +14,7 @@ import pytest
 from strict_device import STRICT, CaptureError, capturing
 
 import chainrule as cr
-from chainrule import compiled, loop
+from chainrule import compiled, loop, static_step
 
 
 def network(device="cpu", dtype=np.float64, optimizer=lambda: cr.Adam(0.02, decay=1e-3), hidden=(16, 16)):
@@ -35,13 +35,16 @@ def train(model, graph, epochs=8, batch_size=32):
     return history.history, model.get_weights()
 
 
-@pytest.fixture(params=["compiled", "numpy"])
+@pytest.fixture(params=["whole-step-compiled", "compiled-between-numpy-products", "numpy"])
 def kernels(request, monkeypatch):
-    """Both forms of each step: the compiled kernels (extra `fast`) and NumPy's calls."""
+    """Every form of each step: one compiled call (small products), the compiled kernels between
+    NumPy's products (large ones; here for every size), and NumPy's calls alone."""
     if request.param == "numpy":
         monkeypatch.setattr(compiled, "ENABLED", False)
     elif not compiled.ENABLED:
         pytest.skip("the compiled kernels need numba (extra 'fast')")
+    elif request.param == "compiled-between-numpy-products":
+        monkeypatch.setattr(static_step, "SMALL_WORK", -1)
     return request.param
 
 
@@ -135,20 +138,24 @@ def test_a_diverging_graph_run_stops_with_the_last_finite_weights():
     assert all(np.isfinite(weights).all() for weights in model.get_weights())
 
 
-def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_only(monkeypatch):
+def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_and_numpy_products_for_large(monkeypatch):
     if not compiled.ENABLED:
         pytest.skip("the compiled kernels need numba (extra 'fast')")
     calls = []
-    whole_step = compiled.static_step
-    monkeypatch.setattr(compiled, "static_step", lambda *arguments: calls.append(1) or whole_step(*arguments))
+    for name in ("static_step", "adam_step"):  # the whole step, and Adam (one call in either form)
+        kernel = getattr(compiled, name)
+        monkeypatch.setattr(
+            compiled, name, lambda *arguments, kernel=kernel, name=name: calls.append(name) or kernel(*arguments)
+        )
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     watched = [cr.callbacks.Callback()]  # a callback between epochs: one compiled call per step
     network().fit(X, y, epochs=2, verbose=0, callbacks=watched)
-    assert len(calls) == 2
+    assert calls == ["static_step"] * 2
     network().fit(X, y, epochs=2, verbose=0, callbacks=watched, graph=False)
+    assert calls == ["static_step"] * 2
     wide = network(hidden=(2048, 1024))  # 60 x 2048 x 1024 multiply-adds per batch: above SMALL_WORK
     wide.fit(X, y, epochs=1, verbose=0, callbacks=watched)
-    assert len(calls) == 2
+    assert calls == ["static_step"] * 2 + ["adam_step"]
 
 
 @pytest.fixture

@@ -213,6 +213,83 @@ def _layer_product(below, weights, out):  # noqa: ANN001, ANN202
 
 
 @_compile()
+def add_biases(output, biases, relu):  # noqa: ANN001, ANN201
+    """A Dense layer's output in place: + biases, then ReLU where `relu` is True."""
+    for row in range(output.shape[0]):
+        for column in range(output.shape[1]):
+            value = output[row, column] + biases[0, column]
+            output[row, column] = value if not relu or value > 0 else 0
+
+
+@_compile()
+def score_and_gradient(logits, labels, gradient, loss_total, correct_total, clip, upper):  # noqa: ANN001, ANN201, PLR0913
+    """Softmax of `logits` row by row; the batch's summed cross-entropy of `labels` (probabilities
+    kept within [clip, upper]) added to `loss_total[0, 0]` and its correct predictions (the first
+    largest logit, as argmax) to `correct_total[0, 0]`; the fused softmax + cross-entropy
+    gradient of the mean loss, (p - onehot) / n, written into `gradient`."""
+    scale = logits.dtype.type(1 / logits.shape[0])
+    loss, correct = 0.0, 0.0
+    for row in range(logits.shape[0]):
+        best = 0
+        for column in range(1, logits.shape[1]):
+            if logits[row, column] > logits[row, best]:
+                best = column
+        largest = logits[row, best]
+        total = logits.dtype.type(0)
+        for column in range(logits.shape[1]):
+            value = np.exp(logits[row, column] - largest)
+            gradient[row, column] = value
+            total += value
+        label = labels[row]
+        for column in range(logits.shape[1]):
+            gradient[row, column] /= total
+        loss -= np.log(min(max(gradient[row, label], clip), upper))
+        correct += best == label
+        for column in range(logits.shape[1]):
+            gradient[row, column] *= scale
+        gradient[row, label] -= scale
+    loss_total[0, 0] += loss
+    correct_total[0, 0] += correct
+
+
+@_compile()
+def bias_gradient(gradient, out):  # noqa: ANN001, ANN201
+    """dbiases: the gradient's column sums into `out` (shape (1, n))."""
+    for column in range(gradient.shape[1]):
+        out[0, column] = 0
+    for row in range(gradient.shape[0]):
+        for column in range(gradient.shape[1]):
+            out[0, column] += gradient[row, column]
+
+
+@_compile()
+def relu_backward(dvalues, inputs):  # noqa: ANN001, ANN201
+    """ReLU's backward pass in place: dvalues where the ReLU's output was positive, else 0."""
+    for row in range(dvalues.shape[0]):
+        for column in range(dvalues.shape[1]):  # a select, not a conditional store: it vectorises
+            dvalues[row, column] = dvalues[row, column] if inputs[row, column] > 0 else 0
+
+
+@_compile()
+def adam_step(flat, adam):  # noqa: ANN001, ANN201
+    """One Adam update of the flat buffers `flat` = (values, gradients, momentum, cache), with
+    `adam` = (iterations, learning rate, decay, beta_1, beta_2, epsilon, epsilon_hat): the
+    learning-rate decay and bias corrections from the count in `iterations[0]`, counted up here."""
+    values, gradients, momentum, cache = flat
+    iterations, learning_rate, decay, beta_1, beta_2, epsilon, epsilon_hat = adam
+    rate = learning_rate / (1.0 + decay * iterations[0])
+    iterations[0] += 1.0
+    correction = np.sqrt(1.0 - beta_2 ** iterations[0])
+    scalar = values.dtype.type
+    step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
+    shift = scalar(epsilon if epsilon_hat else epsilon * correction)
+    smallest = scalar(np.finfo(values.dtype).tiny)  # the smallest normal float
+    constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift, smallest)
+    for index in range(values.size):
+        _adam_element(index, values, gradients, momentum, cache, constants)
+
+
+@_compile()
 def static_step(  # noqa: ANN201, PLR0913
     inputs,  # noqa: ANN001
     labels,  # noqa: ANN001
@@ -234,73 +311,25 @@ def static_step(  # noqa: ANN201, PLR0913
 
     `weights`, `biases`, ...: tuples with one array per Dense layer; `loss_total`,
     `correct_total`: the epoch's sums, added to; `clip`, `upper`: the probability's bounds in the
-    loss; `flat`: (values, gradients, momentum, cache);
-    `adam`: (iterations, learning rate, decay, beta_1, beta_2, epsilon, epsilon_hat), the first
-    counted up here.
+    loss; `flat`, `adam`: as `adam_step` takes them.
     """
     count = len(weights)
     below = inputs
     for layer in range(count):  # forward: Dense, then ReLU (but after the last)
-        output = outputs[layer]
-        _layer_product(below, weights[layer], output)
-        bias = biases[layer]
-        for row in range(output.shape[0]):
-            for column in range(output.shape[1]):
-                value = output[row, column] + bias[0, column]
-                output[row, column] = value if layer == count - 1 or value > 0 else 0
-        below = output
-    logits, gradient = outputs[count - 1], dvalues[count - 1]
-    scale = logits.dtype.type(1 / logits.shape[0])
-    loss, correct = 0.0, 0.0
-    for row in range(logits.shape[0]):  # softmax, loss, accuracy and the fused gradient
-        best = 0
-        for column in range(1, logits.shape[1]):
-            if logits[row, column] > logits[row, best]:
-                best = column
-        largest = logits[row, best]
-        total = logits.dtype.type(0)
-        for column in range(logits.shape[1]):
-            value = np.exp(logits[row, column] - largest)
-            gradient[row, column] = value
-            total += value
-        label = labels[row]
-        for column in range(logits.shape[1]):
-            gradient[row, column] /= total
-        loss -= np.log(min(max(gradient[row, label], clip), upper))
-        correct += best == label
-        for column in range(logits.shape[1]):
-            gradient[row, column] *= scale
-        gradient[row, label] -= scale
-    loss_total[0, 0] += loss
-    correct_total[0, 0] += correct
+        _layer_product(below, weights[layer], outputs[layer])
+        add_biases(outputs[layer], biases[layer], layer < count - 1)
+        below = outputs[layer]
+    gradient = dvalues[count - 1]
+    score_and_gradient(outputs[count - 1], labels, gradient, loss_total, correct_total, clip, upper)
     for layer in range(count - 1, -1, -1):  # backward
         below = inputs if layer == 0 else outputs[layer - 1]
         _weight_gradient(below, gradient, dweights[layer])
-        column_totals = dbiases[layer]
-        for column in range(gradient.shape[1]):
-            column_totals[0, column] = 0
-        for row in range(gradient.shape[0]):
-            for column in range(gradient.shape[1]):
-                column_totals[0, column] += gradient[row, column]
+        bias_gradient(gradient, dbiases[layer])
         if layer:
-            lower = dvalues[layer - 1]
-            np.dot(gradient, weights[layer].T, lower)
-            for row in range(lower.shape[0]):
-                for column in range(lower.shape[1]):  # a select, not a conditional store: it vectorises
-                    lower[row, column] = lower[row, column] if below[row, column] > 0 else 0
-            gradient = lower
-    values, gradients, momentum, cache = flat
-    iterations, learning_rate, decay, beta_1, beta_2, epsilon, epsilon_hat = adam
-    rate = learning_rate / (1.0 + decay * iterations[0])
-    iterations[0] += 1.0
-    correction = np.sqrt(1.0 - beta_2 ** iterations[0])
-    scalar = values.dtype.type
-    step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
-    shift = scalar(epsilon if epsilon_hat else epsilon * correction)
-    smallest = scalar(np.finfo(values.dtype).tiny)  # the smallest normal float
-    constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift, smallest)
-    for index in range(values.size):
-        _adam_element(index, values, gradients, momentum, cache, constants)
+            np.dot(gradient, weights[layer].T, dvalues[layer - 1])
+            relu_backward(dvalues[layer - 1], below)
+            gradient = dvalues[layer - 1]
+    adam_step(flat, adam)
 
 
 @_compile()

@@ -370,8 +370,8 @@ class Model:
         a CUDA device captures it in a CUDA graph that is replayed; the loss is then checked
         once per epoch. Networks it cannot take train eagerly, and the log says why. The
         default, `graph=None`, takes that path where it pays: on a CUDA device, and on the CPU
-        for small networks when the compiled kernels (extra `fast`) run the whole step as one
-        call. `graph=False` always takes the eager steps.
+        when the compiled kernels (extra `fast`) run it (small networks' whole step as one call).
+        `graph=False` always takes the eager steps.
         `allow_tf32=True` lets a captured step's matrix products use TF32 tensor cores.
         """
         parallel = data_parallel(distributed, sharded, "Model.fit")
@@ -415,10 +415,9 @@ class Model:
             if graph:
                 LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
             return None
-        small = self.largest_matmul_work(batch_size or len(targets)) <= static_step.SMALL_WORK
-        if graph is None and not (self.device.captures or (compiled.applies(self.parameter_store().values) and small)):
+        if graph is None and not (self.device.captures or compiled.applies(self.parameter_store().values)):
             return None
-        training = static_step.StaticTraining(self, self.parameter_store())
+        training = static_step.StaticTraining(self, self.parameter_store(), batch_size or len(targets))
         self.device.prepare_graph(training, allow_tf32)
         return training
 

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from chainrule.model import Model
 
 # Multiply-adds of the largest layer product up to which the compiled whole step (one call, its
-# products through Numba's BLAS binding on one thread) beats the eager step on a CPU: spiral-book
-# (57k) and spiral-minibatch (131k) measured twice as fast; mlp-medium (51M) a third slower.
+# products through Numba's BLAS binding) beats the compiled kernels between NumPy's own products:
+# spiral-book (57k) and spiral-minibatch (131k) run twice as fast as one call; on mlp-medium (51M)
+# Numba's BLAS binding made the whole step a sixth slower than the kernels between NumPy's products.
 SMALL_WORK = 1 << 20
 
 Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
@@ -73,7 +74,7 @@ def unsupported(model: Model) -> str | None:
 class StaticTraining:
     """The state the steps of every batch size share: Adam's scalars and the epoch's sums."""
 
-    def __init__(self, model: Model, store: ParameterStore, matmul: Matmul = numpy_matmul) -> None:
+    def __init__(self, model: Model, store: ParameterStore, batch_rows: int, matmul: Matmul = numpy_matmul) -> None:
         self.model, self.store, self.matmul = model, store, matmul
         optimizer = model.optimizer
         self.optimizer = optimizer
@@ -87,11 +88,13 @@ class StaticTraining:
         self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
         self.loss_total, self.correct = xp.zeros((1, 1), np.float64), xp.zeros((1, 1), np.float64)
         self.steps_run = 0
-        # One compiled call per step where the kernels take these arrays; a CUDA graph replaces
-        # this with its replays (`cuda_graph`).
-        self.run: Callable[[StaticStep], None] = (
-            StaticStep.run_compiled if compiled.applies(store.values) else StaticStep.run
-        )
+        # Where the compiled kernels take these arrays, one compiled call per step for small
+        # products, compiled kernels between NumPy's products for large ones (`SMALL_WORK`); a
+        # CUDA graph replaces this with its replays (`cuda_graph`).
+        self.run: Callable[[StaticStep], None] = StaticStep.run
+        if compiled.applies(store.values):
+            small = model.largest_matmul_work(batch_rows) <= SMALL_WORK
+            self.run = StaticStep.run_compiled if small else StaticStep.run_with_numpy_products
         self._steps: dict[int, StaticStep] = {}
 
     def step_for(self, rows: int, inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> StaticStep:
@@ -168,17 +171,22 @@ class StaticTraining:
         last = self.step_for(count % batch_rows or batch_rows)
         epochs_run = compiled.static_epochs(
             inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers,
-            (self.loss_total, self.correct), *self.kernel_constants, self.adam_arguments(),
+            (self.loss_total, self.correct), *self.loss_bounds, self.adam_buffers, self.adam_arguments(),
             epoch_totals, good, candidate,
         )  # fmt: skip
         self.steps_run += epochs_run * -(-count // batch_rows)
         return epochs_run
 
     @functools.cached_property
-    def kernel_constants(self) -> tuple:
-        """The compiled kernels' loss bounds, in the parameters' dtype, and flat Adam buffers."""
+    def loss_bounds(self) -> tuple:
+        """The compiled kernels' bounds of a probability in the loss, in the parameters' dtype."""
         scalar, clip = self.store.values.dtype.type, self.model.loss.clip
-        return scalar(clip), scalar(1 - clip), (self.store.values, self.store.gradients, self.momentum, self.cache)
+        return scalar(clip), scalar(1 - clip)
+
+    @functools.cached_property
+    def adam_buffers(self) -> tuple:
+        """The flat buffers the compiled Adam updates: values, gradients, momentum, cache."""
+        return self.store.values, self.store.gradients, self.momentum, self.cache
 
     def adam_arguments(self) -> tuple:
         """The compiled step's Adam arguments: the step counter, then the optimizer's settings
@@ -305,6 +313,27 @@ class StaticStep:
         elementwise work fused into loops, for NumPy arrays."""
         compiled.static_step(*self.compiled_arrays, self.shared.adam_arguments())
 
+    def run_with_numpy_products(self) -> None:
+        """`run` with NumPy's matrix products (its multithreaded BLAS, faster than Numba's binding
+        on large products) and the elementwise work between them in compiled kernels."""
+        shared, count = self.shared, len(self.weights)
+        hidden = self.inputs
+        for index, (weights, biases, output) in enumerate(zip(self.weights, self.biases, self.outputs, strict=True)):
+            np.matmul(hidden, weights, out=output)
+            compiled.add_biases(output, biases, index < count - 1)
+            hidden = output
+        gradient, sums = self.dvalues[-1], (shared.loss_total, shared.correct)
+        compiled.score_and_gradient(hidden, self.labels, gradient, *sums, *shared.loss_bounds)
+        for index in range(count - 1, -1, -1):
+            below = self.inputs if index == 0 else self.outputs[index - 1]
+            np.matmul(below.T, gradient, out=self.dweights[index])
+            compiled.bias_gradient(gradient, self.dbiases[index])
+            if index:
+                np.matmul(gradient, self.weights[index].T, out=self.dvalues[index - 1])
+                compiled.relu_backward(self.dvalues[index - 1], below)
+                gradient = self.dvalues[index - 1]
+        compiled.adam_step(shared.adam_buffers, shared.adam_arguments())
+
     @functools.cached_property
     def kernel_buffers(self) -> tuple:
         """The step's batch, layer and gradient arrays, as the compiled kernels take them (built
@@ -316,7 +345,7 @@ class StaticStep:
     def compiled_arrays(self) -> tuple:
         """`compiled.static_step`'s arguments but Adam's, which stay the same from step to step."""
         shared = self.shared
-        return (*self.kernel_buffers, shared.loss_total, shared.correct, *shared.kernel_constants)
+        return (*self.kernel_buffers, shared.loss_total, shared.correct, *shared.loss_bounds, shared.adam_buffers)
 
     def loss_and_hits(self, logits: np.ndarray) -> None:
         """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
