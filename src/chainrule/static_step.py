@@ -7,7 +7,9 @@ writes into one of them (`out=`); sums are products with a ones vector; the lear
 and Adam's bias corrections are 0-d arrays updated inside the step; the loss and the number of
 correct predictions add up in 0-d arrays that are read once per epoch. Nothing in a step
 allocates or reads a value back to the host, so on a GPU the whole step can be captured once
-and replayed (`chainrule.cuda_graph`); on the CPU it runs as it is.
+and replayed (`chainrule.cuda_graph`); on the CPU it runs as it is, or, with the compiled
+kernels (extra `fast`), as one compiled call for small products (`run_compiled`) or as compiled
+kernels between NumPy's products for large ones (`run_with_numpy_products`).
 
 The values are the eager step's up to rounding: the fused gradient is computed as
 `(p - onehot) / n` rather than `p / n - onehot / n`.
