@@ -285,8 +285,7 @@ def adam_step(flat, adam):  # noqa: ANN001, ANN201
     shift = scalar(epsilon if epsilon_hat else epsilon * correction)
     smallest = scalar(np.finfo(values.dtype).tiny)  # the smallest normal float
     constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift, smallest)
-    for index in range(values.size):
-        _adam_element(index, values, gradients, momentum, cache, constants)
+    _adam(values, gradients, momentum, cache, constants)
 
 
 @_compile()
