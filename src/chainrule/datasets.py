@@ -50,28 +50,37 @@ def _spiral(
     samples: int, classes: int, noise: Callable[[int], np.ndarray], label_dtype: type, owner: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """The spiral formula, with standard normals drawn by `noise(n)`."""
-    _counts(samples, classes, owner)
-    features = np.zeros((samples * classes, 2), dtype=np.float32)
-    labels = np.zeros(samples * classes, dtype=label_dtype)
-    for class_number in range(classes):
-        rows = slice(samples * class_number, samples * (class_number + 1))
+
+    def arm(class_number: int) -> np.ndarray:
         radius = np.linspace(0.0, 1, samples)
         angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + noise(samples) * 0.2
-        features[rows] = np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
-        labels[rows] = class_number
-    return features, labels
+        return np.c_[radius * np.sin(angle * 2.5), radius * np.cos(angle * 2.5)]
+
+    return _classes(samples, classes, arm, label_dtype, owner)
 
 
 def _vertical(
     samples: int, classes: int, noise: Callable[[int], np.ndarray], label_dtype: type, owner: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """The vertical-clusters formula, with standard normals drawn by `noise(n)`."""
+
+    def cluster(class_number: int) -> np.ndarray:
+        return np.c_[noise(samples) * 0.1 + class_number / 3, noise(samples) * 0.1 + 0.5]
+
+    return _classes(samples, classes, cluster, label_dtype, owner)
+
+
+def _classes(
+    samples: int, classes: int, points: Callable[[int], np.ndarray], label_dtype: type, owner: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 features (samples * classes, 2), class by class from `points(class_number)` (called
+    in class order, so the noise is drawn as nnfs draws it), and the class numbers as labels."""
     _counts(samples, classes, owner)
     features = np.zeros((samples * classes, 2), dtype=np.float32)
     labels = np.zeros(samples * classes, dtype=label_dtype)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
-        features[rows] = np.c_[noise(samples) * 0.1 + class_number / 3, noise(samples) * 0.1 + 0.5]
+        features[rows] = points(class_number)
         labels[rows] = class_number
     return features, labels
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -106,42 +107,14 @@ def train(
     )
     try:
         with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
-            if unobserved:
-                epoch, stop = _unobserved_epochs(
-                    model, inputs, targets, epochs, batch_size, shuffle, static, weights, interruption, callbacks
-                )
-            for epoch in range(0 if unobserved else epochs):
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch)
-                weights.epoch_begins()
-                order = parallel.epoch_order(model.rng, n_samples, shuffle)
-                if order is not None:  # drawn on the CPU (one seed, one order anywhere), used where the data is
-                    order = array_module(inputs).asarray(order)
-                batches = parallel.batches(n_samples, batch_size)
-                if static is None:
-                    totals, seen, stop = _epoch(
-                        model, inputs, targets, order, batches, parallel, weights, interruption, epoch
-                    )
-                else:
-                    totals, seen, stop = static.epoch(inputs, targets, order, batches, interruption)
-                    if not math.isfinite(totals["data_loss"]):  # the loss is read once per epoch
-                        raise weights.diverged(f"the loss became {totals['data_loss'] / seen}", epoch)
-                    weights.loss_was_finite()
-                logs = model.summarise(*parallel.reduce_totals(totals, seen))
-                if validation is not None:
-                    rows = parallel.validation_rows(len(validation[0]))
-                    validation_totals = model.evaluation_totals(validation[0][rows], validation[1][rows], batch_size)
-                    logs.update(model.summarise(*parallel.reduce_totals(*validation_totals), prefix="val_"))
-                    if not math.isfinite(logs["val_loss"]):
-                        raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                stop = parallel.any(interruption.requested)  # a press during the epoch's callbacks counts too
-                if stop or model.stop_training:
-                    break
+            run = Epochs(
+                model, inputs, targets, batch_size, shuffle, validation, callbacks, parallel, static, weights,
+                interruption,
+            )  # fmt: skip
+            last, stop = run.unobserved(epochs) if unobserved else run.observed(epochs)
             check_rows = inputs[: batch_size or n_samples]
             if parallel.any(not np.isfinite(model.forward_trusted(check_rows, False)).all()):
-                raise weights.diverged("the predictions became inf or NaN", epoch)
+                raise weights.diverged("the predictions became inf or NaN", last)
             history.interrupted = stop
     finally:
         if static is not None:
@@ -151,89 +124,119 @@ def train(
     return history
 
 
-def _epoch(
-    model: Model,
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    order: np.ndarray | None,
-    batches: Iterator[slice],
-    parallel: SingleProcess,
-    weights: LastFiniteWeights,
-    interruption: Interruption,
-    epoch: int,
-) -> tuple[dict[str, float], int, bool]:
-    """One epoch of eager steps; returns the summed totals, the rows seen, and whether a
-    Ctrl-C (agreed by every process) stopped it."""
-    store = model.parameter_store()
-    totals = model.empty_totals()
-    seen = 0
-    stop = False
-    for rows in batches:
-        if order is not None:  # gather one batch at a time: no shuffled copy of the data set
-            rows = order[rows]
-        batch_inputs, batch_targets = inputs[rows], targets[rows]
-        n_rows = len(batch_inputs)
-        output = model.forward_trusted(batch_inputs, True) if n_rows else None
-        loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
-        loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, interruption.requested)
-        if not math.isfinite(loss_sum):
-            raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
-        weights.loss_was_finite()
-        if n_rows:
-            model.backward_trusted(output, batch_targets)
-        parallel.combine_gradients(store, n_rows / n_batch)
-        model.optimizer.step(store)
-        seen += n_rows
-        if stop:
-            break
-    return totals, seen, stop
+@dataclass(frozen=True)
+class Epochs:
+    """What every epoch of one `fit` reads: the model, the validated data, the callbacks, and
+    the guards (`parallel`, the last finite weights, the Ctrl-C flag). `static`: the epoch's
+    steps run over fixed buffers instead of eagerly."""
 
+    model: Model
+    inputs: np.ndarray
+    targets: np.ndarray
+    batch_size: int | None
+    shuffle: bool
+    validation: tuple[np.ndarray, np.ndarray] | None
+    callbacks: Sequence[Callback]
+    parallel: SingleProcess
+    static: StaticTraining | None
+    weights: LastFiniteWeights
+    interruption: Interruption
 
-def _unobserved_epochs(
-    model: Model,
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    epochs: int,
-    batch_size: int | None,
-    shuffle: bool,
-    static: StaticTraining,
-    weights: LastFiniteWeights,
-    interruption: Interruption,
-    callbacks: Sequence[Callback],
-) -> tuple[int, bool]:
-    """Epochs that nothing watches as they happen (no validation; callbacks that only report the
-    logs, `Callback.needs_each_epoch`), several per compiled call (`StaticTraining.run_epochs`):
-    the same steps, orders, logs and divergence handling as epoch by epoch, without the Python
-    work between epochs. The callbacks get each epoch's logs after the call. A call runs about
-    CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
-    Ctrl-C stopped training."""
-    n_samples = len(inputs)
-    batch_rows = min(batch_size or n_samples, n_samples)
-    penalty = regularization_loss(model.layers)  # static steps take no L1/L2 penalties: 0 at every epoch
-    epoch, chunk = 0, 1
-    while epoch < epochs:
-        count = min(chunk, epochs - epoch)
-        orders = np.array([model.rng.permutation(n_samples) for _ in range(count) if shuffle], np.int64)
-        orders = orders.reshape(len(orders), n_samples)  # (0, n_samples) without shuffling
-        epoch_totals = np.empty((count, 2))
-        started = time.perf_counter()
-        run = static.run_epochs(
-            inputs, targets, orders, batch_rows, epoch_totals, weights.good[0], weights.candidate[0]
-        )
-        elapsed = time.perf_counter() - started
-        for offset in range(run):
-            loss, correct = epoch_totals[offset].tolist()
-            totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
-            if not math.isfinite(totals["data_loss"]):
-                raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
-            logs = model.summarise(totals, n_samples, penalty=penalty)
-            for callback in callbacks:
-                callback.on_epoch_begin(epoch + offset)
-                callback.on_epoch_end(epoch + offset, logs)
-        epoch += run
-        if interruption.requested:
-            return epoch - 1, True
-        if model.stop_training:  # asked for during the call's epochs: honoured once it ends
-            break
-        chunk = max(1, min(2 * chunk, int(count * CHUNK_SECONDS / max(elapsed, 1e-9))))
-    return epoch - 1, False
+    def observed(self, epochs: int) -> tuple[int, bool]:
+        """Epoch by epoch, the callbacks around each. Returns the last epoch run and whether a
+        Ctrl-C (agreed by every process) stopped training."""
+        model, parallel, weights, n_samples = self.model, self.parallel, self.weights, len(self.inputs)
+        for epoch in range(epochs):
+            for callback in self.callbacks:
+                callback.on_epoch_begin(epoch)
+            weights.epoch_begins()
+            order = parallel.epoch_order(model.rng, n_samples, self.shuffle)
+            if order is not None:  # drawn on the CPU (one seed, one order anywhere), used where the data is
+                order = array_module(self.inputs).asarray(order)
+            batches = parallel.batches(n_samples, self.batch_size)
+            if self.static is None:
+                totals, seen = self.eager(order, batches, epoch)
+            else:
+                totals, seen = self.static.epoch(self.inputs, self.targets, order, batches, self.interruption)
+                if not math.isfinite(totals["data_loss"]):  # the loss is read once per epoch
+                    raise weights.diverged(f"the loss became {totals['data_loss'] / seen}", epoch)
+                weights.loss_was_finite()
+            logs = model.summarise(*parallel.reduce_totals(totals, seen))
+            if self.validation is not None:
+                inputs, targets = self.validation
+                rows = parallel.validation_rows(len(inputs))
+                validation_totals = model.evaluation_totals(inputs[rows], targets[rows], self.batch_size)
+                logs.update(model.summarise(*parallel.reduce_totals(*validation_totals), prefix="val_"))
+                if not math.isfinite(logs["val_loss"]):
+                    raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
+            stop = parallel.any(self.interruption.requested)  # a press during the epoch's callbacks counts too
+            if stop or model.stop_training:
+                break
+        return epoch, stop
+
+    def eager(self, order: np.ndarray | None, batches: Iterator[slice], epoch: int) -> tuple[dict[str, float], int]:
+        """One epoch of eager steps; returns the summed totals and the rows seen. A Ctrl-C
+        (agreed by every process) ends it after the step it interrupted."""
+        model, parallel, weights = self.model, self.parallel, self.weights
+        store = model.parameter_store()
+        totals = model.empty_totals()
+        seen = 0
+        for rows in batches:
+            if order is not None:  # gather one batch at a time: no shuffled copy of the data set
+                rows = order[rows]
+            batch_inputs, batch_targets = self.inputs[rows], self.targets[rows]
+            n_rows = len(batch_inputs)
+            output = model.forward_trusted(batch_inputs, True) if n_rows else None
+            loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
+            loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, self.interruption.requested)
+            if not math.isfinite(loss_sum):
+                raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
+            weights.loss_was_finite()
+            if n_rows:
+                model.backward_trusted(output, batch_targets)
+            parallel.combine_gradients(store, n_rows / n_batch)
+            model.optimizer.step(store)
+            seen += n_rows
+            if stop:
+                break
+        return totals, seen
+
+    def unobserved(self, epochs: int) -> tuple[int, bool]:
+        """Epochs that nothing watches as they happen (no validation; callbacks that only report the
+        logs, `Callback.needs_each_epoch`), several per compiled call (`StaticTraining.run_epochs`):
+        the same steps, orders, logs and divergence handling as epoch by epoch, without the Python
+        work between epochs. The callbacks get each epoch's logs after the call. A call runs about
+        CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
+        Ctrl-C stopped training."""
+        model, weights, static, n_samples = self.model, self.weights, self.static, len(self.inputs)
+        batch_rows = min(self.batch_size or n_samples, n_samples)
+        penalty = regularization_loss(model.layers)  # static steps take no L1/L2 penalties: 0 at every epoch
+        epoch, chunk = 0, 1
+        while epoch < epochs:
+            count = min(chunk, epochs - epoch)
+            orders = np.array([model.rng.permutation(n_samples) for _ in range(count) if self.shuffle], np.int64)
+            orders = orders.reshape(len(orders), n_samples)  # (0, n_samples) without shuffling
+            epoch_totals = np.empty((count, 2))
+            started = time.perf_counter()
+            run = static.run_epochs(
+                self.inputs, self.targets, orders, batch_rows, epoch_totals, weights.good[0], weights.candidate[0]
+            )
+            elapsed = time.perf_counter() - started
+            for offset in range(run):
+                loss, correct = epoch_totals[offset].tolist()
+                totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
+                if not math.isfinite(totals["data_loss"]):
+                    raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
+                logs = model.summarise(totals, n_samples, penalty=penalty)
+                for callback in self.callbacks:
+                    callback.on_epoch_begin(epoch + offset)
+                    callback.on_epoch_end(epoch + offset, logs)
+            epoch += run
+            if self.interruption.requested:
+                return epoch - 1, True
+            if model.stop_training:  # asked for during the call's epochs: honoured once it ends
+                break
+            chunk = max(1, min(2 * chunk, int(count * CHUNK_SECONDS / max(elapsed, 1e-9))))
+        return epoch - 1, False

@@ -113,14 +113,14 @@ class StaticTraining:
         order: np.ndarray | None,
         batches: Iterable[slice],
         interruption: Interruption,
-    ) -> tuple[dict[str, float], int, bool]:
+    ) -> tuple[dict[str, float], int]:
         """One epoch: each batch gathered into its step's buffers (a full batch is used in
-        place), then the step. Returns the epoch's totals (read back once), rows seen, and
-        whether a Ctrl-C stopped it."""
+        place), then the step. Returns the epoch's totals (read back once) and the rows seen; a
+        Ctrl-C ends it after the step it interrupted."""
         np.multiply(self.loss_total, 0, out=self.loss_total)
         np.multiply(self.correct, 0, out=self.correct)
         self.learning_rate[...] = self.optimizer.learning_rate  # a schedule may have changed it
-        seen, stop = 0, False
+        seen = 0
         for rows in batches:
             count = len(range(len(inputs))[rows])
             if order is None and count == len(inputs) and inputs.flags.c_contiguous:
@@ -136,12 +136,11 @@ class StaticTraining:
             self.steps_run += 1
             seen += count
             if interruption.requested:
-                stop = True
                 break
         self.finish()
         totals = {"data_loss": float(self.loss_total[0, 0])}
         totals.update({"accuracy": float(self.correct[0, 0])} if self.model.metrics else {})
-        return totals, seen, stop
+        return totals, seen
 
     def runs_epochs(self, inputs: np.ndarray, targets: np.ndarray) -> bool:
         """Whether `run_epochs` can take this data: the whole step is compiled, every parameter
