@@ -123,7 +123,8 @@ class MpiDataParallel(SingleProcess):
             self.comm.Bcast(array, root=0)
         total = self._sum(n_samples) if self.sharded else n_samples
         self.steps = 1 if batch_size is None else math.ceil(total / batch_size)
-        self.share = None if batch_size is None else self._part(batch_size).stop - self._part(batch_size).start
+        part = None if batch_size is None else self._part(batch_size)  # my rows of every full global batch
+        self.share = None if part is None else part.stop - part.start
 
     def epoch_order(self, rng: np.random.Generator, n_samples: int, shuffle: bool) -> np.ndarray | None:
         if not shuffle or self.sharded:
