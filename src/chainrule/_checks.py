@@ -13,6 +13,7 @@ import numpy as np
 from chainrule.backend import array_module
 
 NUMERIC_KINDS = "biuf"
+FINITE_BLOCK = 1 << 18  # values checked per block by `all_finite`: a 256 KiB boolean scratch at most
 
 
 def positive_int(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
@@ -64,6 +65,15 @@ def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
     return array
 
 
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every value of `array` is finite, checked in blocks of rows along the first axis:
+    a large data set needs no boolean copy of its own size (a quarter of it for float32)."""
+    if array.ndim == 0 or array.size <= FINITE_BLOCK:
+        return bool(np.isfinite(array).all())
+    rows = max(1, FINITE_BLOCK // (array.size // len(array)))
+    return all(bool(np.isfinite(array[start : start + rows]).all()) for start in range(0, len(array), rows))
+
+
 def compute_dtype(array: np.ndarray) -> np.dtype:
     """The float dtype a parameter-free component computes in for `array`: float64 and float32
     stay, anything else (integers, booleans, float16) becomes float32."""
@@ -82,7 +92,7 @@ def float_array(values: Any, dtype: np.dtype | None, name: str, owner: str, ndim
         )
     with np.errstate(over="ignore"):
         array = array.astype(dtype, copy=False)
-    if not np.isfinite(array).all():
+    if not all_finite(array):
         raise ValueError(f"{owner}: {name} contains NaN or inf (or values too large for {dtype})")
     return array
 
