@@ -43,6 +43,18 @@ def test_the_stand_in_device_refuses_host_arrays():
     assert isinstance(device_array * 2.0 + device_array, DeviceArray)
 
 
+@pytest.mark.parametrize("to_device", [lambda array: array, STRICT.to_device], ids=["numpy", "device"])
+def test_take_rows_gathers_rows_in_the_given_order_where_the_data_lives(to_device):
+    rng = np.random.default_rng(0)
+    data, labels = rng.standard_normal((50, 7)), rng.integers(0, 3, 50)
+    order = rng.permutation(50)[:20]
+    rows, picked = to_device(np.empty((20, 7))), to_device(np.empty(20, np.int64))
+    backend.take_rows(to_device(data), to_device(order), rows)
+    backend.take_rows(to_device(labels), to_device(order), picked)
+    np.testing.assert_array_equal(backend.to_host(rows), data[order])
+    np.testing.assert_array_equal(backend.to_host(picked), labels[order])
+
+
 @pytest.mark.parametrize(
     "settings",
     [

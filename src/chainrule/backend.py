@@ -92,6 +92,17 @@ def assign(target: Any, values: Any) -> None:
     target[...] = array_module(target).asarray(values)
 
 
+def take_rows(source: Any, indices: Any, out: Any) -> None:
+    """out[...] = source[indices] along the first axis, for indices known to be in range (rows of
+    a shuffled order). NumPy's `take` with `out` under its default mode="raise" gathers into a
+    temporary first (128 rows of 784 float32 from an 80 MB array: 280-350 us against 90-120 with
+    mode="clip", which never clips these indices); CuPy's `take` has no mode."""
+    if on_host(source):
+        np.take(source, indices, axis=0, out=out, mode="clip")
+    else:
+        np.take(source, indices, axis=0, out=out)
+
+
 def to_host(array: Any) -> np.ndarray:
     """`array` as a NumPy array (a copy from the GPU; NumPy arrays are returned as they are)."""
     if on_host(array):

@@ -25,7 +25,7 @@ import numpy as np
 
 from chainrule import compiled
 from chainrule.activations import ReLU, Softmax
-from chainrule.backend import array_module
+from chainrule.backend import array_module, take_rows
 from chainrule.layers import Dense
 from chainrule.losses import CategoricalCrossentropy
 from chainrule.metrics import METRICS
@@ -130,8 +130,8 @@ class StaticTraining:
                 if order is None:
                     step.inputs[...], step.labels[...] = inputs[rows], targets[rows]
                 else:
-                    np.take(inputs, order[rows], axis=0, out=step.inputs)
-                    np.take(targets, order[rows], axis=0, out=step.labels)
+                    take_rows(inputs, order[rows], step.inputs)
+                    take_rows(targets, order[rows], step.labels)
             self.run(step)
             self.steps_run += 1
             seen += count
