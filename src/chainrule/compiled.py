@@ -42,13 +42,14 @@ def applies(*arrays: np.ndarray) -> bool:
     return True
 
 
-def _compile():  # noqa: ANN202 - a decorator
+def _compile(fastmath: bool | set[str] = False):  # noqa: ANN202 - a decorator
     """Numba's compiler with NumPy's error model: a division by zero gives inf or NaN as in
     NumPy, instead of a check in every loop that raises, which keeps the loops from vectorising
-    (Adam's update of 670k parameters: 2.6 ms -> 0.3)."""
+    (Adam's update of 670k parameters: 2.6 ms -> 0.3). `fastmath`: Numba's flags, off unless a
+    kernel names the ones it may use."""
     if numba is None:
         return lambda function: function
-    return numba.njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
+    return numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")
 
 
 def _inline():  # noqa: ANN202 - a decorator
@@ -190,7 +191,7 @@ def _weight_gradient(below, gradient, out):  # noqa: ANN001, ANN202
         np.dot(below.T, gradient, out)
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy") if numba else (lambda function: function)
+@_compile(fastmath={"reassoc", "contract"})
 def _row_dots(below, weights_transposed, out):  # noqa: ANN001, ANN202
     """out = below @ weights_transposed.T, each value a dot product of two contiguous rows, summed
     in any order (`reassoc`, as BLAS does): it vectorises along the rows."""
