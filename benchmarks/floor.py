@@ -1,0 +1,125 @@
+"""What bounds a workload's static training step: its matrix products, Adam, and the rest.
+
+    python -m benchmarks.floor mlp-medium [--rounds 7]
+
+Each round times, in one process and over the step's own buffers (`static_step.StaticStep`):
+every matrix product of the step in its order, on the BLAS threads `fit` uses and on one
+thread; Adam's compiled update alone; all the products then Adam, as a step runs them; the
+whole compiled step on one batch, and on a new batch gathered from the data each time; a lone
+1024 x 1024 x 1024 float32 product, the machine's rate at that moment; and one `Model.fit` of
+the workload. The table gives medians over the rounds: how much of a step is products at the
+machine's rate, how much is Adam's pass over memory, and how much is neither. It needs the
+compiled kernels (extra `fast`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from benchmarks.impl_chainrule import build, warm_up
+from benchmarks.workloads import WORKLOADS
+from chainrule import compiled
+from chainrule.backend import take_rows
+from chainrule.runtime import blas_threads
+from chainrule.static_step import StaticStep, StaticTraining
+
+Timed = tuple[str, Callable[[], object], int]  # label, what runs, floating-point operations
+
+
+def products(step: StaticStep) -> list[Timed]:
+    """The step's matrix products in `StaticStep.run_with_numpy_products`' order."""
+    timed, below = [], step.inputs
+    for index, (weights, output) in enumerate(zip(step.weights, step.outputs, strict=True)):
+        flops = 2 * len(below) * weights.size
+        timed.append((f"forward {index}", partial(np.matmul, below, weights, out=output), flops))
+        below = output
+    for index in range(len(step.weights) - 1, -1, -1):
+        below = step.inputs if index == 0 else step.outputs[index - 1]
+        gradient, weights = step.dvalues[index], step.weights[index]
+        flops = 2 * len(below) * weights.size
+        timed.append((f"dweights {index}", partial(np.matmul, below.T, gradient, out=step.dweights[index]), flops))
+        if index:
+            dinputs = partial(np.matmul, gradient, weights.T, out=step.dvalues[index - 1])
+            timed.append((f"dinputs {index}", dinputs, flops))
+    return timed
+
+
+def seconds(function: Callable[[], object], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        function()
+    return (time.perf_counter() - start) / number
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workload", choices=list(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=50, help="repeats of each timing in a round")
+    args = parser.parse_args()
+    if not compiled.ENABLED:
+        parser.error("the compiled kernels are off: pip install -e '.[fast]'")
+    workload = WORKLOADS[args.workload]
+    X, y = workload.data()
+    batch = workload.batch_size or len(X)
+    warm_up(workload, X, y)
+    model = build(workload)
+    model.fit(X[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # the flat buffers and Adam's state
+    training = StaticTraining(model, model.parameter_store(), batch)
+    step = training.step_for(batch)
+    step.inputs[...], step.labels[...] = X[:batch], y[:batch]
+    step.run_with_numpy_products()  # every buffer now holds a real step's values
+
+    def adam() -> None:
+        compiled.adam_step(training.adam_buffers, training.adam_arguments())
+
+    order = np.random.default_rng(0).permutation(len(X))
+
+    def gathered_step() -> None:
+        rows = order[np.random.randint(0, len(X) - batch) :][:batch]
+        take_rows(X, rows, step.inputs)
+        take_rows(y, rows, step.labels)
+        step.run_with_numpy_products()
+
+    timed = products(step)
+    if sum(count for _, _, count in timed) != workload.matmul_flops_per_step(batch):
+        raise SystemExit("benchmarks.floor: the products listed are not the step's; update products()")
+    square = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    times: dict[str, list[float]] = {}
+    with blas_threads(model.largest_matmul_work(batch)):
+        for _ in range(args.rounds):
+            rows = {label: seconds(run, args.steps) for label, run, _ in timed}
+            with threadpool_limits(limits=1, user_api="blas"):
+                rows.update({f"{label}, 1 thread": seconds(run, args.steps) for label, run, _ in timed})
+            rows["Adam alone"] = seconds(adam, args.steps)
+            rows["products alone"] = seconds(lambda: [run() for _, run, _ in timed], args.steps)
+            rows["products, then Adam"] = seconds(lambda: ([run() for _, run, _ in timed], adam()), args.steps)
+            rows["the whole step, one batch"] = seconds(step.run_with_numpy_products, args.steps)
+            rows["a new batch gathered, then the step"] = seconds(gathered_step, args.steps)
+            rows["1024^3 product"] = seconds(lambda: square @ square, 5)
+            start = time.perf_counter()
+            build(workload).fit(X, y, epochs=workload.epochs, batch_size=workload.batch_size, verbose=0)
+            rows["Model.fit, per step"] = (time.perf_counter() - start) / workload.steps(len(X))
+            for label, value in rows.items():
+                times.setdefault(label, []).append(value)
+    flops = {label: count for label, _, count in timed}
+    flops.update({f"{label}, 1 thread": count for label, _, count in timed})
+    flops["products alone"] = sum(count for _, _, count in timed)
+    flops["1024^3 product"] = 2 * 1024**3
+    print(f"{args.workload}: batch {batch}, medians of {args.rounds} rounds\n")
+    print("| what | us | GFLOP/s |\n| --- | ---: | ---: |")
+    for label, values in times.items():
+        median = statistics.median(values)
+        rate = f"{flops[label] / median / 1e9:.0f}" if label in flops else ""
+        print(f"| {label} | {median * 1e6:,.0f} | {rate} |")
+
+
+if __name__ == "__main__":
+    main()
