@@ -14,7 +14,7 @@ from functools import partial
 
 from benchmarks.impl_chainrule import build
 from benchmarks.workloads import WORKLOADS
-from chainrule.runtime import blas_threads
+from chainrule.backend.runtime import blas_threads
 
 
 def best_microseconds(function, repeats: int = 5, number: int = 50) -> float:

@@ -25,10 +25,11 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks.impl_chainrule import build, warm_up
 from benchmarks.workloads import WORKLOADS
-from chainrule import compiled
-from chainrule.backend import take_rows
-from chainrule.runtime import blas_threads
-from chainrule.static_step import StaticStep, StaticTraining
+from chainrule.backend import kernels
+from chainrule.backend.arrays import take_rows
+from chainrule.backend.runtime import blas_threads
+from chainrule.training import step_kernels
+from chainrule.training.static_step import StaticStep, StaticTraining
 
 Timed = tuple[str, Callable[[], object], int]  # label, what runs, floating-point operations
 
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=50, help="repeats of each timing in a round")
     args = parser.parse_args()
-    if not compiled.ENABLED:
+    if not kernels.ENABLED:
         parser.error("the compiled kernels are off: pip install -e '.[fast]'")
     workload = WORKLOADS[args.workload]
     X, y = workload.data()
@@ -77,7 +78,7 @@ def main() -> None:
     step.inputs[...], step.labels[...] = X[:batch], y[:batch]
 
     def adam() -> None:
-        compiled.adam_step(training.adam_buffers, training.adam_arguments())
+        step_kernels.adam_step(training.adam_buffers, training.adam_arguments())
 
     rng = np.random.default_rng(0)
     order = rng.permutation(len(X))

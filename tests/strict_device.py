@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
+from chainrule.backend import arrays
 
 
 class HostArrayError(TypeError):
@@ -171,7 +171,7 @@ class StrictModule:
 
 
 STRICT_MODULE = StrictModule()
-backend.register(DeviceArray, STRICT_MODULE)
+arrays.register(DeviceArray, STRICT_MODULE)
 
 
 def prepare_graph(training: Any, allow_tf32: bool) -> None:
@@ -185,4 +185,4 @@ def prepare_graph(training: Any, allow_tf32: bool) -> None:
     training.run = captured
 
 
-STRICT = backend.Device("strict", STRICT_MODULE, prepare_graph=prepare_graph)
+STRICT = arrays.Device("strict", STRICT_MODULE, prepare_graph=prepare_graph)

@@ -13,13 +13,13 @@ import pytest
 from strict_device import STRICT, DeviceArray, HostArrayError
 
 import chainrule as cr
-from chainrule import backend, compiled
+from chainrule.backend import arrays, kernels
 
 
 @pytest.fixture(autouse=True)
 def numpy_kernels(monkeypatch):
     """The compiled kernels take only NumPy arrays: compare device runs with the NumPy paths."""
-    monkeypatch.setattr(compiled, "ENABLED", False)
+    monkeypatch.setattr(kernels, "ENABLED", False)
 
 
 def spiral_model(device, *, dropout=0.0, optimizer=lambda: cr.Adam(0.02, decay=1e-3), l1=0.0, l2=0.0):
@@ -49,10 +49,10 @@ def test_take_rows_gathers_rows_in_the_given_order_where_the_data_lives(to_devic
     data, labels = rng.standard_normal((50, 7)), rng.integers(0, 3, 50)
     order = rng.permutation(50)[:20]
     rows, picked = to_device(np.empty((20, 7))), to_device(np.empty(20, np.int64))
-    backend.take_rows(to_device(data), to_device(order), rows)
-    backend.take_rows(to_device(labels), to_device(order), picked)
-    np.testing.assert_array_equal(backend.to_host(rows), data[order])
-    np.testing.assert_array_equal(backend.to_host(picked), labels[order])
+    arrays.take_rows(to_device(data), to_device(order), rows)
+    arrays.take_rows(to_device(labels), to_device(order), picked)
+    np.testing.assert_array_equal(arrays.to_host(rows), data[order])
+    np.testing.assert_array_equal(arrays.to_host(picked), labels[order])
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_unknown_devices_and_gradcheck_off_the_cpu_are_refused():
 
 def test_cuda_without_cupy_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
-    with pytest.raises(backend.DeviceUnavailableError, match=r"needs CuPy, which is not installed: pip install"):
+    with pytest.raises(arrays.DeviceUnavailableError, match=r"needs CuPy, which is not installed: pip install"):
         cr.Model(device="cuda")
 
 
@@ -155,10 +155,10 @@ def test_cuda_without_a_gpu_says_so(monkeypatch):
 
     runtime = types.SimpleNamespace(getDeviceCount=no_driver)
     monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
-    with pytest.raises(backend.DeviceUnavailableError, match="found no usable CUDA driver or GPU"):
+    with pytest.raises(arrays.DeviceUnavailableError, match="found no usable CUDA driver or GPU"):
         cr.Model(device="cuda")
     runtime.getDeviceCount = lambda: 0
-    with pytest.raises(backend.DeviceUnavailableError, match="has no CUDA GPU"):
+    with pytest.raises(arrays.DeviceUnavailableError, match="has no CUDA GPU"):
         cr.Model().to("cuda")
 
 

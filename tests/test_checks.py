@@ -1,11 +1,11 @@
-"""Input validation (`chainrule._checks`): the finiteness check of data arrays."""
+"""Input validation (`chainrule.engine.validation`): the finiteness check of data arrays."""
 
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from chainrule._checks import FINITE_BLOCK, all_finite, float_array
+from chainrule.engine.validation import FINITE_BLOCK, all_finite, float_array
 
 LARGE_ROWS = 4 * FINITE_BLOCK // 100  # 100 features: several blocks of rows
 

@@ -1,6 +1,6 @@
 """The optional compiled kernels (extra `fast`) give the NumPy speed paths' numbers.
 
-Each kernel is run beside the NumPy code it replaces (`compiled.ENABLED` switched off), in
+Each kernel is run beside the NumPy code it replaces (`kernels.ENABLED` switched off), in
 float32 and float64; Adam agrees bit for bit (but that it stores subnormal moments as zero),
 the rest to rounding, and a whole training run ends with the same weights.
 """
@@ -10,9 +10,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import chainrule as cr
-from chainrule import compiled
+from chainrule.backend import kernels
 
-pytestmark = pytest.mark.skipif(not compiled.ENABLED, reason="the compiled kernels need numba (extra 'fast')")
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="the compiled kernels need numba (extra 'fast')")
 DTYPES = [np.float32, np.float64]
 
 
@@ -21,7 +21,7 @@ def numpy_only(monkeypatch):
     """Run the block that follows on the NumPy speed paths."""
 
     def switch():
-        monkeypatch.setattr(compiled, "ENABLED", False)
+        monkeypatch.setattr(kernels, "ENABLED", False)
 
     return switch
 
@@ -44,7 +44,7 @@ def test_adam_stores_moments_that_decay_below_the_smallest_normal_float_as_zero(
     m, v = beta_1 * momentum + (1 - beta_1) * gradient, beta_2 * cache + (1 - beta_2) * gradient**2
     assert ((m > 0) & (m < tiny) & (v > 0) & (v < tiny)).all()  # subnormal, as NumPy stores them
     expected = parameter - step * (m / (np.sqrt(v) + epsilon))
-    compiled.adam(parameter, gradient, momentum, cache, beta_1, beta_2, step, epsilon)
+    kernels.adam(parameter, gradient, momentum, cache, beta_1, beta_2, step, epsilon)
     assert_array_equal(momentum, 0)
     assert_array_equal(cache, 0)
     assert_array_equal(parameter, expected)
@@ -59,7 +59,7 @@ def test_adam_divides_by_zero_as_numpy_does(dtype):
     m, v = dtype(1 - 0.9) * gradient, dtype(1 - 0.999) * (gradient * gradient)  # the moments start at zero
     with np.errstate(invalid="ignore"):
         expected = parameter - dtype(0.1) * (m / (np.sqrt(v) + dtype(0)))
-    compiled.adam(parameter, gradient, momentum, cache, 0.9, 0.999, 0.1, 0.0)
+    kernels.adam(parameter, gradient, momentum, cache, 0.9, 0.999, 0.1, 0.0)
     assert np.isnan(parameter[0])
     assert_array_equal(parameter, expected)
 
@@ -81,7 +81,7 @@ def test_adam_is_bit_identical(dtype, epsilon_hat, n_neurons, monkeypatch):
         return store.values.copy()
 
     fused = train()
-    monkeypatch.setattr(compiled, "ENABLED", False)
+    monkeypatch.setattr(kernels, "ENABLED", False)
     assert_array_equal(fused, train())
 
 

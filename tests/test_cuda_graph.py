@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from chainrule import cuda_graph
+from chainrule.backend import cuda_graph
 
 
 class HostMatrix:

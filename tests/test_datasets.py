@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from chainrule import datasets
+from chainrule.learn import datasets
 
 
 def test_spiral_points_follow_the_formula():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chainrule.diagnosis import ERROR_FLOOR, Context, element_errors, gradient_name, judge
+from chainrule.check.diagnosis import ERROR_FLOOR, Context, element_errors, gradient_name, judge
 
 
 def test_element_errors_are_relative_with_a_floor_near_zero():

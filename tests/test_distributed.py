@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.distributed import SINGLE_PROCESS, data_parallel
+from chainrule.training.distributed import SINGLE_PROCESS, data_parallel
 
 pytest.importorskip("mpi4py", reason="distributed training is the optional extra 'mpi'")
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import chainrule as cr
-from chainrule import explain
+from chainrule.learn import explain
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 EXACT = {"rtol": 0, "atol": 1e-12}

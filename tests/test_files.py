@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from chainrule._files import atomic_write
+from chainrule.files.atomic import atomic_write
 
 
 def mode(path):
@@ -58,7 +58,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
 
 KILLED_MID_WRITE = """
 import os, sys, time
-from chainrule._files import atomic_write
+from chainrule.files.atomic import atomic_write
 def slow(stream):
     stream.write(b"x" * 1000)
     stream.flush()

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import backend
+from chainrule.backend import arrays
 
 pytestmark = pytest.mark.gpu
 
 
-def _cuda_or_skip() -> backend.Device:
+def _cuda_or_skip() -> arrays.Device:
     try:
-        return backend.device("cuda", "tests")
-    except backend.DeviceUnavailableError as error:
+        return arrays.find_device("cuda", "tests")
+    except arrays.DeviceUnavailableError as error:
         pytest.skip(str(error))
 
 
@@ -43,7 +43,7 @@ def test_every_float64_gradient_equals_the_cpus(cuda):
         model.backward_trusted(model.forward_trusted(inputs, True), targets)
     for cpu_layer, gpu_layer in zip(on_cpu.layers, on_gpu.layers, strict=True):
         for name, gradient in cpu_layer.gradients().items():
-            np.testing.assert_allclose(backend.to_host(gpu_layer.gradients()[name]), gradient, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(arrays.to_host(gpu_layer.gradients()[name]), gradient, rtol=1e-10, atol=1e-12)
 
 
 def test_200_float32_steps_match_the_cpu(cuda):
@@ -77,7 +77,7 @@ def graph_run(device, dtype=np.float64, graph=True, epochs=20):
 
 
 def test_a_captured_step_replays_the_eager_static_step_exactly(cuda, monkeypatch, caplog):
-    from chainrule import cuda_graph
+    from chainrule.backend import cuda_graph
 
     with caplog.at_level(logging.WARNING, logger="chainrule"):
         captured_history, captured_weights = graph_run(cuda)

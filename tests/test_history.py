@@ -1,6 +1,6 @@
 """History: a callback that keeps every epoch's values."""
 
-from chainrule.history import History
+from chainrule.training.history import History
 
 
 def test_history_keeps_each_key_per_epoch():

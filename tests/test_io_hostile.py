@@ -20,7 +20,7 @@ MEASURE = """
 import json, resource, sys, time
 import numpy as np
 import chainrule as cr
-from chainrule.datasets import read_idx
+from chainrule.learn.datasets import read_idx
 path, kind = sys.argv[1], sys.argv[2]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()

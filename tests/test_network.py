@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.network import build_network
+from chainrule.training.network import build_network
 
 
 def test_hidden_layers_get_the_activation_and_dropout_and_the_output_its_own_layer():

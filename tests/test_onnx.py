@@ -7,7 +7,7 @@ import chainrule as cr
 
 onnx = pytest.importorskip("onnx", reason="ONNX export is the optional extra 'onnx'")
 onnxruntime = pytest.importorskip("onnxruntime", reason="parity needs onnxruntime (extra 'onnx')")
-from chainrule import onnx as cr_onnx  # noqa: E402
+from chainrule.files import onnx as cr_onnx  # noqa: E402
 
 
 def trained(output, dtype=np.float32, seed=0):

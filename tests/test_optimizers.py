@@ -156,7 +156,7 @@ def test_bad_settings(make, message):
 
 @pytest.mark.parametrize("make", [lambda: cr.Adam(0.01), lambda: cr.SGD(0.1, momentum=0.9), cr.RMSprop, cr.Adagrad])
 def test_a_large_parameter_updated_in_cache_blocks_equals_whole_array_arithmetic(make):
-    from chainrule.optimizers import CACHE_BLOCK
+    from chainrule.engine.optimizers import CACHE_BLOCK
 
     size = 2 * CACHE_BLOCK + 12345
     rng = np.random.default_rng(0)

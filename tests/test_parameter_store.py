@@ -7,7 +7,7 @@ from custom_layers import Scale
 from numpy.testing import assert_array_equal
 
 import chainrule as cr
-from chainrule.parameter_store import ParameterStore
+from chainrule.engine.parameter_store import ParameterStore
 
 
 def layers():

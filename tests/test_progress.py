@@ -1,6 +1,6 @@
 """Progress output as callbacks: nothing, a bar, or one line per epoch."""
 
-from chainrule.progress import EpochLines, ProgressBar, progress_callbacks
+from chainrule.training.progress import EpochLines, ProgressBar, progress_callbacks
 
 
 def test_verbose_picks_the_progress_callback():

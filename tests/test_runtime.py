@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from chainrule.runtime import SMALL_MATMUL_WORK, blas_threads, quiet_float_errors, training_guard
+from chainrule.backend.runtime import SMALL_MATMUL_WORK, blas_threads, quiet_float_errors, training_guard
 
 
 def blas_thread_counts():

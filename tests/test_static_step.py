@@ -14,7 +14,8 @@ import pytest
 from strict_device import STRICT, CaptureError, capturing
 
 import chainrule as cr
-from chainrule import compiled, loop, static_step
+from chainrule.backend import kernels as compiled_kernels
+from chainrule.training import loop, static_step, step_kernels
 
 
 def network(device="cpu", dtype=np.float64, optimizer=lambda: cr.Adam(0.02, decay=1e-3), hidden=(16, 16)):
@@ -40,8 +41,8 @@ def kernels(request, monkeypatch):
     """Every form of each step: one compiled call (small products), the compiled kernels between
     NumPy's products (large ones; here for every size), and NumPy's calls alone."""
     if request.param == "numpy":
-        monkeypatch.setattr(compiled, "ENABLED", False)
-    elif not compiled.ENABLED:
+        monkeypatch.setattr(compiled_kernels, "ENABLED", False)
+    elif not compiled_kernels.ENABLED:
         pytest.skip("the compiled kernels need numba (extra 'fast')")
     elif request.param == "compiled-between-numpy-products":
         monkeypatch.setattr(static_step, "SMALL_WORK", -1)
@@ -78,7 +79,7 @@ def test_eager_training_continues_exactly_where_graph_steps_stopped(kernels):
 
 
 def test_a_captured_step_allocates_nothing_and_reads_nothing_back(monkeypatch):
-    monkeypatch.setattr(compiled, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
     on_device, on_cpu = network(STRICT), network()
     device_history, device_weights = train(on_device, True)
     cpu_history, cpu_weights = train(on_cpu, True)
@@ -139,13 +140,13 @@ def test_a_diverging_graph_run_stops_with_the_last_finite_weights():
 
 
 def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_and_numpy_products_for_large(monkeypatch):
-    if not compiled.ENABLED:
+    if not compiled_kernels.ENABLED:
         pytest.skip("the compiled kernels need numba (extra 'fast')")
     calls = []
     for name in ("static_step", "adam_step"):  # the whole step, and Adam (one call in either form)
-        kernel = getattr(compiled, name)
+        kernel = getattr(step_kernels, name)
         monkeypatch.setattr(
-            compiled, name, lambda *arguments, kernel=kernel, name=name: calls.append(name) or kernel(*arguments)
+            step_kernels, name, lambda *arguments, kernel=kernel, name=name: calls.append(name) or kernel(*arguments)
         )
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     watched = [cr.callbacks.Callback()]  # a callback between epochs: one compiled call per step
@@ -162,12 +163,12 @@ def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_and_num
 def epoch_calls(monkeypatch):
     """The calls of the several-epochs kernel, counted; each may run up to 10 s of epochs, so
     the chunks double from one epoch (a call may be longer than 10 s only while it compiles)."""
-    if not compiled.ENABLED:
+    if not compiled_kernels.ENABLED:
         pytest.skip("the compiled kernels need numba (extra 'fast')")
     calls = []  # the number of epochs each call ran
-    several_epochs = compiled.static_epochs
+    several_epochs = step_kernels.static_epochs
     monkeypatch.setattr(
-        compiled, "static_epochs", lambda *arguments: calls.append(several_epochs(*arguments)) or calls[-1]
+        step_kernels, "static_epochs", lambda *arguments: calls.append(several_epochs(*arguments)) or calls[-1]
     )
     monkeypatch.setattr(loop, "CHUNK_SECONDS", 10.0)
     return calls
@@ -243,14 +244,14 @@ def test_unwatched_epochs_stop_at_the_same_divergence_as_watched_ones(epoch_call
 
 
 def test_a_ctrl_c_during_unwatched_epochs_ends_training_after_that_call(epoch_calls, monkeypatch):
-    several_epochs = compiled.static_epochs  # the counting one
+    several_epochs = step_kernels.static_epochs  # the counting one
 
     def pressed_during_the_second_call(*arguments):
         if len(epoch_calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)
         return several_epochs(*arguments)
 
-    monkeypatch.setattr(compiled, "static_epochs", pressed_during_the_second_call)
+    monkeypatch.setattr(step_kernels, "static_epochs", pressed_during_the_second_call)
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     history = network().fit(X, y, epochs=50, verbose=0)
     assert history.interrupted

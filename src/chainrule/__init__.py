@@ -5,16 +5,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from chainrule import callbacks, datasets, explain, metrics
-from chainrule.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from chainrule.backend import DeviceUnavailableError
-from chainrule.compare import Comparison, compare
-from chainrule.gradcheck import GradcheckResult, gradcheck
-from chainrule.history import History
-from chainrule.io import load_model, save_model
-from chainrule.layers import Dense, Dropout, Layer
-from chainrule.loop import TrainingDivergedError
-from chainrule.losses import (
+from chainrule import callbacks, datasets, distributed, explain, metrics
+from chainrule.check.compare import Comparison, compare
+from chainrule.check.gradcheck import GradcheckResult, gradcheck
+from chainrule.engine.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.engine.layers import Dense, Dropout, Layer
+from chainrule.engine.losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
     Loss,
@@ -24,8 +20,12 @@ from chainrule.losses import (
     SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
 )
-from chainrule.model import Model
-from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from chainrule.engine.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from chainrule.errors import DeviceUnavailableError, TrainingDivergedError
+from chainrule.files.model_file import save_model
+from chainrule.training.history import History
+from chainrule.training.model import Model
+from chainrule.training.saving import load_model
 
 __version__ = "0.1.0"
 
@@ -62,6 +62,7 @@ __all__ = [
     "SoftmaxCategoricalCrossentropy",
     "Tanh",
     "datasets",
+    "distributed",
     "explain",
     "onnx",
     "sklearn",

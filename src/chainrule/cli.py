@@ -20,16 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule import datasets, explain
-from chainrule.activations import Linear, Sigmoid, Softmax
-from chainrule.distributed import RankFailedError, data_parallel
-from chainrule.gradcheck import EPSILON, TOLERANCE, gradcheck
-from chainrule.history import History
-from chainrule.io import load_model
-from chainrule.model import Model
-from chainrule.network import build_network, training_bytes
-from chainrule.optimizers import OPTIMIZERS
-from chainrule.runtime import available_memory
+from chainrule.backend.runtime import available_memory
+from chainrule.check.gradcheck import EPSILON, TOLERANCE, gradcheck
+from chainrule.engine.activations import Linear, Sigmoid, Softmax
+from chainrule.engine.optimizers import OPTIMIZERS
+from chainrule.files import onnx
+from chainrule.learn import datasets, explain
+from chainrule.learn.plotting import plot_decision_boundary, plot_history
+from chainrule.training.distributed import RankFailedError, data_parallel
+from chainrule.training.history import History
+from chainrule.training.model import Model
+from chainrule.training.network import build_network, training_bytes
+from chainrule.training.saving import load_model
 
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -96,8 +98,6 @@ def describe(scores: dict[str, float]) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print the final scores, and write history.csv, curves.png, decision_boundary.png, model.npz."""
-    from chainrule.plotting import plot_decision_boundary, plot_history
-
     root = data_parallel(args.distributed, False, "chainrule train").is_root  # rank 0 alone prints and writes
     out = Path(args.out or f"runs/{args.dataset}")
     if root:
@@ -273,8 +273,6 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Convert a saved model to ONNX for deployment (needs the extra 'onnx')."""
-    from chainrule import onnx
-
     onnx.export(load_model(args.model), args.onnx, opset=args.opset)
     print(f"wrote {args.onnx}")
     return 0

@@ -1,31 +1,15 @@
-"""Metrics: how often predictions are right, or how far off they are."""
+"""`chainrule.metrics`, the documented path of `chainrule.engine.metrics`."""
 
-from __future__ import annotations
+from chainrule.engine.metrics import (
+    METRICS,
+    binary_accuracy,
+    categorical_accuracy,
+    mean_absolute_error,
+)
 
-from collections.abc import Callable
-
-import numpy as np
-
-
-def categorical_accuracy(predictions: np.ndarray, y_true: np.ndarray) -> float:
-    """Share of samples whose predicted class equals the label (indices or one-hot rows)."""
-    labels = y_true if y_true.ndim == 1 else np.argmax(y_true, axis=1)
-    return int(np.count_nonzero(predictions == labels)) / len(labels)
-
-
-def binary_accuracy(predictions: np.ndarray, y_true: np.ndarray) -> float:
-    """Share of outputs whose 0/1 prediction equals the target."""
-    return float(np.mean(predictions == y_true))
-
-
-def mean_absolute_error(predictions: np.ndarray, y_true: np.ndarray) -> float:
-    """Mean |prediction - target| over all outputs, for regression."""
-    return float(np.mean(np.abs(predictions - y_true)))
-
-
-Metric = Callable[[np.ndarray, np.ndarray], float]
-METRICS: dict[str, Metric] = {
-    "categorical_accuracy": categorical_accuracy,
-    "binary_accuracy": binary_accuracy,
-    "mae": mean_absolute_error,
-}
+__all__ = [
+    "METRICS",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "mean_absolute_error",
+]

@@ -25,10 +25,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from chainrule.activations import Exponential, Linear, Sigmoid, Softmax
-from chainrule.layers import Dense, Layer
-from chainrule.loop import batches
-from chainrule.losses import (
+from chainrule.backend.runtime import training_guard
+from chainrule.engine.activations import Exponential, Linear, Sigmoid, Softmax
+from chainrule.engine.layers import Dense, Layer
+from chainrule.engine.losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
     Loss,
@@ -36,13 +36,13 @@ from chainrule.losses import (
     MeanSquaredError,
     PoissonDeviance,
 )
-from chainrule.network import build_network
-from chainrule.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
-from chainrule.parameter_store import ParameterStore
-from chainrule.runtime import training_guard
+from chainrule.engine.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from chainrule.engine.parameter_store import ParameterStore
 from chainrule.sklearn import lbfgs
 from chainrule.sklearn.objective import Objective, Rows
 from chainrule.sklearn.parameters import STOCHASTIC_SOLVERS, check_parameters
+from chainrule.training.loop import batches
+from chainrule.training.network import build_network
 
 OUTPUT_ACTIVATIONS: dict[type[Layer], str] = {
     Softmax: "softmax",

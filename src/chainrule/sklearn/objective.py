@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainrule.layers import Dense
-from chainrule.losses import regularization_loss
-from chainrule.model import Model
+from chainrule.engine.layers import Dense
+from chainrule.engine.losses import regularization_loss
+from chainrule.training.model import Model
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.callbacks import Callback
+from chainrule.training.callbacks import Callback
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 SOLVERS = ("lbfgs", "sgd", "adam", "rmsprop", "adagrad")

@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend.cuda_graph import capture_steps
+from chainrule.errors import DeviceUnavailableError
+
 GPU_EXTRA = "pip install 'chainrule[gpu]' (CuPy for CUDA 13: cupy-cuda13x)"
 
 # Array type -> the NumPy-like module that creates arrays of that type. CuPy's is found on first
 # sight of a CuPy array; other array types (a test's device double) register themselves.
 _MODULES: dict[type, types.ModuleType | Any] = {np.ndarray: np}
-
-
-class DeviceUnavailableError(RuntimeError):
-    """The device asked for cannot be used here (no CuPy, or no CUDA GPU)."""
 
 
 def register(array_type: type, module: Any) -> None:
@@ -128,8 +127,8 @@ class Device:
         self.name = name
         self.module = module
         self.synchronize = synchronize  # waits until the work queued so far has finished (for timing)
-        # Makes a `static_step.StaticTraining` replay its steps from a captured graph (CUDA);
-        # elsewhere the steps run as they are.
+        # Makes a static training (`chainrule.backend.cuda_graph.GraphTarget`) replay its steps
+        # from a captured graph (CUDA); elsewhere the steps run as they are.
         self.prepare_graph = prepare_graph
 
     @property
@@ -148,7 +147,7 @@ class Device:
         return f"Device({self.name!r})"
 
     def __reduce__(self) -> tuple:
-        return device, (self.name, "a pickled Device")  # found again by name: a module does not pickle
+        return find_device, (self.name, "a pickled Device")  # found again by name: a module does not pickle
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Device) and (self.name, self.module) == (other.name, other.module)
@@ -178,18 +177,13 @@ def _cuda() -> Device:
     if count == 0:
         raise DeviceUnavailableError("device='cuda': CuPy is installed but this machine has no CUDA GPU")
 
-    def prepare_graph(training: Any, allow_tf32: bool) -> None:
-        from chainrule.cuda_graph import capture_steps
-
-        capture_steps(training, allow_tf32)
-
-    return Device("cuda", cupy, lambda: cupy.cuda.get_current_stream().synchronize(), prepare_graph)
+    return Device("cuda", cupy, lambda: cupy.cuda.get_current_stream().synchronize(), capture_steps)
 
 
 FACTORIES: dict[str, Callable[[], Device]] = {"cpu": lambda: CPU, "cuda": _cuda}
 
 
-def device(name: Any, owner: str) -> Device:
+def find_device(name: Any, owner: str) -> Device:
     """The Device called `name` ('cpu' or 'cuda'; a Device passes through), or a clear error."""
     if isinstance(name, Device):
         return name

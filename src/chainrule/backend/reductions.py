@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule.backend import cached_ones
+from chainrule.backend.arrays import cached_ones
 
-FEW_COLUMNS = 16  # up to this many columns, a chain of elementwise maxima beats the axis reduction
+ELEMENTWISE_MAXIMA_COLUMNS = 16  # up to this many columns, a chain of elementwise maxima beats the axis reduction
 
 
 def row_sums(values: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def column_sums(values: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def row_maxima(values: np.ndarray) -> np.ndarray:
     """values.max(axis=1, keepdims=True) of a 2-D array."""
-    if values.shape[1] > FEW_COLUMNS:
+    if values.shape[1] > ELEMENTWISE_MAXIMA_COLUMNS:
         return values.max(axis=1, keepdims=True)
     columns = values.T
     if len(columns) == 1:

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import compiled
-from chainrule._checks import finite_number
-from chainrule.backend import Device
+from chainrule.backend import kernels
+from chainrule.backend.arrays import Device
 from chainrule.display import html_table
-from chainrule.layers import Layer
-from chainrule.parameter_store import ParameterStore
+from chainrule.engine.layers import Layer
+from chainrule.engine.parameter_store import ParameterStore
+from chainrule.engine.validation import finite_number
 
 # Elements per block: a float32 block's five arrays (parameter, gradient, two moments, scratch)
 # take 2.5 MiB and stay in cache; smaller blocks lose more to per-call overhead than they gain.
@@ -274,7 +274,7 @@ class Adam(Optimizer):
 
     def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
         arrays = (parameter, gradient, slots["momentum"], slots["cache"])
-        if compiled.applies(*arrays):
+        if kernels.applies(*arrays):
             self._update_compiled(*arrays)
         else:
             super()._update_blocked(parameter, gradient, slots)
@@ -301,13 +301,13 @@ class Adam(Optimizer):
     def _update_compiled(
         self, parameter: np.ndarray, gradient: np.ndarray, momentum: np.ndarray, cache: np.ndarray
     ) -> None:
-        """`_update` in one compiled pass over memory (chainrule.compiled), same formula."""
+        """`_update` in one compiled pass over memory (chainrule.backend.kernels), same formula."""
         t = self.iterations + 1
         correction = math.sqrt(1 - self.beta_2**t)
         epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
         step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
         flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
-        compiled.adam(*flat, self.beta_1, self.beta_2, step_size, epsilon)
+        kernels.adam(*flat, self.beta_1, self.beta_2, step_size, epsilon)
 
     def get_config(self) -> dict[str, Any]:
         hat = {"epsilon_hat": True} if self.epsilon_hat else {}  # absent: files from before the option load

@@ -1,6 +1,6 @@
 """CUDA graphs for `fit(graph=True)` on a GPU: each static training step captured once, then replayed.
 
-A static step (`chainrule.static_step`) allocates nothing and reads nothing back, so CuPy's
+A static step (`chainrule.training.static_step`) allocates nothing and reads nothing back, so CuPy's
 stream capture can record it whole. CuPy refuses its own cuBLAS calls during a capture (CuPy
 issue #6290) while cuBLAS itself captures fine, so the step's matrix products go through
 `Cublas`, a minimal ctypes binding of the cuBLAS library CuPy loads, bound to the capturing
@@ -16,17 +16,23 @@ from __future__ import annotations
 import ctypes
 import logging
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
 
 import numpy as np
-
-from chainrule.static_step import StaticStep, StaticTraining
 
 LOG = logging.getLogger("chainrule")
 WORKSPACE_BYTES = 32 << 20  # cuBLAS's own scratch space, allocated before any capture
 OPERATION_NONE, OPERATION_TRANSPOSE = 0, 1  # cublasOperation_t
 TF32_TENSOR_OP_MATH = 3  # cublasMath_t: CUBLAS_TF32_TENSOR_OP_MATH
+
+
+class GraphTarget(Protocol):
+    """What capture needs of a static training: the product its steps call, and how a step runs
+    (both replaced here). A step is any hashable object that `run` takes."""
+
+    matmul: Callable[[Any, Any, Any], object]
+    run: Callable[[Any], None]
 
 
 class CublasError(RuntimeError):
@@ -103,7 +109,7 @@ def _layout(array: Any) -> tuple[int, int]:
     raise ValueError(f"a matrix product operand must be C- or F-ordered, got strides {array.strides}")
 
 
-def capture_steps(training: StaticTraining, allow_tf32: bool) -> None:
+def capture_steps(training: GraphTarget, allow_tf32: bool) -> None:
     """Route `training`'s products through cuBLAS and its steps through captured graphs."""
     import cupy
 
@@ -120,12 +126,12 @@ def capture_steps(training: StaticTraining, allow_tf32: bool) -> None:
 class GraphRunner:
     """Runs a static step eagerly the first time, captures it the second, replays it after."""
 
-    def __init__(self, cupy: Any, stream: Any, run_eagerly: Callable[[StaticStep], None]) -> None:
+    def __init__(self, cupy: Any, stream: Any, run_eagerly: Callable[[Any], None]) -> None:
         self.cupy, self.stream, self.run_eagerly = cupy, stream, run_eagerly
-        self.graphs: dict[StaticStep, Any] = {}  # None: capture failed, run eagerly
-        self.seen: set[StaticStep] = set()
+        self.graphs: dict[Hashable, Any] = {}  # None: capture failed, run eagerly
+        self.seen: set[Hashable] = set()
 
-    def run(self, step: StaticStep) -> None:
+    def run(self, step: Hashable) -> None:
         current = self.cupy.cuda.get_current_stream()  # where the batch was gathered
         graph = self.graphs.get(step)
         if graph is not None:
@@ -142,7 +148,7 @@ class GraphRunner:
         if graph is not None:  # captured just now: recorded, not yet run
             graph.launch(current)
 
-    def _capture(self, step: StaticStep) -> Any:
+    def _capture(self, step: Hashable) -> Any:
         """The step's graph, or None (logged) when it cannot be captured."""
         self.stream.begin_capture()
         try:

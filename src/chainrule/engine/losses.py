@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import compiled
-from chainrule._checks import categorical_targets, finite_number, float_array, float_dtype, require_same_shape
-from chainrule._contract import install_check
-from chainrule.activations import Sigmoid, Softmax
-from chainrule.backend import cached_arange
-from chainrule.layers import Layer
+from chainrule.backend import kernels
+from chainrule.backend.arrays import cached_arange
+from chainrule.engine.activations import Sigmoid, Softmax
+from chainrule.engine.contract import install_check
+from chainrule.engine.layers import Layer
+from chainrule.engine.validation import categorical_targets, finite_number, float_array, float_dtype, require_same_shape
 
 CLIP = 1e-7
 
@@ -121,9 +121,9 @@ class CategoricalCrossentropy(ProbabilityLoss):
 
     def forward_trusted(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         """`forward`, in one compiled pass for class indices when Numba is there."""
-        if compiled.applies(y_pred, y_true) and y_true.ndim == 1:
+        if kernels.applies(y_pred, y_true) and y_true.ndim == 1:
             scalar = y_pred.dtype.type
-            return compiled.crossentropy_of_indices(y_pred, y_true, scalar(self.clip), scalar(1 - self.clip))
+            return kernels.crossentropy_of_indices(y_pred, y_true, scalar(self.clip), scalar(1 - self.clip))
         return self.forward(y_pred, y_true)
 
     def backward(self, dvalues: np.ndarray, y_true: np.ndarray) -> np.ndarray:
@@ -259,10 +259,8 @@ class SoftmaxCategoricalCrossentropy(FusedLoss):
     def backward_trusted(self, probabilities: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         """(probabilities - onehot) / n_samples, on arguments already validated."""
         scale = 1 / len(probabilities)
-        if compiled.applies(probabilities, y_true) and y_true.ndim == 1:
-            self.dinputs = compiled.softmax_crossentropy_gradient(
-                probabilities, y_true, probabilities.dtype.type(scale)
-            )
+        if kernels.applies(probabilities, y_true) and y_true.ndim == 1:
+            self.dinputs = kernels.softmax_crossentropy_gradient(probabilities, y_true, probabilities.dtype.type(scale))
         elif y_true.ndim == 1:
             self.dinputs = np.multiply(probabilities, scale)
             self.dinputs[cached_arange(len(probabilities), like=probabilities), y_true] -= scale

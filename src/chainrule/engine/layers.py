@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import (
+from chainrule.backend.arrays import Device, array_module, assign
+from chainrule.backend.reductions import column_sums
+from chainrule.engine.contract import install_check
+from chainrule.engine.validation import (
     finite_number,
     float_array,
     float_dtype,
@@ -23,9 +26,6 @@ from chainrule._checks import (
     require_columns,
     require_same_shape,
 )
-from chainrule._contract import install_check
-from chainrule._reductions import column_sums
-from chainrule.backend import Device, array_module, assign
 
 
 class Layer:

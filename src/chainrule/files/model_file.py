@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from chainrule import activations, layers, losses, optimizers
-from chainrule._checks import positive_int
-from chainrule._files import atomic_write
-from chainrule.archive import Archive
-from chainrule.backend import to_host
-from chainrule.model import Model
+from chainrule.backend.arrays import to_host
+from chainrule.engine import activations, layers, losses, optimizers
+from chainrule.engine.validation import positive_int
+from chainrule.files.archive import Archive
+from chainrule.files.atomic import atomic_write
 
 FORMAT = "chainrule-model"
 VERSION = 1
@@ -36,11 +36,34 @@ LOSS_CLASSES = {cls.__name__: cls for cls in losses.LOSSES.values()}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
 
 
+class SavedModel(Protocol):
+    """What a model file holds of a model: what `save_model` reads and `read_model` rebuilds
+    (chainrule's Model; this floor names only what it needs)."""
+
+    seed: int | None
+    requested_dtype: np.dtype | None
+    layers: list[layers.Layer]
+    loss: Any
+    optimizer: Any
+    metrics: dict[str, Any]
+    rng: np.random.Generator
+
+    @property
+    def compiled(self) -> bool: ...
+
+    def add(self, layer: layers.Layer) -> Any: ...
+
+    def compile(self, *, loss: Any, optimizer: Any, metrics: list[str]) -> Any: ...
+
+
+ModelT = TypeVar("ModelT", bound=SavedModel)
+
+
 def _described(component: Any) -> dict[str, Any]:
     return {"class": type(component).__name__, "config": component.get_config()}
 
 
-def save_model(model: Model, path: str | os.PathLike, *, include_optimizer: bool = False) -> None:
+def save_model(model: SavedModel, path: str | os.PathLike, *, include_optimizer: bool = False) -> None:
     """Write `model` (architecture, weights, and with `include_optimizer` its training state)."""
     if not model.compiled:
         raise ValueError("save_model: compile the model (loss and optimizer) before saving it")
@@ -166,10 +189,14 @@ def _is_generator_state(state: Any) -> bool:
 
 
 def _restore(
-    archive: Archive, architecture: dict[str, Any], layer_classes: dict[str, type], max_parameters: int
-) -> Model:
+    archive: Archive,
+    architecture: dict[str, Any],
+    new_model: Callable[..., ModelT],
+    layer_classes: dict[str, type],
+    max_parameters: int,
+) -> ModelT:
     _check_architecture(architecture, max_parameters)
-    model = Model(seed=architecture.get("seed"), dtype=architecture.get("dtype"))
+    model = new_model(seed=architecture.get("seed"), dtype=architecture.get("dtype"))
     for description in architecture["layers"]:
         model.add(_build(description, layer_classes, "layer"))
     total = sum(parameter.size for layer in model.layers for parameter in layer.parameters().values())
@@ -193,7 +220,7 @@ def _restore(
     return model
 
 
-def _restore_training_state(archive: Archive, architecture: dict[str, Any], model: Model) -> None:
+def _restore_training_state(archive: Archive, architecture: dict[str, Any], model: SavedModel) -> None:
     """The optimizer's state (checked: shapes, finite values, non-negative squared-gradient caches)
     and the generators' states, so `fit` continues exactly where it stopped."""
     optimizer = model.optimizer
@@ -221,21 +248,16 @@ def _restore_training_state(archive: Archive, architecture: dict[str, Any], mode
             layer.rng.bit_generator.state = rng_states[f"layer{index}"]
 
 
-def load_model(
+def read_model(
     path: str | os.PathLike,
+    new_model: Callable[..., ModelT],
     *,
     custom_layers: dict[str, type[layers.Layer]] | None = None,
     max_parameters: int = MAX_PARAMETERS,
-) -> Model:
-    """Read a model written by `save_model`; any damaged, foreign or oversized file raises ValueError.
-
-    Layers of your own classes are rebuilt from `custom_layers`, which maps the class name
-    stored in the file to the class: `load_model(path, custom_layers={"Swish": Swish})`. A class
-    is never imported by a name read from the file. Files declaring more than `max_parameters`
-    parameters (10 million unless raised) are refused before anything is allocated; every member
-    is bounded by its declared size and header before it is read, and members the model does not
-    use are never read.
-    """
+) -> ModelT:
+    """Read a model written by `save_model` into `new_model(seed=..., dtype=...)`, as
+    `chainrule.load_model` does with Model (whose docstring says what `custom_layers` and
+    `max_parameters` do); any damaged, foreign or oversized file raises ValueError."""
     layer_classes = {**BUILT_IN_LAYERS, **_checked_custom_layers(custom_layers)}
     max_parameters = positive_int(max_parameters, "max_parameters", "load_model")
     source = Path(path)
@@ -248,7 +270,7 @@ def load_model(
             record = archive.read("architecture", kinds="u", max_bytes=MAX_ARCHITECTURE_BYTES)
             _require(record.dtype == np.uint8 and record.ndim == 1, "its architecture record is not text")
             architecture = json.loads(record.tobytes().decode())
-            return _restore(archive, architecture, layer_classes, max_parameters)
+            return _restore(archive, architecture, new_model, layer_classes, max_parameters)
     except Exception as error:  # every failure to parse untrusted bytes becomes one clear error
         reason = str(error)
         reason = reason if len(reason) <= 2 * QUOTE_LIMIT else f"{reason[: 2 * QUOTE_LIMIT]}..."

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import compiled
-from chainrule._checks import finite_number, float_array
-from chainrule._reductions import row_maxima, row_sums
-from chainrule.layers import Layer
+from chainrule.backend import kernels
+from chainrule.backend.reductions import row_maxima, row_sums
+from chainrule.engine.layers import Layer
+from chainrule.engine.validation import finite_number, float_array
 
 
 class ReLU(Layer):
@@ -36,8 +36,8 @@ class ReLU(Layer):
 
     def forward_trusted(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        if compiled.applies(inputs):  # both in one pass
-            self.output, self._positive = compiled.relu(inputs)
+        if kernels.applies(inputs):  # both in one pass
+            self.output, self._positive = kernels.relu(inputs)
             return self.output
         self._positive = np.greater(inputs, 0, out=np.empty_like(inputs))
         self.output = inputs * self._positive
@@ -130,8 +130,8 @@ class Linear(Layer):
 
 def softmax(inputs: np.ndarray) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) per row."""
-    if compiled.applies(inputs) and inputs.ndim == 2 and inputs.shape[1] <= compiled.FEW_COLUMNS:
-        return compiled.softmax(inputs)  # one pass per row instead of five array operations
+    if kernels.applies(inputs) and inputs.ndim == 2 and inputs.shape[1] <= kernels.ROW_KERNEL_COLUMNS:
+        return kernels.softmax(inputs)  # one pass per row instead of five array operations
     exponentials = np.exp(inputs - row_maxima(inputs))
     exponentials /= row_sums(exponentials)
     return exponentials
@@ -163,8 +163,8 @@ class Softmax(Layer):
         return self.dinputs
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
-        if compiled.applies(outputs) and outputs.ndim == 2 and outputs.shape[1] <= compiled.FEW_COLUMNS:
-            return compiled.row_argmax(outputs)  # NumPy's argmax loops slowly over short rows
+        if kernels.applies(outputs) and outputs.ndim == 2 and outputs.shape[1] <= kernels.ROW_KERNEL_COLUMNS:
+            return kernels.row_argmax(outputs)  # NumPy's argmax loops slowly over short rows
         return np.argmax(outputs, axis=1)
 
     @staticmethod

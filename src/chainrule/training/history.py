@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from chainrule.callbacks import Callback
-from chainrule.display import html_table
+from chainrule.display import curves_figure, html_table
+from chainrule.training.callbacks import Callback
 
 SHOWN_EPOCHS = 20  # rows of a History's HTML table
 
@@ -44,9 +44,9 @@ class History(Callback):
         if not self.epoch:
             return None
         try:
-            from chainrule.plotting import history_figure
+            figure = curves_figure(self.epoch, self.history)
         except ImportError:
             return None
         stream = io.BytesIO()
-        history_figure(self).savefig(stream, format="png", dpi=80)
+        figure.savefig(stream, format="png", dpi=80)
         return stream.getvalue()

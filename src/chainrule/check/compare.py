@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import float_array, require_same_shape
-from chainrule.diagnosis import Context, Report, judge
-from chainrule.layers import Layer
-from chainrule.probe import Probe
+from chainrule.check.diagnosis import Context, Report, judge
+from chainrule.check.probe import Probe
+from chainrule.engine.layers import Layer
+from chainrule.engine.validation import float_array, require_same_shape
 
 TOLERANCE = 1e-6
 MAX_SHOWN = 24  # arrays up to this many elements are printed side by side

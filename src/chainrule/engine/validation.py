@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.backend import array_module
+from chainrule.backend.arrays import array_module
 
 NUMERIC_KINDS = "biuf"
 FINITE_BLOCK = 1 << 18  # values checked per block by `all_finite`: a 256 KiB boolean scratch at most

@@ -1,7 +1,7 @@
 """Model: a stack of layers trained with a loss and an optimizer, Keras-style.
 
 `fit` validates the data once, then runs every step through the layers' unchecked
-`forward_trusted`/`backward_trusted` (the loop itself is `chainrule.loop`). A Softmax output
+`forward_trusted`/`backward_trusted` (the loop itself is `chainrule.training.loop`). A Softmax output
 with CategoricalCrossentropy trains through the fused gradient `(probabilities - onehot) / n`.
 All randomness (unseeded layers' initial weights, shuffling, dropout masks) comes from the
 model's own generator, so one `seed` gives bit-identical runs without touching NumPy's global
@@ -16,17 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, compiled, loop, static_step
-from chainrule._checks import float_array, float_dtype, named_instance, positive_int, require_columns
-from chainrule.backend import Device, assign, to_host
-from chainrule.callbacks import Callback
-from chainrule.diagnosis import Context
+from chainrule.backend import kernels
+from chainrule.backend.arrays import CPU, Device, assign, find_device, to_host
+from chainrule.backend.runtime import quiet_float_errors
+from chainrule.check.diagnosis import Context
+from chainrule.check.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
 from chainrule.display import html_table
-from chainrule.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
-from chainrule.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
-from chainrule.history import History
-from chainrule.layers import Dense, Layer
-from chainrule.losses import (
+from chainrule.engine.layers import Dense, Layer
+from chainrule.engine.losses import (
     LOSSES,
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -36,12 +33,17 @@ from chainrule.losses import (
     fused_loss,
     regularization_loss,
 )
-from chainrule.metrics import METRICS, Metric
-from chainrule.optimizers import OPTIMIZERS, Optimizer
-from chainrule.parameter_store import ParameterStore
-from chainrule.progress import progress_callbacks
-from chainrule.runtime import quiet_float_errors
-from chainrule.static_step import StaticTraining
+from chainrule.engine.metrics import METRICS, Metric
+from chainrule.engine.optimizers import OPTIMIZERS, Optimizer
+from chainrule.engine.parameter_store import ParameterStore
+from chainrule.engine.validation import float_array, float_dtype, named_instance, positive_int, require_columns
+from chainrule.files.model_file import save_model
+from chainrule.training import loop, static_step
+from chainrule.training.callbacks import Callback
+from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
+from chainrule.training.history import History
+from chainrule.training.progress import progress_callbacks
+from chainrule.training.static_step import StaticTraining
 
 LOG = logging.getLogger("chainrule")
 INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
@@ -61,7 +63,7 @@ class Model:
     """
 
     def __init__(self, seed: int | None = None, *, dtype: Any = None, device: str | Device = "cpu") -> None:
-        self.device = backend.device(device, "Model")
+        self.device = find_device(device, "Model")
         self.seed = None if seed is None else positive_int(seed, "seed", "Model", minimum=0)
         self.rng = np.random.default_rng(self.seed)
         self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
@@ -111,7 +113,7 @@ class Model:
     def to(self, device: str | Device) -> Model:
         """Move the parameters and the optimizer's state to `device` ('cpu' or 'cuda'); returns
         the model. Training then runs there; `predict` still returns NumPy arrays."""
-        target = backend.device(device, "Model.to")
+        target = find_device(device, "Model.to")
         for layer in self.layers:
             layer.to_device(target)
         if self.optimizer is not None:
@@ -366,7 +368,7 @@ class Model:
         a share of every batch; with `sharded=True` each process passes its own rows
         (`chainrule.distributed` says how batches are formed). Rank 0 alone prints and writes.
 
-        `graph=True` runs each step over buffers allocated once (`chainrule.static_step`), and on
+        `graph=True` runs each step over buffers allocated once (`chainrule.training.static_step`), and on
         a CUDA device captures it in a CUDA graph that is replayed; the loss is then checked
         once per epoch. Networks it cannot take train eagerly, and the log says why. The
         default, `graph=None`, takes that path where it pays: on a CUDA device, and on the CPU
@@ -415,7 +417,7 @@ class Model:
             if graph:
                 LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
             return None
-        if graph is None and not (self.device.captures or compiled.applies(self.parameter_store().values)):
+        if graph is None and not (self.device.captures or kernels.applies(self.parameter_store().values)):
             return None
         training = static_step.StaticTraining(self, self.parameter_store(), batch_size or len(targets))
         self.device.prepare_graph(training, allow_tf32)
@@ -478,7 +480,7 @@ class Model:
         inputs, targets = self.validated(X, y, "Model.gradcheck")
         if self.dtype != np.float64:
             raise TypeError("Model.gradcheck: central differences need float64: build it as cr.Model(dtype=np.float64)")
-        if self.device != backend.CPU:
+        if self.device != CPU:
             raise ValueError("Model.gradcheck: the numerical check runs on the CPU: call model.to('cpu') first")
 
         def total_loss() -> float:
@@ -503,10 +505,8 @@ class Model:
         )
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
-        """Write a safe model file (see `chainrule.io`); `include_optimizer` lets `fit` resume exactly.
+        """Write a safe model file (see `chainrule.files.model_file`); `include_optimizer` lets `fit` resume exactly.
         After a distributed fit, only rank 0 writes (every rank holds the same model)."""
-        from chainrule.io import save_model
-
         if not self.data_parallel.is_root:
             return
         save_model(self, path, include_optimizer=include_optimizer)

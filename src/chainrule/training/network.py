@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.activations import ACTIVATIONS
-from chainrule.layers import Dense, Dropout, Layer
-from chainrule.model import Model
+from chainrule.engine.activations import ACTIVATIONS
+from chainrule.engine.layers import Dense, Dropout, Layer
+from chainrule.training.model import Model
 
 
 def build_network(

@@ -10,9 +10,9 @@ random `dvalues` (whose gradient with respect to the output is exactly `dvalues`
 layer's L1/L2 penalty, which its backward also differentiates.
 
 Each element's error is relative, with a floor for gradients near zero (see
-`chainrule.diagnosis`). A nudge that moves a ReLU's input across zero measures the kink, not the
+`chainrule.check.diagnosis`). A nudge that moves a ReLU's input across zero measures the kink, not the
 slope; such elements are skipped and counted. Anything with `forward`/`backward` can be checked:
-chainrule's components, a Model, or a learner's own class (see `chainrule.probe`).
+chainrule's components, a Model, or a learner's own class (see `chainrule.check.probe`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._checks import finite_number, float_array, require_same_shape
-from chainrule.activations import LeakyReLU, ReLU
-from chainrule.diagnosis import Context, Report, judge
-from chainrule.probe import Probe
+from chainrule.check.diagnosis import Context, Report, judge
+from chainrule.check.probe import Probe
+from chainrule.engine.activations import LeakyReLU, ReLU
+from chainrule.engine.validation import finite_number, float_array, require_same_shape
 
 EPSILON = 1e-5
 TOLERANCE = 1e-6

@@ -7,7 +7,7 @@ writes into one of them (`out=`); sums are products with a ones vector; the lear
 and Adam's bias corrections are 0-d arrays updated inside the step; the loss and the number of
 correct predictions add up in 0-d arrays that are read once per epoch. Nothing in a step
 allocates or reads a value back to the host, so on a GPU the whole step can be captured once
-and replayed (`chainrule.cuda_graph`); on the CPU it runs as it is, or, with the compiled
+and replayed (`chainrule.backend.cuda_graph`); on the CPU it runs as it is, or, with the compiled
 kernels (extra `fast`), as one compiled call for small products (`run_compiled`) or as compiled
 kernels between NumPy's products for large ones (`run_with_numpy_products`).
 
@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chainrule import compiled
-from chainrule.activations import ReLU, Softmax
-from chainrule.backend import array_module, take_rows
-from chainrule.layers import Dense
-from chainrule.losses import CategoricalCrossentropy
-from chainrule.metrics import METRICS
-from chainrule.optimizers import Adam
-from chainrule.parameter_store import ParameterStore
-from chainrule.runtime import Interruption
-
-if TYPE_CHECKING:
-    from chainrule.model import Model
+from chainrule.backend import kernels
+from chainrule.backend.arrays import array_module, take_rows
+from chainrule.backend.runtime import Interruption
+from chainrule.engine.activations import ReLU, Softmax
+from chainrule.engine.layers import Dense
+from chainrule.engine.losses import CategoricalCrossentropy
+from chainrule.engine.metrics import METRICS
+from chainrule.engine.optimizers import Adam
+from chainrule.engine.parameter_store import ParameterStore
+from chainrule.training import step_kernels
+from chainrule.training.protocol import TrainingModel
 
 # Multiply-adds of the largest layer product up to which the compiled whole step (one call, its
 # products through Numba's BLAS binding) beats the compiled kernels between NumPy's own products:
@@ -50,7 +48,7 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-def unsupported(model: Model) -> str | None:
+def unsupported(model: TrainingModel) -> str | None:
     """Why `model` cannot train through a static step, or None if it can."""
     layers = model.layers
     if not (len(layers) >= 2 and isinstance(layers[-1], Softmax) and type(layers[-2]) is Dense):
@@ -76,7 +74,9 @@ def unsupported(model: Model) -> str | None:
 class StaticTraining:
     """The state the steps of every batch size share: Adam's scalars and the epoch's sums."""
 
-    def __init__(self, model: Model, store: ParameterStore, batch_rows: int, matmul: Matmul = numpy_matmul) -> None:
+    def __init__(
+        self, model: TrainingModel, store: ParameterStore, batch_rows: int, matmul: Matmul = numpy_matmul
+    ) -> None:
         self.model, self.store, self.matmul = model, store, matmul
         optimizer = model.optimizer
         self.optimizer = optimizer
@@ -94,7 +94,7 @@ class StaticTraining:
         # products, compiled kernels between NumPy's products for large ones (`SMALL_WORK`); a
         # CUDA graph replaces this with its replays (`cuda_graph`).
         self.run: Callable[[StaticStep], None] = StaticStep.run
-        if compiled.applies(store.values):
+        if kernels.applies(store.values):
             small = model.largest_matmul_work(batch_rows) <= SMALL_WORK
             self.run = StaticStep.run_compiled if small else StaticStep.run_with_numpy_products
         self._steps: dict[int, StaticStep] = {}
@@ -149,7 +149,7 @@ class StaticTraining:
         return (
             self.run is StaticStep.run_compiled
             and not self.store.loose_layers
-            and compiled.applies(inputs, targets)
+            and kernels.applies(inputs, targets)
             and targets.dtype == np.int64
         )
 
@@ -163,14 +163,14 @@ class StaticTraining:
         good: np.ndarray,
         candidate: np.ndarray,
     ) -> int:
-        """`len(epoch_totals)` epochs in one compiled call (`compiled.static_epochs`, which says
+        """`len(epoch_totals)` epochs in one compiled call (`step_kernels.static_epochs`, which says
         what the arguments hold); each epoch's summed loss and correct predictions go to a row of
         `epoch_totals`. Returns the number of epochs run: fewer when the last one run diverged."""
         count = len(inputs)
         in_place = len(orders) == 0 and batch_rows == count
         full = self.step_for(batch_rows, inputs if in_place else None, targets if in_place else None)
         last = self.step_for(count % batch_rows or batch_rows)
-        epochs_run = compiled.static_epochs(
+        epochs_run = step_kernels.static_epochs(
             inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers,
             (self.loss_total, self.correct), *self.loss_bounds, self.adam_buffers, self.adam_arguments(),
             epoch_totals, good, candidate,
@@ -310,9 +310,9 @@ class StaticStep:
         shared.adam()
 
     def run_compiled(self) -> None:
-        """`run` in one compiled call (chainrule.compiled, extra `fast`): the same step, with the
+        """`run` in one compiled call (chainrule.backend.kernels, extra `fast`): the same step, with the
         elementwise work fused into loops, for NumPy arrays."""
-        compiled.static_step(*self.compiled_arrays, self.shared.adam_arguments())
+        step_kernels.static_step(*self.compiled_arrays, self.shared.adam_arguments())
 
     def run_with_numpy_products(self) -> None:
         """`run` with NumPy's matrix products (its multithreaded BLAS, faster than Numba's binding
@@ -321,19 +321,19 @@ class StaticStep:
         hidden = self.inputs
         for index, (weights, biases, output) in enumerate(zip(self.weights, self.biases, self.outputs, strict=True)):
             np.matmul(hidden, weights, out=output)
-            compiled.add_biases(output, biases, index < count - 1)
+            step_kernels.add_biases(output, biases, index < count - 1)
             hidden = output
         gradient, sums = self.dvalues[-1], (shared.loss_total, shared.correct)
-        compiled.score_and_gradient(hidden, self.labels, gradient, *sums, *shared.loss_bounds)
+        step_kernels.score_and_gradient(hidden, self.labels, gradient, *sums, *shared.loss_bounds)
         for index in range(count - 1, -1, -1):
             below = self.inputs if index == 0 else self.outputs[index - 1]
             np.matmul(below.T, gradient, out=self.dweights[index])
-            compiled.bias_gradient(gradient, self.dbiases[index])
+            step_kernels.bias_gradient(gradient, self.dbiases[index])
             if index:
                 np.matmul(gradient, self.weights[index].T, out=self.dvalues[index - 1])
-                compiled.relu_backward(self.dvalues[index - 1], below)
+                step_kernels.relu_backward(self.dvalues[index - 1], below)
                 gradient = self.dvalues[index - 1]
-        compiled.adam_step(shared.adam_buffers, shared.adam_arguments())
+        step_kernels.adam_step(shared.adam_buffers, shared.adam_arguments())
 
     @functools.cached_property
     def kernel_buffers(self) -> tuple:
@@ -344,7 +344,7 @@ class StaticStep:
 
     @functools.cached_property
     def compiled_arrays(self) -> tuple:
-        """`compiled.static_step`'s arguments but Adam's, which stay the same from step to step."""
+        """`step_kernels.static_step`'s arguments but Adam's, which stay the same from step to step."""
         shared = self.shared
         return (*self.kernel_buffers, shared.loss_total, shared.correct, *shared.loss_bounds, shared.adam_buffers)
 

@@ -7,28 +7,21 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chainrule.backend import array_module
-from chainrule.callbacks import Callback
-from chainrule.distributed import SINGLE_PROCESS, SingleProcess
-from chainrule.history import History
-from chainrule.losses import regularization_loss
-from chainrule.parameter_store import ParameterStore
-from chainrule.runtime import Interruption, training_guard
-
-if TYPE_CHECKING:
-    from chainrule.model import Model
-    from chainrule.static_step import StaticTraining
-
+from chainrule.backend.arrays import array_module
+from chainrule.backend.runtime import Interruption, training_guard
+from chainrule.engine.losses import regularization_loss
+from chainrule.engine.parameter_store import ParameterStore
+from chainrule.errors import TrainingDivergedError
+from chainrule.training.callbacks import Callback
+from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess
+from chainrule.training.history import History
+from chainrule.training.protocol import TrainingModel
+from chainrule.training.static_step import StaticTraining
 
 CHUNK_SECONDS = 0.02  # the time one call of several unobserved epochs aims at
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the update that would have used it was not applied."""
 
 
 class LastFiniteWeights:
@@ -68,7 +61,7 @@ def batches(n_samples: int, batch_size: int | None) -> Iterator[slice]:
 
 
 def train(
-    model: Model,
+    model: TrainingModel,
     inputs: np.ndarray,
     targets: np.ndarray,
     *,
@@ -84,7 +77,7 @@ def train(
 
     `parallel` shares the work with other processes (`chainrule.distributed`); alone, each of its
     hooks is the identity. `static` runs each epoch's steps over fixed buffers
-    (`chainrule.static_step`, for `fit(graph=True)`); its loss is checked once per epoch.
+    (`chainrule.training.static_step`, for `fit(graph=True)`); its loss is checked once per epoch.
     """
     model.history = history = History()
     callbacks = [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)]
@@ -130,7 +123,7 @@ class Epochs:
     the guards (`parallel`, the last finite weights, the Ctrl-C flag). `static`: the epoch's
     steps run over fixed buffers instead of eagerly."""
 
-    model: Model
+    model: TrainingModel
     inputs: np.ndarray
     targets: np.ndarray
     batch_size: int | None

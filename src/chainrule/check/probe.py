@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.layers import Layer
+from chainrule.engine.layers import Layer
 
 OUTPUT_NAMES = ("output", "outputs")
 BOOK_PARAMETERS = ("weights", "biases")  # expected whenever present, so a missing gradient is reported

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from chainrule.callbacks import Callback
+from chainrule.training.callbacks import Callback
 
 
 class ProgressBar(Callback):

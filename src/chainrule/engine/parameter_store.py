@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainrule.backend import array_module
-from chainrule.layers import Layer
+from chainrule.backend.arrays import array_module
+from chainrule.engine.layers import Layer
 
 
 @dataclass(frozen=True)
