@@ -1,4 +1,4 @@
-"""The program tests/test_distributed.py runs under `mpiexec -n N`: one scenario per run.
+"""The program tests/training/test_distributed.py runs under `mpiexec -n N`: one scenario per run.
 
     python tests/mpi_worker.py SCENARIO OUT_FOLDER
 

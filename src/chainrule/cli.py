@@ -293,7 +293,7 @@ def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
     return parse
 
 
-positive_int = whole_number(1, 10**9)
+count = whole_number(1, 10**9)
 width = whole_number(1, MAX_WIDTH)
 seed_number = whole_number(0, 2**32 - 1)
 
@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     train.add_argument("--l1", type=float, default=0.0, help="L1 penalty on hidden layers' weights and biases")
     train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on hidden layers' weights and biases")
-    train.add_argument("--epochs", type=positive_int, default=10_000)
-    train.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: all)")
+    train.add_argument("--epochs", type=count, default=10_000)
+    train.add_argument("--batch-size", type=count, default=None, help="mini-batch size (default: all)")
     train.add_argument("--out", help="run folder (default runs/DATASET)")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     train.add_argument(

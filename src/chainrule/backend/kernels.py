@@ -5,7 +5,7 @@ memory and one call instead of several: Adam's whole update, the
 softmax of a batch, ReLU's output and mask, the cross-entropy of class indices, the predicted
 classes and the fused softmax + cross-entropy gradient. Without Numba (or with the environment
 variable CHAINRULE_COMPILED=0) `ENABLED` is False and the NumPy code runs: it stays the
-reference, and tests/test_compiled.py checks that both give the same numbers.
+reference, and tests/backend/test_kernels.py checks that both give the same numbers.
 
 Kernels compile on first use for each dtype (a second or two, cached on disk afterwards).
 """
@@ -38,7 +38,7 @@ def applies(*arrays: np.ndarray) -> bool:
     return True
 
 
-def compile_kernel(fastmath: bool | set[str] = False):  # noqa: ANN202 - a decorator
+def compile_kernel(fastmath: bool | set[str] = False):
     """Numba's compiler with NumPy's error model: a division by zero gives inf or NaN as in
     NumPy, instead of a check in every loop that raises, which keeps the loops from vectorising
     (Adam's update of 670k parameters: 2.6 ms -> 0.3). `fastmath`: Numba's flags, off unless a
@@ -48,12 +48,12 @@ def compile_kernel(fastmath: bool | set[str] = False):  # noqa: ANN202 - a decor
     return numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")
 
 
-def inline_kernel():  # noqa: ANN202 - a decorator
+def inline_kernel():
     return (lambda function: function) if numba is None else numba.njit(inline="always")
 
 
 @inline_kernel()
-def _adam_element(index, parameter, gradient, momentum, cache, constants):  # noqa: ANN001, ANN202
+def _adam_element(index, parameter, gradient, momentum, cache, constants):
     """One parameter's Adam update. A parameter whose gradient stays zero (a dead ReLU unit's)
     has moments decaying by beta_1 and beta_2 per step into subnormal floats, where each operation
     costs up to a hundred times more (a spiral-minibatch step: 50 us -> 550 us after 800 steps):
@@ -69,7 +69,7 @@ def _adam_element(index, parameter, gradient, momentum, cache, constants):  # no
 
 
 @compile_kernel()
-def adam_pass(parameter, gradient, momentum, cache, constants):  # noqa: ANN001, ANN202
+def adam_pass(parameter, gradient, momentum, cache, constants):
     for index in range(parameter.size):
         _adam_element(index, parameter, gradient, momentum, cache, constants)
 
@@ -99,7 +99,7 @@ def adam(
 
 
 @compile_kernel()
-def softmax(inputs):  # noqa: ANN001, ANN201
+def softmax(inputs):
     """exp(x - row max) / row sum, row by row."""
     output = np.empty_like(inputs)
     for row in range(inputs.shape[0]):
@@ -117,7 +117,7 @@ def softmax(inputs):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def relu(inputs):  # noqa: ANN001, ANN201
+def relu(inputs):
     """(output, mask): x where x > 0 else 0, and the 0/1 mask of positive inputs, in one pass."""
     output = np.empty_like(inputs)
     mask = np.empty_like(inputs)
@@ -130,7 +130,7 @@ def relu(inputs):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def crossentropy_of_indices(probabilities, labels, clip, upper):  # noqa: ANN001, ANN201
+def crossentropy_of_indices(probabilities, labels, clip, upper):
     """-log(p[i, label_i]), the probability clipped to [clip, upper = 1 - clip]."""
     losses = np.empty(probabilities.shape[0], dtype=probabilities.dtype)
     for row in range(probabilities.shape[0]):
@@ -140,7 +140,7 @@ def crossentropy_of_indices(probabilities, labels, clip, upper):  # noqa: ANN001
 
 
 @compile_kernel()
-def row_argmax(values):  # noqa: ANN001, ANN201
+def row_argmax(values):
     """The column of each row's largest value (the first, on ties), as np.argmax(axis=1)."""
     result = np.empty(values.shape[0], dtype=np.int64)
     for row in range(values.shape[0]):
@@ -153,7 +153,7 @@ def row_argmax(values):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def softmax_crossentropy_gradient(probabilities, labels, scale):  # noqa: ANN001, ANN201
+def softmax_crossentropy_gradient(probabilities, labels, scale):
     """(probabilities - onehot(labels)) * scale."""
     gradient = probabilities * scale
     for row in range(probabilities.shape[0]):

@@ -22,9 +22,9 @@ from chainrule.engine.validation import (
     finite_number,
     float_array,
     float_dtype,
-    positive_int,
     require_columns,
     require_same_shape,
+    whole_number,
 )
 
 
@@ -237,13 +237,13 @@ class Dense(Layer):
         seed: int | None = None,
     ) -> None:
         super().__init__(dtype)
-        self.n_inputs = positive_int(n_inputs, "n_inputs", "Dense")
-        self.n_neurons = positive_int(n_neurons, "n_neurons", "Dense")
+        self.n_inputs = whole_number(n_inputs, "n_inputs", "Dense")
+        self.n_neurons = whole_number(n_neurons, "n_neurons", "Dense")
         self.weight_regularizer_l1 = finite_number(weight_regularizer_l1, "weight_regularizer_l1", "Dense", minimum=0)
         self.weight_regularizer_l2 = finite_number(weight_regularizer_l2, "weight_regularizer_l2", "Dense", minimum=0)
         self.bias_regularizer_l1 = finite_number(bias_regularizer_l1, "bias_regularizer_l1", "Dense", minimum=0)
         self.bias_regularizer_l2 = finite_number(bias_regularizer_l2, "bias_regularizer_l2", "Dense", minimum=0)
-        self.seed = None if seed is None else positive_int(seed, "seed", "Dense", minimum=0)
+        self.seed = None if seed is None else whole_number(seed, "seed", "Dense", minimum=0)
         self._weights_assigned = False
         shape = (self.n_inputs + 1, self.n_neurons)
         self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
@@ -448,7 +448,7 @@ class Dropout(Layer):
     def __init__(self, rate: float, *, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)
         self.rate = finite_number(rate, "rate (the fraction dropped)", "Dropout", minimum=0, below=1)
-        self.seed = None if seed is None else positive_int(seed, "seed", "Dropout", minimum=0)
+        self.seed = None if seed is None else whole_number(seed, "seed", "Dropout", minimum=0)
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
         self._mask_frozen = False

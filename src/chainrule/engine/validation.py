@@ -16,8 +16,9 @@ NUMERIC_KINDS = "biuf"
 FINITE_BLOCK = 1 << 18  # values checked per block by `all_finite`: a 256 KiB boolean scratch at most
 
 
-def positive_int(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
-    """Return `value` as an int >= `minimum` (1 unless given), or raise naming the setting."""
+def whole_number(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
+    """Return `value` as an int >= `minimum` (1 unless given: a count or a size; 0 for seeds and
+    patience), or raise naming the setting."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{owner}: {name} must be {wanted}, got {value!r}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from chainrule.backend.arrays import to_host
 from chainrule.engine import activations, layers, losses, optimizers
-from chainrule.engine.validation import positive_int
+from chainrule.engine.validation import whole_number
 from chainrule.files.archive import Archive
 from chainrule.files.atomic import atomic_write
 
@@ -259,7 +259,7 @@ def read_model(
     `chainrule.load_model` does with Model (whose docstring says what `custom_layers` and
     `max_parameters` do); any damaged, foreign or oversized file raises ValueError."""
     layer_classes = {**BUILT_IN_LAYERS, **_checked_custom_layers(custom_layers)}
-    max_parameters = positive_int(max_parameters, "max_parameters", "load_model")
+    max_parameters = whole_number(max_parameters, "max_parameters", "load_model")
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"load_model: no such file {source}")

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine.layers import Dense
-from chainrule.engine.validation import positive_int
+from chainrule.engine.validation import whole_number
 from chainrule.training.distributed import shard_rows
 
 
 def _counts(samples: int, classes: int, owner: str) -> None:
-    positive_int(samples, "samples", owner)
-    positive_int(classes, "classes", owner)
+    whole_number(samples, "samples", owner)
+    whole_number(classes, "classes", owner)
 
 
 def spiral_data(
@@ -106,7 +106,7 @@ class BookRandom:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        self.random = np.random.RandomState(positive_int(seed, "seed", "BookRandom", minimum=0))
+        self.random = np.random.RandomState(whole_number(seed, "seed", "BookRandom", minimum=0))
 
     def randn(self, *shape: int) -> np.ndarray:
         """np.random.randn as nnfs.init() leaves it: float64 normals cast to float32."""
@@ -211,7 +211,7 @@ def load_mnist(
         raise FileNotFoundError(f"load_mnist: {folder} is not a folder")
     if shard is not None:
         rank, size = shard
-        positive_int(size, "shard size", "load_mnist")
+        whole_number(size, "shard size", "load_mnist")
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < size:
             raise ValueError(f"load_mnist: shard must be (rank, size) with 0 <= rank < size, got {shard!r}")
 

@@ -20,7 +20,7 @@ from chainrule.display import html_table, new_figure
 from chainrule.engine.activations import ReLU, Softmax
 from chainrule.engine.layers import Dense
 from chainrule.engine.losses import CategoricalCrossentropy, SoftmaxCategoricalCrossentropy
-from chainrule.engine.validation import float_array, numeric_array, positive_int
+from chainrule.engine.validation import float_array, numeric_array, whole_number
 from chainrule.learn.datasets import spiral_data
 
 F64 = np.float64
@@ -518,7 +518,7 @@ def network(
     if X is None:
         X, y = spiral_data(2, 3, seed=seed)
     inputs = float_array(X, F64, "X", owner)
-    hidden = positive_int(hidden, "hidden", owner)
+    hidden = whole_number(hidden, "hidden", owner)
     rate = _scalar(learning_rate, "learning_rate", owner)
     rng = np.random.default_rng(seed)
     dense1, relu = Dense(inputs.shape[1], hidden, dtype=F64), ReLU()

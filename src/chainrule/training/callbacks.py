@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.validation import positive_int
+from chainrule.engine.validation import whole_number
 from chainrule.training.protocol import TrainingModel
 
 
@@ -80,7 +80,7 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
     ) -> None:
         self.monitor = monitor
-        self.patience = positive_int(patience, "patience", "EarlyStopping", minimum=0)
+        self.patience = whole_number(patience, "patience", "EarlyStopping", minimum=0)
         self.min_delta = abs(float(min_delta))
         self._better = _improves(mode, monitor)
         self._maximise = self._better(1.0, 0.0)

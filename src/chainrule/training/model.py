@@ -36,7 +36,7 @@ from chainrule.engine.losses import (
 from chainrule.engine.metrics import METRICS, Metric
 from chainrule.engine.optimizers import OPTIMIZERS, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
-from chainrule.engine.validation import float_array, float_dtype, named_instance, positive_int, require_columns
+from chainrule.engine.validation import float_array, float_dtype, named_instance, require_columns, whole_number
 from chainrule.files.model_file import save_model
 from chainrule.training import loop, static_step
 from chainrule.training.callbacks import Callback
@@ -50,7 +50,7 @@ INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch
 
 
 def _batch_size(value: Any, owner: str) -> int | None:
-    return None if value is None else positive_int(value, "batch_size", owner)
+    return None if value is None else whole_number(value, "batch_size", owner)
 
 
 class Model:
@@ -64,7 +64,7 @@ class Model:
 
     def __init__(self, seed: int | None = None, *, dtype: Any = None, device: str | Device = "cpu") -> None:
         self.device = find_device(device, "Model")
-        self.seed = None if seed is None else positive_int(seed, "seed", "Model", minimum=0)
+        self.seed = None if seed is None else whole_number(seed, "seed", "Model", minimum=0)
         self.rng = np.random.default_rng(self.seed)
         self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
         self.layers: list[Layer] = []
@@ -79,12 +79,12 @@ class Model:
         self.fused_loss: FusedLoss | None = None
         self._store: ParameterStore | None = None
 
-    data_parallel: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
+    processes: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
 
     def __getstate__(self) -> dict[str, Any]:
         # The next fit rebuilds the flat buffers; an MPI communicator does not travel.
         state = {**self.__dict__, "_store": None}
-        state.pop("data_parallel", None)
+        state.pop("processes", None)
         return state
 
     # -- building ---------------------------------------------------------------------------
@@ -379,7 +379,7 @@ class Model:
         parallel = data_parallel(distributed, sharded, "Model.fit")
         with parallel.agreement():  # bad data on one rank stops every rank here, before training
             inputs, targets = self.validated(X, y, "Model.fit")
-            epochs = positive_int(epochs, "epochs", "Model.fit")
+            epochs = whole_number(epochs, "epochs", "Model.fit")
             batch_size = _batch_size(batch_size, "Model.fit")
             if verbose not in (0, 1, 2):
                 raise ValueError(f"Model.fit: verbose must be 0, 1 or 2, got {verbose!r}")
@@ -388,7 +388,7 @@ class Model:
                 if len(validation_data) != 2:
                     raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
                 validation = self.validated(*validation_data, "Model.fit (validation_data)")
-        self.data_parallel = parallel
+        self.processes = parallel
         static = None if graph is False else self._static_training(targets, parallel, batch_size, graph, allow_tf32)
         return loop.train(
             self,
@@ -507,7 +507,7 @@ class Model:
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
         """Write a safe model file (see `chainrule.files.model_file`); `include_optimizer` lets `fit` resume exactly.
         After a distributed fit, only rank 0 writes (every rank holds the same model)."""
-        if not self.data_parallel.is_root:
+        if not self.processes.is_root:
             return
         save_model(self, path, include_optimizer=include_optimizer)
 

@@ -19,7 +19,7 @@ FEW_PRODUCT_COLUMNS, FEW_NEURONS, MODEST_WIDTH = 8, 4, 128
 
 
 @compile_kernel()
-def _transposed_product(left, right, out):  # noqa: ANN001, ANN202
+def _transposed_product(left, right, out):
     """out = left.T @ right as a sum of each row's outer product, for `left` with few columns:
     the inner loop runs along `right`'s rows and vectorises, where a BLAS call spends its time
     packing the operands (300 rows, 2 x 64: 3.5 us against 14.7)."""
@@ -32,7 +32,7 @@ def _transposed_product(left, right, out):  # noqa: ANN001, ANN202
 
 
 @compile_kernel()
-def _weight_gradient(below, gradient, out):  # noqa: ANN001, ANN202
+def _weight_gradient(below, gradient, out):
     """dweights = below.T @ gradient: as loops when either side has few columns, else BLAS."""
     if below.shape[1] <= FEW_PRODUCT_COLUMNS:
         _transposed_product(below, gradient, out)
@@ -45,7 +45,7 @@ def _weight_gradient(below, gradient, out):  # noqa: ANN001, ANN202
 
 
 @compile_kernel(fastmath={"reassoc", "contract"})
-def _row_dots(below, weights_transposed, out):  # noqa: ANN001, ANN202
+def _row_dots(below, weights_transposed, out):
     """out = below @ weights_transposed.T, each value a dot product of two contiguous rows, summed
     in any order (`reassoc`, as BLAS does): it vectorises along the rows."""
     for row in range(below.shape[0]):
@@ -57,7 +57,7 @@ def _row_dots(below, weights_transposed, out):  # noqa: ANN001, ANN202
 
 
 @compile_kernel()
-def _layer_product(below, weights, out):  # noqa: ANN001, ANN202
+def _layer_product(below, weights, out):
     """out = below @ weights: as dot products for a few neurons of modest width, else BLAS
     (300 rows, 64 x 3: 4.1 us against 7.7)."""
     if weights.shape[1] <= FEW_NEURONS and weights.shape[0] <= MODEST_WIDTH:
@@ -67,7 +67,7 @@ def _layer_product(below, weights, out):  # noqa: ANN001, ANN202
 
 
 @compile_kernel()
-def add_biases(output, biases, relu):  # noqa: ANN001, ANN201
+def add_biases(output, biases, relu):
     """A Dense layer's output in place: + biases, then ReLU where `relu` is True."""
     for row in range(output.shape[0]):
         for column in range(output.shape[1]):
@@ -76,7 +76,7 @@ def add_biases(output, biases, relu):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def score_and_gradient(logits, labels, gradient, loss_total, correct_total, clip, upper):  # noqa: ANN001, ANN201, PLR0913
+def score_and_gradient(logits, labels, gradient, loss_total, correct_total, clip, upper):
     """Softmax of `logits` row by row; the batch's summed cross-entropy of `labels` (probabilities
     kept within [clip, upper]) added to `loss_total[0, 0]` and its correct predictions (the first
     largest logit, as argmax) to `correct_total[0, 0]`; the fused softmax + cross-entropy
@@ -107,7 +107,7 @@ def score_and_gradient(logits, labels, gradient, loss_total, correct_total, clip
 
 
 @compile_kernel()
-def bias_gradient(gradient, out):  # noqa: ANN001, ANN201
+def bias_gradient(gradient, out):
     """dbiases: the gradient's column sums into `out` (shape (1, n))."""
     for column in range(gradient.shape[1]):
         out[0, column] = 0
@@ -117,7 +117,7 @@ def bias_gradient(gradient, out):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def relu_backward(dvalues, inputs):  # noqa: ANN001, ANN201
+def relu_backward(dvalues, inputs):
     """ReLU's backward pass in place: dvalues where the ReLU's output was positive, else 0."""
     for row in range(dvalues.shape[0]):
         for column in range(dvalues.shape[1]):  # a select, not a conditional store: it vectorises
@@ -125,7 +125,7 @@ def relu_backward(dvalues, inputs):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def adam_step(flat, adam):  # noqa: ANN001, ANN201
+def adam_step(flat, adam):
     """One Adam update of the flat buffers `flat` = (values, gradients, momentum, cache), with
     `adam` = (iterations, learning rate, decay, beta_1, beta_2, epsilon, epsilon_hat): the
     learning-rate decay and bias corrections from the count in `iterations[0]`, counted up here."""
@@ -143,21 +143,21 @@ def adam_step(flat, adam):  # noqa: ANN001, ANN201
 
 
 @compile_kernel()
-def static_step(  # noqa: ANN201, PLR0913
-    inputs,  # noqa: ANN001
-    labels,  # noqa: ANN001
-    weights,  # noqa: ANN001
-    biases,  # noqa: ANN001
-    dweights,  # noqa: ANN001
-    dbiases,  # noqa: ANN001
-    outputs,  # noqa: ANN001
-    dvalues,  # noqa: ANN001
-    loss_total,  # noqa: ANN001
-    correct_total,  # noqa: ANN001
-    clip,  # noqa: ANN001
-    upper,  # noqa: ANN001
-    flat,  # noqa: ANN001
-    adam,  # noqa: ANN001
+def static_step(
+    inputs,
+    labels,
+    weights,
+    biases,
+    dweights,
+    dbiases,
+    outputs,
+    dvalues,
+    loss_total,
+    correct_total,
+    clip,
+    upper,
+    flat,
+    adam,
 ):
     """A whole training step of Dense layers with ReLU between them, Softmax and cross-entropy on
     class labels, and Adam: what `static_step.StaticStep.run` computes, in one call.
@@ -186,21 +186,21 @@ def static_step(  # noqa: ANN201, PLR0913
 
 
 @compile_kernel()
-def static_epochs(  # noqa: ANN201, PLR0913
-    inputs,  # noqa: ANN001
-    labels,  # noqa: ANN001
-    orders,  # noqa: ANN001
-    batch_rows,  # noqa: ANN001
-    full,  # noqa: ANN001
-    last,  # noqa: ANN001
-    totals,  # noqa: ANN001
-    clip,  # noqa: ANN001
-    upper,  # noqa: ANN001
-    flat,  # noqa: ANN001
-    adam,  # noqa: ANN001
-    epoch_totals,  # noqa: ANN001
-    good,  # noqa: ANN001
-    candidate,  # noqa: ANN001
+def static_epochs(
+    inputs,
+    labels,
+    orders,
+    batch_rows,
+    full,
+    last,
+    totals,
+    clip,
+    upper,
+    flat,
+    adam,
+    epoch_totals,
+    good,
+    candidate,
 ):
     """Several epochs of `static_step`s in one call, for a fit nothing observes between epochs.
 

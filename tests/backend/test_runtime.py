@@ -37,7 +37,7 @@ def test_float_errors_pass_silently_inside_and_warn_again_outside():
     with quiet_float_errors():
         assert np.isinf(np.float32(3e38) * np.float32(10))
     with pytest.warns(RuntimeWarning, match="overflow"):
-        np.float32(3e38) * np.float32(10)  # noqa: B018
+        np.float32(3e38) * np.float32(10)
 
 
 DOUBLE_SIGINT = """

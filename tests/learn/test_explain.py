@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 import chainrule as cr
 from chainrule.learn import explain
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+SNAPSHOTS = Path(__file__).parent.parent / "snapshots"
 EXACT = {"rtol": 0, "atol": 1e-12}
 W_BY_NEURON = np.array([[0.2, 0.8, -0.5, 1], [0.5, -0.91, 0.26, -0.5], [-0.26, -0.27, 0.17, 0.87]])
 X = np.array([[1, 2, 3, 2.5], [2, 5, -1, 2], [-1.5, 2.7, 3.3, -0.8]])

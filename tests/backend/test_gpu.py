@@ -1,7 +1,7 @@
 """The engine on a CUDA GPU through CuPy, against the same engine on the CPU.
 
 These tests need CuPy (the extra `gpu`) and a CUDA GPU; without either they are skipped with
-the reason. `tests/test_backend.py` checks the device-generic engine on every machine.
+the reason. `tests/backend/test_backend.py` checks the device-generic engine on every machine.
 """
 
 import copy

