@@ -41,6 +41,7 @@ from chainrule.engine.parameter_store import ParameterStore
 from chainrule.sklearn import lbfgs
 from chainrule.sklearn.objective import Objective, Rows
 from chainrule.sklearn.parameters import STOCHASTIC_SOLVERS, check_parameters
+from chainrule.training.callbacks import CallbackList
 from chainrule.training.loop import batches
 from chainrule.training.network import build_network
 
@@ -220,17 +221,13 @@ class _ChainruleMLP(BaseEstimator):
         store = model.parameter_store()
         best = store.snapshot() if self.early_stopping else None
         order = np.arange(n_samples)
-        callbacks = list(self.callbacks)
+        hooks = CallbackList(self.callbacks, model)
         model.expected_logs = ["loss", "val_loss", "val_score"] if validation else ["loss"]
-        for callback in callbacks:
-            callback.set_model(model)
-            callback.on_train_begin()
         model.stop_training = False
         self.n_iter_ = 0
-        with training_guard(model.largest_matmul_work(batch_size)) as interruption:
+        with hooks.training(), training_guard(model.largest_matmul_work(batch_size)) as interruption:
             for epoch in range(self.max_iter):
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch)
+                hooks.on_epoch_begin(epoch)
                 if self.shuffle:  # sklearn.utils.shuffle's draw, without its per-call validation
                     order = order[self._random_state.permutation(n_samples)]
                 summed_loss = 0.0
@@ -252,8 +249,7 @@ class _ChainruleMLP(BaseEstimator):
                 else:
                     self._track_training_loss()
                 self._iteration_ends()
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
+                hooks.on_epoch_end(epoch, logs)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self._stop_or_slow_down():
                         break
@@ -267,8 +263,6 @@ class _ChainruleMLP(BaseEstimator):
                         ConvergenceWarning,
                         stacklevel=4,
                     )
-        for callback in callbacks:
-            callback.on_train_end()
         if best is not None:
             store.restore(best)
 

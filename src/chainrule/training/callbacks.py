@@ -6,7 +6,8 @@ A callback reads `model` and the epoch's `logs` (the same keys as the History) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,40 @@ class Callback:
 
     def on_train_end(self) -> None:
         """Called once after training ends, however it ends."""
+
+
+class CallbackList:
+    """Callbacks driven as one, in order: what every training loop calls (`Model.fit`'s and the
+    scikit-learn estimators'), so each calls the hooks the same way."""
+
+    def __init__(self, callbacks: Iterable[Callback], model: TrainingModel) -> None:
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    @property
+    def needs_each_epoch(self) -> bool:
+        """Whether any callback must run between epochs as they happen (`Callback.needs_each_epoch`)."""
+        return any(callback.needs_each_epoch for callback in self.callbacks)
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """`on_train_begin` of each callback, then the training; `on_train_end` of each however it ends."""
+        for callback in self.callbacks:
+            callback.on_train_begin()
+        try:
+            yield
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
 
 
 def _require_monitored(model: TrainingModel, monitor: str, owner: str) -> None:

@@ -15,7 +15,7 @@ from chainrule.backend.runtime import Interruption, training_guard
 from chainrule.engine.losses import regularization_loss
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.errors import TrainingDivergedError
-from chainrule.training.callbacks import Callback
+from chainrule.training.callbacks import Callback, CallbackList
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.training.history import History
 from chainrule.training.protocol import TrainingModel
@@ -80,9 +80,9 @@ def train(
     (`chainrule.training.static_step`, for `fit(graph=True)`); its loss is checked once per epoch.
     """
     model.history = history = History()
-    callbacks = [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)]
-    for callback in callbacks:
-        callback.set_model(model)
+    hooks = CallbackList(
+        [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)], model
+    )
     model.stop_training = False
     n_samples = len(inputs)
     store = model.parameter_store()
@@ -90,30 +90,24 @@ def train(
     weights = LastFiniteWeights(store)
     shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
     model.expected_logs = model.log_names(validation is not None)
-    for callback in callbacks:
-        callback.on_train_begin()
     unobserved = (
-        static is not None
-        and validation is None
-        and not any(callback.needs_each_epoch for callback in callbacks)
-        and static.runs_epochs(inputs, targets)
+        static is not None and validation is None and not hooks.needs_each_epoch and static.runs_epochs(inputs, targets)
     )
-    try:
-        with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
-            run = Epochs(
-                model, inputs, targets, batch_size, shuffle, validation, callbacks, parallel, static, weights,
-                interruption,
-            )  # fmt: skip
-            last, stop = run.unobserved(epochs) if unobserved else run.observed(epochs)
-            check_rows = inputs[: batch_size or n_samples]
-            if parallel.any(not np.isfinite(model.forward_trusted(check_rows, False)).all()):
-                raise weights.diverged("the predictions became inf or NaN", last)
-            history.interrupted = stop
-    finally:
-        if static is not None:
-            static.finish()
-        for callback in callbacks:
-            callback.on_train_end()
+    with hooks.training():
+        try:
+            with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
+                run = Epochs(
+                    model, inputs, targets, batch_size, shuffle, validation, hooks, parallel, static, weights,
+                    interruption,
+                )  # fmt: skip
+                last, stop = run.unobserved(epochs) if unobserved else run.observed(epochs)
+                check_rows = inputs[: batch_size or n_samples]
+                if parallel.any(not np.isfinite(model.forward_trusted(check_rows, False)).all()):
+                    raise weights.diverged("the predictions became inf or NaN", last)
+                history.interrupted = stop
+        finally:
+            if static is not None:
+                static.finish()
     return history
 
 
@@ -129,7 +123,7 @@ class Epochs:
     batch_size: int | None
     shuffle: bool
     validation: tuple[np.ndarray, np.ndarray] | None
-    callbacks: Sequence[Callback]
+    callbacks: CallbackList
     parallel: SingleProcess
     static: StaticTraining | None
     weights: LastFiniteWeights
@@ -140,8 +134,7 @@ class Epochs:
         Ctrl-C (agreed by every process) stopped training."""
         model, parallel, weights, n_samples = self.model, self.parallel, self.weights, len(self.inputs)
         for epoch in range(epochs):
-            for callback in self.callbacks:
-                callback.on_epoch_begin(epoch)
+            self.callbacks.on_epoch_begin(epoch)
             weights.epoch_begins()
             order = parallel.epoch_order(model.rng, n_samples, self.shuffle)
             if order is not None:  # drawn on the CPU (one seed, one order anywhere), used where the data is
@@ -162,8 +155,7 @@ class Epochs:
                 logs.update(model.summarise(*parallel.reduce_totals(*validation_totals), prefix="val_"))
                 if not math.isfinite(logs["val_loss"]):
                     raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
-            for callback in self.callbacks:
-                callback.on_epoch_end(epoch, logs)
+            self.callbacks.on_epoch_end(epoch, logs)
             stop = parallel.any(self.interruption.requested)  # a press during the epoch's callbacks counts too
             if stop or model.stop_training:
                 break
@@ -223,9 +215,8 @@ class Epochs:
                 if not math.isfinite(totals["data_loss"]):
                     raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
                 logs = model.summarise(totals, n_samples, penalty=penalty)
-                for callback in self.callbacks:
-                    callback.on_epoch_begin(epoch + offset)
-                    callback.on_epoch_end(epoch + offset, logs)
+                self.callbacks.on_epoch_begin(epoch + offset)
+                self.callbacks.on_epoch_end(epoch + offset, logs)
             epoch += run
             if self.interruption.requested:
                 return epoch - 1, True
