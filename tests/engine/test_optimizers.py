@@ -182,3 +182,24 @@ def test_a_large_parameter_updated_in_cache_blocks_equals_whole_array_arithmetic
         whole_optimizer._update(whole.w, whole.dw, whole_optimizer._slots_for(whole, "w", whole.w))
         whole_optimizer.post_update_params()
     np.testing.assert_array_equal(blocked.w, whole.w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_rule_gives_the_same_bits_with_python_floats_or_0d_arrays(dtype):
+    """`adam_update` is the one NumPy form of Adam: the eager step passes its scalars as Python
+    floats, a static step as 0-d arrays of the parameters' dtype (what a CUDA graph captures)."""
+    from chainrule.backend.kernels import adam_scalars, python_form
+    from chainrule.engine.optimizers import adam_update
+
+    rng = np.random.default_rng(0)
+    gradient, parameter, momentum = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
+    cache = np.abs(rng.standard_normal(1000)).astype(dtype)
+    step_size, epsilon = python_form(adam_scalars)(0.01, 0.9, 0.999, 1e-7, False, 3)
+    results = []
+    for scalars in ((step_size, epsilon), (np.asarray(step_size, dtype), np.asarray(epsilon, dtype))):
+        state = [parameter.copy(), momentum.copy(), cache.copy()]
+        adam_update(state[0], gradient, state[1], state[2], np.empty_like(parameter), 0.9, 0.999, *scalars)
+        results.append(state)
+    for eager, static in zip(*results, strict=True):
+        np.testing.assert_array_equal(eager, static)
+    assert not np.array_equal(results[0][0], parameter)  # the update moved the parameters

@@ -12,7 +12,9 @@ Kernels compile on first use for each dtype (a second or two, cached on disk aft
 
 from __future__ import annotations
 
+import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +51,39 @@ def compile_kernel(fastmath: bool | set[str] = False):
 
 
 def inline_kernel():
+    """A function that compiled kernels inline where they call it; Python code calls its
+    `python_form`, the function as written."""
     return (lambda function: function) if numba is None else numba.njit(inline="always")
+
+
+def python_form(function: Any) -> Any:
+    """The Python function a kernel was compiled from (itself without Numba): one definition of a
+    formula for Python callers and compiled ones alike."""
+    return getattr(function, "py_func", function)
+
+
+@inline_kernel()
+def adam_scalars(learning_rate, beta_1, beta_2, epsilon, epsilon_hat, t):
+    """Adam's bias corrections at step t (from 1) folded into two scalars, (step size, epsilon):
+
+    lr * m_hat / (sqrt(v_hat) + eps) == (lr * c2 / c1) * m / (sqrt(v) + eps * c2)
+
+    with c1 = 1 - beta_1^t and c2 = sqrt(1 - beta_2^t); with `epsilon_hat` eps is added to
+    sqrt(v) before the correction instead, as given. Floats in, floats out."""
+    correction = math.sqrt(1.0 - beta_2**t)
+    step_size = learning_rate * correction / (1.0 - beta_1**t)
+    return step_size, (epsilon if epsilon_hat else epsilon * correction)
+
+
+@inline_kernel()
+def adam_constants(values, beta_1, beta_2, step_size, epsilon):
+    """What `adam_pass` takes, in the dtype of `values` (float32 stays float32): the betas, one
+    minus each, the step size, epsilon, and the smallest normal float."""
+    scalar = values.dtype.type
+    return (
+        scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), scalar(step_size), scalar(epsilon),
+        scalar(np.finfo(values.dtype).tiny),
+    )  # fmt: skip
 
 
 @inline_kernel()
@@ -90,11 +124,7 @@ def adam(
     It runs on one thread: Numba's threads and BLAS's, spinning between the matrix products,
     would fight over the cores (measured: a whole training step twice as slow on 2 cores).
     """
-    scalar = parameter.dtype.type  # constants in the arrays' dtype: float32 stays float32
-    constants = (
-        scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), scalar(step), scalar(epsilon),
-        np.finfo(parameter.dtype).tiny,
-    )  # fmt: skip
+    constants = python_form(adam_constants)(parameter, beta_1, beta_2, step, epsilon)
     adam_pass(parameter, gradient, momentum, cache, constants)
 
 

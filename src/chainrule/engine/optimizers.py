@@ -7,7 +7,6 @@ layer and parameter name, and can be exported for saving (`get_state`/`set_state
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -280,38 +279,58 @@ class Adam(Optimizer):
             super()._update_blocked(parameter, gradient, slots)
 
     def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
-        momentum, cache, scratch = slots["momentum"], slots["cache"], slots["scratch"]
-        t = self.iterations + 1
-        np.multiply(gradient, 1 - self.beta_1, out=scratch)
-        momentum *= self.beta_1
-        momentum += scratch
-        np.multiply(gradient, gradient, out=scratch)
-        scratch *= 1 - self.beta_2
-        cache *= self.beta_2
-        cache += scratch
-        # lr * m_hat / (sqrt(v_hat) + eps) == (lr * c2 / c1) * m / (sqrt(v) + eps * c2), with
-        # c1 = 1 - beta_1^t and c2 = sqrt(1 - beta_2^t): the corrections become two scalars.
-        # They stay Python floats: a NumPy float64 scalar would force float32 arrays through a
-        # float64 loop with casts (NumPy 2 promotion), about 5x slower per pass.
-        correction = math.sqrt(1 - self.beta_2**t)
-        step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
-        epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
-        _divide_step(parameter, momentum, cache, scratch, step_size, epsilon)
+        step_size, epsilon = self._step_scalars()
+        adam_update(
+            parameter, gradient, slots["momentum"], slots["cache"], slots["scratch"], self.beta_1, self.beta_2,
+            step_size, epsilon,
+        )  # fmt: skip
 
     def _update_compiled(
         self, parameter: np.ndarray, gradient: np.ndarray, momentum: np.ndarray, cache: np.ndarray
     ) -> None:
-        """`_update` in one compiled pass over memory (chainrule.backend.kernels), same formula."""
-        t = self.iterations + 1
-        correction = math.sqrt(1 - self.beta_2**t)
-        epsilon = self.epsilon if self.epsilon_hat else self.epsilon * correction
-        step_size = self.current_learning_rate * correction / (1 - self.beta_1**t)
+        """`_update` in one compiled pass over memory (`kernels.adam`), the same numbers."""
         flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
-        kernels.adam(*flat, self.beta_1, self.beta_2, step_size, epsilon)
+        kernels.adam(*flat, self.beta_1, self.beta_2, *self._step_scalars())
+
+    def _step_scalars(self) -> tuple[float, float]:
+        """This step's (step size, epsilon) as Python floats: a NumPy float64 scalar would force
+        float32 arrays through a float64 loop with casts (NumPy 2 promotion), about 5x slower."""
+        return kernels.python_form(kernels.adam_scalars)(
+            self.current_learning_rate, self.beta_1, self.beta_2, self.epsilon, self.epsilon_hat, self.iterations + 1
+        )
 
     def get_config(self) -> dict[str, Any]:
         hat = {"epsilon_hat": True} if self.epsilon_hat else {}  # absent: files from before the option load
         return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2, **hat}
+
+
+def adam_update(
+    parameter: np.ndarray,
+    gradient: np.ndarray,
+    momentum: np.ndarray,
+    cache: np.ndarray,
+    scratch: np.ndarray,
+    beta_1: float,
+    beta_2: float,
+    step_size: Any,
+    epsilon: Any,
+) -> None:
+    """Adam's update in place, every operation writing into the arrays it is given:
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= step_size * m / (sqrt(v) + epsilon)
+
+    with `step_size` and `epsilon` from `kernels.adam_scalars` (Python floats in the eager step,
+    0-d arrays in a static step, which a CUDA graph captures). The one NumPy form of the rule: the
+    eager step and the static step both call it; `kernels.adam` is its one-pass compiled form.
+    """
+    np.multiply(gradient, 1 - beta_1, out=scratch)
+    np.multiply(momentum, beta_1, out=momentum)
+    np.add(momentum, scratch, out=momentum)
+    np.multiply(gradient, gradient, out=scratch)
+    np.multiply(scratch, 1 - beta_2, out=scratch)
+    np.multiply(cache, beta_2, out=cache)
+    np.add(cache, scratch, out=cache)
+    _divide_step(parameter, momentum, cache, scratch, step_size, epsilon)
 
 
 def _divide_step(
@@ -319,15 +338,15 @@ def _divide_step(
     numerator: np.ndarray,
     cache: np.ndarray,
     scratch: np.ndarray,
-    step_size: float,
-    epsilon: float,
+    step_size: Any,
+    epsilon: Any,
 ) -> None:
     """parameter -= step_size * numerator / (sqrt(cache) + epsilon), in place."""
     np.sqrt(cache, out=scratch)
-    scratch += epsilon
+    np.add(scratch, epsilon, out=scratch)
     np.divide(numerator, scratch, out=scratch)
-    scratch *= step_size
-    parameter -= scratch
+    np.multiply(scratch, step_size, out=scratch)
+    np.subtract(parameter, scratch, out=parameter)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}

@@ -29,7 +29,7 @@ from chainrule.engine.activations import ReLU, Softmax
 from chainrule.engine.layers import Dense
 from chainrule.engine.losses import CategoricalCrossentropy
 from chainrule.engine.metrics import METRICS
-from chainrule.engine.optimizers import Adam
+from chainrule.engine.optimizers import Adam, adam_update
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.training import step_kernels
 from chainrule.training.protocol import TrainingModel
@@ -206,7 +206,8 @@ class StaticTraining:
             self.steps_run = 0
 
     def update_scalars(self) -> None:
-        """lr / (1 + decay * it), then it += 1 and Adam's corrections, all on 0-d arrays."""
+        """lr / (1 + decay * it), then it += 1 and Adam's corrections, all on 0-d arrays (the formula of
+        `kernels.adam_scalars`, written with `out=` so that a captured step allocates and reads nothing)."""
         adam = self.optimizer
         np.multiply(self.iterations, adam.decay, out=self.rate)
         np.add(self.rate, 1.0, out=self.rate)
@@ -227,21 +228,12 @@ class StaticTraining:
         np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
 
     def adam(self) -> None:
-        """Adam over the flat buffers, the eager NumPy update's operations in its order."""
-        adam, scratch = self.optimizer, self.scratch
-        values, gradients, momentum, cache = self.store.values, self.store.gradients, self.momentum, self.cache
-        np.multiply(gradients, 1 - adam.beta_1, out=scratch)
-        np.multiply(momentum, adam.beta_1, out=momentum)
-        np.add(momentum, scratch, out=momentum)
-        np.multiply(gradients, gradients, out=scratch)
-        np.multiply(scratch, 1 - adam.beta_2, out=scratch)
-        np.multiply(cache, adam.beta_2, out=cache)
-        np.add(cache, scratch, out=cache)
-        np.sqrt(cache, out=scratch)
-        np.add(scratch, self.epsilon, out=scratch)
-        np.divide(momentum, scratch, out=scratch)
-        np.multiply(scratch, self.step_size, out=scratch)
-        np.subtract(values, scratch, out=values)
+        """Adam over the flat buffers: the eager step's rule (`adam_update`), with this step's scalars."""
+        adam = self.optimizer
+        adam_update(
+            self.store.values, self.store.gradients, self.momentum, self.cache, self.scratch, adam.beta_1,
+            adam.beta_2, self.step_size, self.epsilon,
+        )  # fmt: skip
 
 
 class StaticStep:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule.backend.kernels import adam_pass, compile_kernel
+from chainrule.backend.kernels import adam_constants, adam_pass, adam_scalars, compile_kernel
 
 # Small products faster as loops than through BLAS (measured on 300-row batches): a weight
 # gradient with up to FEW_PRODUCT_COLUMNS inputs or neurons; a layer's output with up to
@@ -133,13 +133,8 @@ def adam_step(flat, adam):
     iterations, learning_rate, decay, beta_1, beta_2, epsilon, epsilon_hat = adam
     rate = learning_rate / (1.0 + decay * iterations[0])
     iterations[0] += 1.0
-    correction = np.sqrt(1.0 - beta_2 ** iterations[0])
-    scalar = values.dtype.type
-    step = scalar(rate * correction / (1.0 - beta_1 ** iterations[0]))
-    shift = scalar(epsilon if epsilon_hat else epsilon * correction)
-    smallest = scalar(np.finfo(values.dtype).tiny)  # the smallest normal float
-    constants = (scalar(beta_1), scalar(beta_2), scalar(1 - beta_1), scalar(1 - beta_2), step, shift, smallest)
-    adam_pass(values, gradients, momentum, cache, constants)
+    step_size, shift = adam_scalars(rate, beta_1, beta_2, epsilon, epsilon_hat, iterations[0])
+    adam_pass(values, gradients, momentum, cache, adam_constants(values, beta_1, beta_2, step_size, shift))
 
 
 @compile_kernel()
