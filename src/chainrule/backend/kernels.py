@@ -102,6 +102,9 @@ def _adam_element(index, parameter, gradient, momentum, cache, constants):
     parameter[index] -= step * (m / (np.sqrt(v) + epsilon))
 
 
+ADAM_CONSTANTS = python_form(adam_constants)  # what Python's callers run, resolved once
+
+
 @compile_kernel()
 def adam_pass(parameter, gradient, momentum, cache, constants):
     for index in range(parameter.size):
@@ -124,7 +127,7 @@ def adam(
     It runs on one thread: Numba's threads and BLAS's, spinning between the matrix products,
     would fight over the cores (measured: a whole training step twice as slow on 2 cores).
     """
-    constants = python_form(adam_constants)(parameter, beta_1, beta_2, step, epsilon)
+    constants = ADAM_CONSTANTS(parameter, beta_1, beta_2, step, epsilon)
     adam_pass(parameter, gradient, momentum, cache, constants)
 
 

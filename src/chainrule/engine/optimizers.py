@@ -22,6 +22,7 @@ from chainrule.engine.validation import finite_number
 # Elements per block: a float32 block's five arrays (parameter, gradient, two moments, scratch)
 # take 2.5 MiB and stay in cache; smaller blocks lose more to per-call overhead than they gain.
 CACHE_BLOCK = 1 << 17
+ADAM_SCALARS = kernels.python_form(kernels.adam_scalars)  # resolved once: it runs every step
 
 
 class Optimizer:
@@ -295,7 +296,7 @@ class Adam(Optimizer):
     def _step_scalars(self) -> tuple[float, float]:
         """This step's (step size, epsilon) as Python floats: a NumPy float64 scalar would force
         float32 arrays through a float64 loop with casts (NumPy 2 promotion), about 5x slower."""
-        return kernels.python_form(kernels.adam_scalars)(
+        return ADAM_SCALARS(
             self.current_learning_rate, self.beta_1, self.beta_2, self.epsilon, self.epsilon_hat, self.iterations + 1
         )
 
