@@ -73,9 +73,9 @@ def main() -> None:
     warm_up(workload, X, y)
     model = build(workload)
     model.fit(X[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # the flat buffers and Adam's state
-    training = StaticTraining(model, model.parameter_store(), batch)
+    training = StaticTraining(model, model.parameter_store(), batch, y)
     step = training.step_for(batch)
-    step.inputs[...], step.labels[...] = X[:batch], y[:batch]
+    step.inputs[...], step.targets[...] = X[:batch], y[:batch]
 
     def adam() -> None:
         step_kernels.adam_step(training.adam_buffers, training.adam_arguments())
@@ -91,7 +91,7 @@ def main() -> None:
     def gathered_step() -> None:
         start = rng.integers(0, len(X) - batch + 1)
         take_rows(X, order[start : start + batch], step.inputs)
-        take_rows(y, order[start : start + batch], step.labels)
+        take_rows(y, order[start : start + batch], step.targets)
         whole_step()
 
     timed = products(step)

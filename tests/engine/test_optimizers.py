@@ -179,27 +179,65 @@ def test_a_large_parameter_updated_in_cache_blocks_equals_whole_array_arithmetic
         blocked.dw[...] = whole.dw[...] = gradient
         blocked_optimizer.step([blocked])
         whole_optimizer.pre_update_params()
-        whole_optimizer._update(whole.w, whole.dw, whole_optimizer._slots_for(whole, "w", whole.w))
+        slots = whole_optimizer._slots_for(whole, "w", whole.w)
+        whole_optimizer.rule(whole.w, whole.dw, slots, *whole_optimizer.step_scalars())
         whole_optimizer.post_update_params()
     np.testing.assert_array_equal(blocked.w, whole.w)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_rule_gives_the_same_bits_with_python_floats_or_0d_arrays(dtype):
-    """`adam_update` is the one NumPy form of Adam: the eager step passes its scalars as Python
-    floats, a static step as 0-d arrays of the parameters' dtype (what a CUDA graph captures)."""
-    from chainrule.backend.kernels import adam_scalars, python_form
-    from chainrule.engine.optimizers import adam_update
+EVERY_OPTIMIZER = {
+    "sgd": lambda: cr.SGD(0.1, decay=0.01),
+    "sgd-momentum": lambda: cr.SGD(0.1, decay=0.01, momentum=0.9),
+    "sgd-nesterov": lambda: cr.SGD(0.1, decay=0.01, momentum=0.9, nesterov=True),
+    "adagrad": lambda: cr.Adagrad(0.1, decay=0.01),
+    "rmsprop": lambda: cr.RMSprop(0.01, decay=0.01),
+    "adam": lambda: cr.Adam(0.01, decay=0.01),
+    "adam-epsilon-hat": lambda: cr.Adam(0.01, decay=0.01, epsilon_hat=True),
+}
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", EVERY_OPTIMIZER)
+def test_each_rule_gives_the_same_bits_with_the_eager_python_floats_or_a_static_steps_0d_arrays(name, dtype):
+    """`Optimizer.rule` is the one form of each update: the eager step passes `step_scalars()` as
+    Python floats, a static step the 0-d arrays `static_scalars` advances in place (what a CUDA
+    graph captures). Same arithmetic, so the same bits, step after step with decay."""
     rng = np.random.default_rng(0)
-    gradient, parameter, momentum = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
-    cache = np.abs(rng.standard_normal(1000)).astype(dtype)
-    step_size, epsilon = python_form(adam_scalars)(0.01, 0.9, 0.999, 1e-7, False, 3)
-    results = []
-    for scalars in ((step_size, epsilon), (np.asarray(step_size, dtype), np.asarray(epsilon, dtype))):
-        state = [parameter.copy(), momentum.copy(), cache.copy()]
-        adam_update(state[0], gradient, state[1], state[2], np.empty_like(parameter), 0.9, 0.999, *scalars)
-        results.append(state)
-    for eager, static in zip(*results, strict=True):
-        np.testing.assert_array_equal(eager, static)
-    assert not np.array_equal(results[0][0], parameter)  # the update moved the parameters
+    parameter = rng.standard_normal(1000).astype(dtype)
+    gradients = rng.standard_normal((3, 1000)).astype(dtype)
+    eager, static = EVERY_OPTIMIZER[name](), EVERY_OPTIMIZER[name]()
+    scalars = static.static_scalars(np, np.dtype(dtype))
+    scalars.epoch_begins()
+    arrays = []
+    for optimizer in (eager, static):
+        slots = {slot: np.zeros_like(parameter) for slot in optimizer.slots}
+        slots.update({scratch: np.empty_like(parameter) for scratch in optimizer.scratches})
+        arrays.append((parameter.copy(), slots))
+    for gradient in gradients:
+        eager.pre_update_params()
+        eager.rule(arrays[0][0], gradient, arrays[0][1], *eager.step_scalars())
+        eager.post_update_params()
+        scalars.advance()
+        static.rule(arrays[1][0], gradient, arrays[1][1], *scalars.arguments())
+    np.testing.assert_array_equal(arrays[1][0], arrays[0][0])
+    for slot in eager.slots:
+        np.testing.assert_array_equal(arrays[1][1][slot], arrays[0][1][slot])
+    assert float(scalars.iterations) == eager.iterations == 3
+    assert not np.array_equal(arrays[0][0], parameter)  # the updates moved the parameters
+
+
+def test_the_rules_allocate_nothing():
+    """Every operation of a rule writes into the arrays it is given (what a captured step needs)."""
+    from strict_device import STRICT, capturing
+
+    for make in EVERY_OPTIMIZER.values():
+        optimizer = make()
+        parameter = STRICT.to_device(np.ones(10))
+        slots = {name: STRICT.to_device(np.zeros(10)) for name in (*optimizer.slots, *optimizer.scratches)}
+        scalars = optimizer.static_scalars(STRICT.module, np.dtype(np.float64))
+        scalars.epoch_begins()
+        gradient = STRICT.to_device(np.full(10, 0.5))
+        with capturing():
+            scalars.advance()
+            optimizer.rule(parameter, gradient, slots, *scalars.arguments())
+        assert (parameter.view(np.ndarray) < 1).all()

@@ -17,6 +17,8 @@ import chainrule as cr
 from chainrule.backend import kernels as compiled_kernels
 from chainrule.training import loop, static_step, step_kernels
 
+ENABLED = compiled_kernels.ENABLED  # before any test turns the compiled kernels off
+
 
 def network(device="cpu", dtype=np.float64, optimizer=lambda: cr.Adam(0.02, decay=1e-3), hidden=(16, 16)):
     model = cr.Model(seed=2, dtype=dtype, device=device)
@@ -97,31 +99,183 @@ def test_the_stand_in_capture_refuses_allocations_and_host_reads():
                 forbidden()
 
 
-def hidden_layer(layer):
-    """Dense, ReLU, `layer`, Dense, Softmax."""
-    model = cr.Model(seed=0, dtype=np.float64).add(cr.Dense(2, 8)).add(cr.ReLU()).add(layer)
-    model.add(cr.Dense(8, 3)).add(cr.Softmax())
-    return model.compile(loss="categorical_crossentropy", optimizer="adam")
+class Doubling(cr.Layer):
+    """A learner's own parameterised layer, written as the book writes one: x * scale, per column."""
+
+    def __init__(self, width):
+        super().__init__(np.float64)
+        self.scale = np.full((1, width), 2.0)
+
+    def forward(self, inputs, training=False):
+        self.inputs = inputs
+        self.output = inputs * self.scale
+        return self.output
+
+    def backward(self, dvalues):
+        self.dscale = (dvalues * self.inputs).sum(axis=0, keepdims=True)
+        self.dinputs = dvalues * self.scale
+        return self.dinputs
+
+    def parameters(self):
+        return {"scale": self.scale}
+
+    def gradients(self):
+        return {"scale": self.dscale}
+
+
+def stack(*layers, loss="categorical_crossentropy", optimizer=lambda: cr.Adam(0.01), device="cpu", **settings):
+    """A float64 model of `layers` on `device`, compiled with `loss` and `optimizer`."""
+    model = cr.Model(seed=0, dtype=np.float64, device=device)
+    for layer in layers:
+        model.add(layer)
+    return model.compile(loss=loss, optimizer=optimizer(), **settings)
+
+
+def classifier(*hidden, optimizer=lambda: cr.Adam(0.01), regularizers=None, device="cpu"):
+    """Dense(2, 8), `hidden` layers, Dense(8, 3), Softmax."""
+    first = cr.Dense(2, 8, **(regularizers or {}))
+    return stack(first, *hidden, cr.Dense(8, 3), cr.Softmax(), optimizer=optimizer, device=device)
+
+
+def sine_regression(device="cpu", loss="mse"):
+    """The book's sine regression, smaller: 1-16-16-1, Linear output."""
+    return stack(cr.Dense(1, 16), cr.Tanh(), cr.Dense(16, 16), cr.Sigmoid(), cr.Dense(16, 1), cr.Linear(),
+                 loss=loss, metrics=["mae"], device=device)  # fmt: skip
+
+
+def binary(device="cpu", fuse_sigmoid=False):
+    """Two yes/no outputs through a Sigmoid, with binary cross-entropy."""
+    return stack(cr.Dense(2, 8), cr.LeakyReLU(0.1), cr.Dense(8, 2), cr.Sigmoid(), loss="binary_crossentropy",
+                 metrics=["binary_accuracy"], fuse_sigmoid=fuse_sigmoid, device=device)  # fmt: skip
+
+
+def spiral(model):
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    return X, y
+
+
+def sine(model):
+    X, y = cr.datasets.sine_data(90)
+    return X, y
+
+
+def two_outputs(model):
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    return X, np.stack([y == 0, y == 1], axis=1).astype(np.float64)
+
+
+NETWORKS = {
+    "sigmoid-and-tanh": (
+        lambda device="cpu": classifier(cr.Sigmoid(), cr.Dense(8, 8), cr.Tanh(), device=device),
+        spiral,
+    ),
+    "dropout": (lambda device="cpu": classifier(cr.ReLU(), cr.Dropout(0.2, seed=3), device=device), spiral),
+    "l1-l2-penalties": (
+        lambda device="cpu": classifier(
+            cr.ReLU(),
+            regularizers={"weight_regularizer_l2": 5e-4, "bias_regularizer_l2": 5e-4, "weight_regularizer_l1": 1e-4},
+            device=device,
+        ),  # fmt: skip
+        spiral,
+    ),
+    "sgd-momentum": (
+        lambda device="cpu": classifier(cr.ReLU(), optimizer=lambda: cr.SGD(0.5, 1e-3, 0.9), device=device),
+        spiral,
+    ),
+    "sgd-nesterov": (
+        lambda device="cpu": classifier(cr.ReLU(), optimizer=lambda: cr.SGD(0.5, 0, 0.9, nesterov=True), device=device),
+        spiral,
+    ),
+    "rmsprop": (
+        lambda device="cpu": classifier(cr.ReLU(), optimizer=lambda: cr.RMSprop(0.01, 1e-3), device=device),
+        spiral,
+    ),
+    "adagrad": (lambda device="cpu": classifier(cr.ReLU(), optimizer=lambda: cr.Adagrad(0.5), device=device), spiral),
+    "linear-output-mse": (sine_regression, sine),
+    "mae": (lambda device="cpu": sine_regression(device, loss="mae"), sine),
+    "sigmoid-binary-crossentropy": (binary, two_outputs),
+    "fused-sigmoid-crossentropy": (lambda device="cpu": binary(device, fuse_sigmoid=True), two_outputs),
+    "learners-own-layer": (lambda device="cpu": classifier(cr.ReLU(), Doubling(8), device=device), spiral),
+}
+
+
+@pytest.fixture
+def static_steps(monkeypatch):
+    """The number of general static steps run."""
+    calls = []
+    run = static_step.StaticStep.run
+    monkeypatch.setattr(static_step.StaticStep, "run", lambda step: calls.append(1) or run(step))
+    return calls
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_networks_beyond_the_compiled_pattern_train_on_the_static_path_with_the_eager_numbers(
+    name, static_steps, caplog
+):
+    build, data = NETWORKS[name]
+    X, y = data(build)
+    eager, static = build(), build()
+    eager_history = eager.fit(X, y, epochs=6, batch_size=32, verbose=0, graph=False).history
+    with caplog.at_level(logging.WARNING, logger="chainrule"):
+        static_history = static.fit(X, y, epochs=6, batch_size=32, verbose=0, graph=True).history
+    assert caplog.text == ""
+    assert len(static_steps) == 6 * -(-len(X) // 32)  # every step took the static path
+    assert static_history.keys() == eager_history.keys()
+    for key in eager_history:  # sums as products with ones, biases added after the product: rounding
+        np.testing.assert_allclose(static_history[key], eager_history[key], rtol=1e-9, atol=1e-15, err_msg=key)
+    for static_array, eager_array in zip(static.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_allclose(static_array, eager_array, rtol=1e-8, atol=1e-12)
+    assert static.optimizer.iterations == eager.optimizer.iterations
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_static_steps_are_captured_by_the_stand_in_device_where_every_layer_has_a_static_form(name, monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    build, data = NETWORKS[name]
+    X, y = data(build)
+    captured = []
+    prepare = STRICT.prepare_graph
+    monkeypatch.setattr(STRICT, "prepare_graph", lambda training, tf32: captured.append(1) or prepare(training, tf32))
+    on_device, on_cpu = build(STRICT), build()
+    device_history = on_device.fit(X, y, epochs=3, batch_size=32, verbose=0, graph=True).history
+    cpu_history = on_cpu.fit(X, y, epochs=3, batch_size=32, verbose=0, graph=True).history
+    assert device_history == cpu_history
+    for on_device_array, on_cpu_array in zip(on_device.get_weights(), on_cpu.get_weights(), strict=True):
+        np.testing.assert_array_equal(on_device_array, on_cpu_array)
+    expected = static_step.not_capturable(on_cpu)
+    assert (expected is None) == bool(captured), expected
+    if name in ("dropout", "learners-own-layer"):
+        assert expected is not None  # the host draws Dropout's masks; the learner's layer has no forward_into
+
+
+class OwnOptimizer(cr.Optimizer):
+    """An optimizer of a learner's own, updating through the textbook `update_params`."""
+
+    def update_params(self, layer, scalars=None):
+        for name, parameter in layer.parameters().items():
+            parameter -= self.current_learning_rate * layer.gradients()[name]
 
 
 @pytest.mark.parametrize(
     "build, reason",
     [
-        (lambda: network(optimizer=lambda: cr.SGD(0.1)), "the optimizer is SGD, not Adam"),
-        (lambda: hidden_layer(cr.Dropout(0.1)), "layer 2 is Dropout"),
-        (lambda: hidden_layer(cr.Tanh()), "layer 2 is Tanh"),
+        (
+            lambda: stack(cr.Dense(2, 3), cr.Exponential(), loss="poisson"),
+            "the loss PoissonDeviance has no static form",
+        ),
+        (
+            lambda: classifier(cr.ReLU(), optimizer=lambda: OwnOptimizer(0.1, 0.0)),
+            "the optimizer OwnOptimizer has no update rule",
+        ),
+        (lambda: classifier(cr.Softmax()), "layer 1 is Softmax"),
     ],
-    ids=["sgd", "dropout", "tanh"],
+    ids=["poisson-loss", "own-optimizer", "hidden-softmax"],
 )
 def test_networks_a_static_step_cannot_take_train_eagerly_and_the_log_says_why(build, reason, caplog):
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
-    eager, graph = build(), build()
-    eager.fit(X, y, epochs=3, batch_size=16, verbose=0)
     with caplog.at_level(logging.WARNING, logger="chainrule"):
-        graph.fit(X, y, epochs=3, batch_size=16, verbose=0, graph=True)
+        static_step.static_training(build(), y, 16, True, build().device, False, False)
     assert f"Model.fit(graph=True) runs eager steps: {reason}" in caplog.text
-    for graph_array, eager_array in zip(graph.get_weights(), eager.get_weights(), strict=True):
-        np.testing.assert_array_equal(graph_array, eager_array)
 
 
 def test_one_hot_targets_train_eagerly(caplog):
@@ -257,3 +411,43 @@ def test_a_ctrl_c_during_unwatched_epochs_ends_training_after_that_call(epoch_ca
     assert history.interrupted
     assert len(epoch_calls) == 2
     assert history.epoch == list(range(sum(epoch_calls)))
+
+
+ONE_STEP_OPTIMIZERS = {
+    "sgd": lambda: cr.SGD(0.5, decay=0.01),
+    "sgd-momentum": lambda: cr.SGD(0.5, decay=0.01, momentum=0.9),
+    "sgd-nesterov": lambda: cr.SGD(0.5, momentum=0.9, nesterov=True),
+    "adagrad": lambda: cr.Adagrad(0.5),
+    "rmsprop": lambda: cr.RMSprop(0.01),
+    "adam": lambda: cr.Adam(0.02, decay=1e-3),
+}
+
+
+@pytest.mark.parametrize("name", ONE_STEP_OPTIMIZERS)
+def test_one_step_of_each_optimizer_on_every_path(name, monkeypatch):
+    """The same step on every path: eager; static (NumPy); the stand-in device's captured graph;
+    and, for Adam, the compiled whole step. Static against eager and compiled against static:
+    within rounding (sums as products with ones, biases added after the product, the compiled
+    kernels' own loops; the adaptive rules divide by a gradient's own size, so a rounding of a
+    near-zero gradient shows at 1e-10 relative); the captured graph against the static step: the
+    same bits."""
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    optimizer = ONE_STEP_OPTIMIZERS[name]
+
+    def one_step(graph, device="cpu", compiled=False):
+        monkeypatch.setattr(compiled_kernels, "ENABLED", compiled and ENABLED)
+        model = network(device, optimizer=optimizer)
+        model.fit(X, y, epochs=1, verbose=0, graph=graph)
+        return [np.asarray(array) for array in model.get_weights()]
+
+    paths = {"eager": one_step(False), "static": one_step(True), "stand-in graph": one_step(True, STRICT)}
+    if name == "adam" and ENABLED:
+        paths["compiled whole step"] = one_step(True, compiled=True)
+    start = network(optimizer=optimizer).get_weights()
+    assert not np.array_equal(paths["eager"][0], start[0])  # the step moved the weights
+    for static, eager in zip(paths["static"], paths["eager"], strict=True):
+        np.testing.assert_allclose(static, eager, rtol=1e-9, atol=1e-13)
+    for captured, static in zip(paths["stand-in graph"], paths["static"], strict=True):
+        np.testing.assert_array_equal(captured, static)
+    for compiled, static in zip(paths.get("compiled whole step", paths["static"]), paths["static"], strict=True):
+        np.testing.assert_allclose(compiled, static, rtol=1e-9, atol=1e-13)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.layers import Layer
+from chainrule.engine.layers import Layer, penalty
 
 OUTPUT_NAMES = ("output", "outputs")
 BOOK_PARAMETERS = ("weights", "biases")  # expected whenever present, so a missing gradient is reported
@@ -146,8 +146,7 @@ class Probe:
             values = getattr(self.component, name, None)
             if not isinstance(values, np.ndarray):
                 continue
-            l1, l2 = getattr(self.component, l1_name, 0) or 0, getattr(self.component, l2_name, 0) or 0
-            total += l1 * float(np.abs(values).sum()) + l2 * float((values * values).sum())
+            total += penalty(values, getattr(self.component, l1_name, 0) or 0, getattr(self.component, l2_name, 0) or 0)
         return total
 
     def float_dtypes(self) -> set[np.dtype]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from chainrule.backend import kernels
 from chainrule.backend.reductions import row_maxima, row_sums
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import Layer
 from chainrule.engine.validation import finite_number, float_array
 
@@ -47,6 +48,15 @@ class ReLU(Layer):
         self.dinputs = dvalues * self._positive
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        np.maximum(inputs, 0, out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        """dvalues where the input was positive, 0 elsewhere: a product with the 0/1 mask."""
+        np.greater(self.inputs, 0, out=buffers.dinputs)
+        np.multiply(buffers.dinputs, dvalues, out=buffers.dinputs)
+
 
 class LeakyReLU(Layer):
     """x for x > 0, alpha * x otherwise, so negative inputs still pass a small gradient."""
@@ -68,6 +78,21 @@ class LeakyReLU(Layer):
         self.dinputs = dvalues * self._slope
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        self._slope_into(buffers.output)
+        np.multiply(inputs, buffers.output, out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        self._slope_into(buffers.dinputs)
+        np.multiply(dvalues, buffers.dinputs, out=buffers.dinputs)
+
+    def _slope_into(self, out: np.ndarray) -> None:
+        """The local slope of `forward`, 1 where x > 0 and alpha elsewhere, into `out`."""
+        np.greater(self.inputs, 0, out=out)
+        np.multiply(out, 1 - self.alpha, out=out)
+        np.add(out, self.alpha, out=out)
+
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, **super().get_config()}
 
@@ -85,6 +110,18 @@ class Sigmoid(Layer):
         self.dinputs = dvalues * (1 - self.output) * self.output
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs, self.output = inputs, buffers.output
+        np.multiply(inputs, 0.5, out=self.output)
+        np.tanh(self.output, out=self.output)
+        np.multiply(self.output, 0.5, out=self.output)
+        np.add(self.output, 0.5, out=self.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        np.subtract(1, self.output, out=buffers.dinputs)
+        np.multiply(dvalues, buffers.dinputs, out=buffers.dinputs)
+        np.multiply(buffers.dinputs, self.output, out=buffers.dinputs)
+
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         return (outputs > 0.5).astype(np.int64)
 
@@ -101,6 +138,15 @@ class Tanh(Layer):
         self.dinputs = dvalues * (1 - self.output * self.output)
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs, self.output = inputs, buffers.output
+        np.tanh(inputs, out=self.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        np.multiply(self.output, self.output, out=buffers.dinputs)
+        np.subtract(1, buffers.dinputs, out=buffers.dinputs)
+        np.multiply(dvalues, buffers.dinputs, out=buffers.dinputs)
+
 
 class Exponential(Layer):
     """e^x, with derivative e^x: a positive output, for counts and rates (with PoissonDeviance)."""
@@ -114,6 +160,13 @@ class Exponential(Layer):
         self.dinputs = dvalues * self.output
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs, self.output = inputs, buffers.output
+        np.exp(inputs, out=self.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        np.multiply(dvalues, self.output, out=buffers.dinputs)
+
 
 class Linear(Layer):
     """The identity, for regression outputs; the gradient passes unchanged."""
@@ -126,6 +179,13 @@ class Linear(Layer):
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues
         return self.dinputs
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        np.copyto(buffers.output, inputs)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        np.copyto(buffers.dinputs, dvalues)
 
 
 def softmax(inputs: np.ndarray) -> np.ndarray:

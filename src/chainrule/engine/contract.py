@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 
 def install_check(cls: type, method: str, check: Callable[..., tuple], result: str, base: type) -> bool:
@@ -36,3 +36,25 @@ def install_check(cls: type, method: str, check: Callable[..., tuple], result: s
 
     setattr(cls, method, checked)
     return True
+
+
+class StepBuffers(Protocol):
+    """What a static training step (`chainrule.training.static_step`) gives one layer's
+    `forward_into(inputs, buffers)` and `backward_into(dvalues, buffers)`.
+
+    The step allocates `output` and `dinputs` once per batch size, shaped (rows, the layer's
+    output width) and (rows, its input width). A pass writes only into them, into its own
+    parameter-gradient arrays, and with `out=`; products go through `matmul` (on a GPU the step
+    routes it to cuBLAS) and column sums are products with `ones_rows`. Such a pass allocates
+    nothing and reads nothing back, so a CUDA graph can capture it.
+    """
+
+    output: Any
+    dinputs: Any
+    ones_rows: Any  # (1, rows) of ones
+    training: bool
+    first: bool  # the network's first layer: nothing reads its dinputs, which need not be computed
+
+    def matmul(self, a: Any, b: Any, out: Any) -> object:
+        """out = a @ b."""
+        ...

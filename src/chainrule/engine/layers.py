@@ -9,6 +9,7 @@ trainable arrays returns them from `parameters()` and their gradients from `grad
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from chainrule.backend.arrays import Device, array_module, assign
 from chainrule.backend.reductions import column_sums
-from chainrule.engine.contract import install_check
+from chainrule.engine.contract import StepBuffers, install_check
 from chainrule.engine.validation import (
     finite_number,
     float_array,
@@ -54,6 +55,13 @@ class Layer:
     output: np.ndarray | None = None
     dinputs: np.ndarray | None = None
     bindable = False  # True for layers that can keep their parameters in storage a Model gives them (`bind`)
+    # The static form (optional): `forward_into(inputs, buffers)` and `backward_into(dvalues,
+    # buffers)` compute `forward` and `backward` into the buffers a static training step gives
+    # (`StepBuffers` says how). Without them a static step calls `forward`/`backward` and takes
+    # the arrays they return, which runs on a CPU but cannot be captured in a CUDA graph.
+    forward_into: Callable[[Any, StepBuffers], None] | None = None
+    backward_into: Callable[[Any, StepBuffers], None] | None = None
+    capturable = True  # False: the static form works on the host (Dropout draws its masks there)
 
     def __init__(self, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
@@ -71,6 +79,8 @@ class Layer:
                 ("backward_trusted", inspect.unwrap(cls.backward)),
                 ("backward_parameters", Layer.backward_parameters),
                 ("bindable", False),
+                ("forward_into", None),
+                ("backward_into", None),
             ):
                 if name not in cls.__dict__:
                     setattr(cls, name, default)
@@ -270,14 +280,39 @@ class Dense(Layer):
         return {"weights": self.dweights, "biases": self.dbiases}
 
     def regularization_penalty(self) -> float:
-        return _penalty(self.weights, self.weight_regularizer_l1, self.weight_regularizer_l2) + _penalty(
-            self.biases, self.bias_regularizer_l1, self.bias_regularizer_l2
-        )
+        parameters = self.parameters()
+        return sum(penalty(parameters[name], l1, l2) for name, (l1, l2) in self.penalties().items())
+
+    def penalties(self) -> dict[str, tuple[float, float]]:
+        """The (L1, L2) coefficients of each parameter's penalty."""
+        return {
+            "weights": (self.weight_regularizer_l1, self.weight_regularizer_l2),
+            "biases": (self.bias_regularizer_l1, self.bias_regularizer_l2),
+        }
 
     def _add_penalty_gradients(self) -> None:
         """The L1/L2 penalties' gradients, added to dweights and dbiases in place."""
-        _add_penalty_gradient(self.dweights, self.weights, self.weight_regularizer_l1, self.weight_regularizer_l2)
-        _add_penalty_gradient(self.dbiases, self.biases, self.bias_regularizer_l1, self.bias_regularizer_l2)
+        parameters, gradients = self.parameters(), self.gradients()
+        for name, (l1, l2) in self.penalties().items():
+            if l1 or l2:
+                add_penalty_gradient(gradients[name], parameters[name], l1, l2, np.empty_like(gradients[name]))
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        """`forward`: the product, then the biases added in place."""
+        self.inputs = inputs
+        buffers.matmul(inputs, self._weights, buffers.output)
+        np.add(buffers.output, self._biases, out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        """`backward` into the gradient storage (the penalties' gradients are added by the step,
+        over every parameter at once: `add_penalty_gradient`) and `dinputs`."""
+        self.dweights, self.dbiases = self._dweights_storage, self._dbiases_storage
+        buffers.matmul(self.inputs.T, dvalues, self.dweights)
+        buffers.matmul(buffers.ones_rows, dvalues, self.dbiases)
+        if not buffers.first:
+            buffers.matmul(dvalues, self._weights.T, buffers.dinputs)
 
     # -- weights ------------------------------------------------------------------------------
 
@@ -420,7 +455,7 @@ class Dense(Layer):
         self.__dict__.update(gradients)
 
 
-def _penalty(values: np.ndarray, l1: float, l2: float) -> float:
+def penalty(values: np.ndarray, l1: float, l2: float) -> float:
     """l1 * sum|v| + l2 * sum v^2."""
     total = 0.0
     if l1:
@@ -430,12 +465,16 @@ def _penalty(values: np.ndarray, l1: float, l2: float) -> float:
     return total
 
 
-def _add_penalty_gradient(gradient: np.ndarray, values: np.ndarray, l1: float, l2: float) -> None:
-    """Add d(penalty)/d(values) = l1 * sign(v) + 2 * l2 * v to `gradient` in place."""
+def add_penalty_gradient(gradient: np.ndarray, values: np.ndarray, l1: float, l2: float, scratch: np.ndarray) -> None:
+    """Add d(penalty)/d(values) = l1 * sign(v) + 2 * l2 * v to `gradient` in place, working in
+    `scratch` (shaped like `values`): the one form of the rule, for the eager and static steps."""
     if l1:
-        gradient += l1 * np.sign(values)
+        np.sign(values, out=scratch)
+        np.multiply(scratch, l1, out=scratch)
+        np.add(gradient, scratch, out=gradient)
     if l2:
-        gradient += (2 * l2) * values
+        np.multiply(values, 2 * l2, out=scratch)
+        np.add(gradient, scratch, out=gradient)
 
 
 class Dropout(Layer):
@@ -482,6 +521,42 @@ class Dropout(Layer):
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues if self.mask is None else dvalues * self.mask
         return self.dinputs
+
+    capturable = False  # the masks are drawn on the host: one seed, one mask anywhere
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        """`forward` with the mask drawn into a buffer kept for the batch size (the same draws)."""
+        self.inputs = inputs
+        if not buffers.training or self.rate == 0.0:
+            self.mask = None
+            np.copyto(buffers.output, inputs)
+            return
+        mask = self._static_masks.get(inputs.shape)
+        if mask is None:
+            mask = self._static_masks[inputs.shape] = np.empty(inputs.shape, inputs.dtype)
+        if not (self._mask_frozen and self.mask is not None):
+            keep = 1.0 - self.rate
+            self.rng.random(out=mask, dtype=mask.dtype)
+            np.less(mask, keep, out=mask)
+            np.multiply(mask, mask.dtype.type(1.0 / keep), out=mask)
+        self.mask = mask
+        assign(buffers.output, mask)  # to the device, if the step runs on one
+        np.multiply(buffers.output, inputs, out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        if self.mask is None:
+            np.copyto(buffers.dinputs, dvalues)
+            return
+        assign(buffers.dinputs, self.mask)
+        np.multiply(buffers.dinputs, dvalues, out=buffers.dinputs)
+
+    @functools.cached_property
+    def _static_masks(self) -> dict[tuple[int, ...], np.ndarray]:
+        """The host buffer the static form draws each batch size's mask into."""
+        return {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_static_masks"}  # working buffers
 
     def get_config(self) -> dict[str, Any]:
         seed = {} if self.seed is None else {"seed": self.seed}

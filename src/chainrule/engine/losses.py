@@ -43,14 +43,24 @@ class Loss:
 
     output: np.ndarray | None = None
     dinputs: np.ndarray | None = None
+    # The static form (optional), for a static training step (`chainrule.training.static_step`):
+    # `losses_into(y_pred, y_true, out, scratch)` writes the elementwise losses whose mean over
+    # the outputs is `forward`'s per-sample loss, `backward_into(y_pred, y_true, out, scratch)`
+    # writes `backward`; both with `out=` only, `scratch` two working arrays shaped like y_pred.
+    losses_into: Callable[[Any, Any, Any, Any], None] | None = None
+    backward_into: Callable[[Any, Any, Any, Any], None] | None = None
 
     def __init__(self, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        install_check(cls, "forward", _check_loss_arguments("forward"), "output", Loss)
-        install_check(cls, "backward", _check_loss_arguments("backward"), "dinputs", Loss)
+        wrote_forward = install_check(cls, "forward", _check_loss_arguments("forward"), "output", Loss)
+        wrote_backward = install_check(cls, "backward", _check_loss_arguments("backward"), "dinputs", Loss)
+        if wrote_forward or wrote_backward:  # a parent's static form no longer computes what this class does
+            for name in ("losses_into", "backward_into"):
+                if name not in cls.__dict__:
+                    setattr(cls, name, None)
 
     def forward(self, y_pred: Any, y_true: Any) -> np.ndarray:
         """Per-sample losses, shape (n_samples,)."""
@@ -152,6 +162,29 @@ class BinaryCrossentropy(ProbabilityLoss):
         self.dinputs = -(y_true / clipped - (1 - y_true) / (1 - clipped)) / (n_outputs * n_samples)
         return self.dinputs
 
+    def losses_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        clipped, other = scratch
+        np.clip(y_pred, self.clip, 1 - self.clip, out=clipped)
+        np.log(clipped, out=out)
+        np.multiply(y_true, out, out=out)  # y log(p)
+        np.subtract(1, clipped, out=clipped)
+        np.log(clipped, out=clipped)
+        np.subtract(1, y_true, out=other)
+        np.multiply(other, clipped, out=other)  # (1 - y) log(1 - p)
+        np.add(out, other, out=out)
+        np.negative(out, out=out)
+
+    def backward_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        clipped, other = scratch
+        np.clip(y_pred, self.clip, 1 - self.clip, out=clipped)
+        np.divide(y_true, clipped, out=out)  # y / p
+        np.subtract(1, y_true, out=other)
+        np.subtract(1, clipped, out=clipped)
+        np.divide(other, clipped, out=other)  # (1 - y) / (1 - p)
+        np.subtract(out, other, out=out)
+        np.negative(out, out=out)
+        np.divide(out, out.size, out=out)
+
 
 class MeanSquaredError(Loss):
     """Mean over outputs of (y - p)^2, for regression."""
@@ -163,6 +196,14 @@ class MeanSquaredError(Loss):
         n_samples, n_outputs = dvalues.shape
         self.dinputs = (2 / (n_outputs * n_samples)) * (dvalues - y_true)
         return self.dinputs
+
+    def losses_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        np.subtract(y_true, y_pred, out=out)
+        np.square(out, out=out)
+
+    def backward_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        np.subtract(y_pred, y_true, out=out)
+        np.multiply(2 / out.size, out, out=out)
 
 
 class PoissonDeviance(Loss):
@@ -197,6 +238,15 @@ class MeanAbsoluteError(Loss):
         n_samples, n_outputs = dvalues.shape
         self.dinputs = np.sign(dvalues - y_true) / (n_outputs * n_samples)
         return self.dinputs
+
+    def losses_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        np.subtract(y_true, y_pred, out=out)
+        np.absolute(out, out=out)
+
+    def backward_into(self, y_pred: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        np.subtract(y_pred, y_true, out=out)
+        np.sign(out, out=out)
+        np.divide(out, out.size, out=out)
 
 
 class FusedLoss:
@@ -286,6 +336,11 @@ class SigmoidBinaryCrossentropy(FusedLoss):
         self.dinputs = probabilities - y_true
         self.dinputs *= 1 / probabilities.size
         return self.dinputs
+
+    def backward_into(self, probabilities: np.ndarray, y_true: np.ndarray, out: np.ndarray, scratch: Any) -> None:
+        """`backward_trusted` into `out`, for a static training step."""
+        np.subtract(probabilities, y_true, out=out)
+        np.multiply(out, 1 / probabilities.size, out=out)
 
 
 def fused_loss(output_layer: Layer, loss: Loss, *, fuse_sigmoid: bool = False) -> FusedLoss | None:

@@ -23,7 +23,24 @@ def mean_absolute_error(predictions: np.ndarray, y_true: np.ndarray) -> float:
     return float(np.mean(np.abs(predictions - y_true)))
 
 
+def binary_accuracy_into(predictions: np.ndarray, y_true: np.ndarray, out: np.ndarray) -> None:
+    """1 where the prediction equals the target, else 0: `binary_accuracy` is their mean."""
+    np.equal(predictions, y_true, out=out)
+
+
+def absolute_errors_into(predictions: np.ndarray, y_true: np.ndarray, out: np.ndarray) -> None:
+    """|prediction - target|: `mean_absolute_error` is their mean."""
+    np.subtract(predictions, y_true, out=out)
+    np.absolute(out, out=out)
+
+
 Metric = Callable[[np.ndarray, np.ndarray], float]
+# The static forms of the metrics that are a mean over every output, for a static training step:
+# each writes the elementwise values with `out=`.
+ELEMENTWISE_METRICS: dict[Metric, Callable[[np.ndarray, np.ndarray, np.ndarray], None]] = {
+    binary_accuracy: binary_accuracy_into,
+    mean_absolute_error: absolute_errors_into,
+}
 METRICS: dict[str, Metric] = {
     "categorical_accuracy": categorical_accuracy,
     "binary_accuracy": binary_accuracy,

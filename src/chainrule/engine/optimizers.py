@@ -37,7 +37,8 @@ class Optimizer:
     already in cache, with the same arithmetic per element.
     """
 
-    slots: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()  # the state kept from step to step (and saved)
+    scratches: tuple[str, ...] = ("scratch",)  # working arrays the rule writes into (not saved)
 
     def __init__(self, learning_rate: float, decay: float) -> None:
         owner = type(self).__name__
@@ -64,18 +65,21 @@ class Optimizer:
         """Apply learning-rate decay for this iteration."""
         self.current_learning_rate = self.learning_rate / (1.0 + self.decay * self.iterations)
 
-    def update_params(self, layer: Layer) -> None:
-        """Update every parameter of `layer` in place from its gradients."""
+    def update_params(self, layer: Layer, scalars: tuple[Any, ...] | None = None) -> None:
+        """Update every parameter of `layer` in place from its gradients (`scalars`: the rule's,
+        by default this step's `step_scalars()`)."""
+        scalars = self.step_scalars() if scalars is None else scalars
         gradients = layer.gradients()
         for name, parameter in layer.parameters().items():
-            self._update_blocked(parameter, gradients[name], self._slots_for(layer, name, parameter))
+            self._update_blocked(parameter, gradients[name], self._slots_for(layer, name, parameter), scalars)
 
-    def update_store(self, store: ParameterStore) -> None:
+    def update_store(self, store: ParameterStore, scalars: tuple[Any, ...] | None = None) -> None:
         """Update every parameter of `store`: the bound ones in one pass over its flat buffers."""
+        scalars = self.step_scalars() if scalars is None else scalars
         if store.values.size:
-            self._update_blocked(store.values, store.gradients, self.slots_of_store(store))
+            self._update_blocked(store.values, store.gradients, self.slots_of_store(store), scalars)
         for layer in store.loose_layers:
-            self.update_params(layer)
+            self.update_params(layer, scalars)
 
     def post_update_params(self) -> None:
         """Count the iteration (used by decay and Adam's bias correction)."""
@@ -91,19 +95,29 @@ class Optimizer:
                 self.update_params(layer)
         self.post_update_params()
 
-    def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def prepare(self, store: ParameterStore) -> dict[str, np.ndarray]:
+        """Allocate the state of every parameter of `store` now (a captured step may allocate
+        nothing); returns the flat buffers of its bound parameters' slots."""
+        for layer in store.loose_layers:
+            for name, parameter in layer.parameters().items():
+                self._slots_for(layer, name, parameter)
+        return self.slots_of_store(store)
+
+    def _update_blocked(
+        self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], scalars: tuple[Any, ...]
+    ) -> None:
         if parameter.ndim != 1 or parameter.size <= 2 * CACHE_BLOCK:
-            self._update(parameter, gradient, slots)
+            self.rule(parameter, gradient, slots, *scalars)
             return
         for start in range(0, parameter.size, CACHE_BLOCK):
             rows = slice(start, start + CACHE_BLOCK)
-            self._update(parameter[rows], gradient[rows], {slot: array[rows] for slot, array in slots.items()})
+            self.rule(parameter[rows], gradient[rows], {slot: array[rows] for slot, array in slots.items()}, *scalars)
 
     def _slots_for(self, layer: Layer, name: str, parameter: np.ndarray) -> dict[str, np.ndarray]:
         slots = self._state.get((layer, name))
         if slots is None or slots["scratch"].shape != parameter.shape:
             slots = {slot: np.zeros_like(parameter) for slot in self.slots}
-            slots["scratch"] = np.empty_like(parameter)
+            slots.update({scratch: np.empty_like(parameter) for scratch in self.scratches})
             self._state[(layer, name)] = slots
         return slots
 
@@ -113,7 +127,7 @@ class Optimizer:
         if self._store_slots is not None and self._store_slots[0] is store:
             return self._store_slots[1]
         packed = {slot: np.zeros_like(store.values) for slot in self.slots}
-        packed["scratch"] = np.empty_like(store.values)
+        packed.update({scratch: np.empty_like(store.values) for scratch in self.scratches})
         for segment in store.segments:
             views = {slot: array[segment.rows].reshape(segment.shape) for slot, array in packed.items()}
             for slot, array in self._state.get((segment.layer, segment.name), {}).items():
@@ -123,8 +137,19 @@ class Optimizer:
         self._store_slots = (store, packed)
         return packed
 
-    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        """The update rule, in place, every operation writing into the arrays it is given. The one
+        form of the rule: the eager step passes `step_scalars()` as Python floats, a static step
+        (`static_scalars`) passes 0-d arrays it advances in place, which a CUDA graph captures."""
         raise NotImplementedError
+
+    def step_scalars(self) -> tuple[Any, ...]:
+        """This step's scalars for `rule`: the decayed learning rate."""
+        return (self.current_learning_rate,)
+
+    def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
+        """`step_scalars` as 0-d arrays that a static step advances in place."""
+        return StaticScalars(self, xp, dtype)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this optimizer."""
@@ -183,19 +208,25 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs a momentum above 0")
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
+        self.scratches = ("scratch", "lookahead") if self.nesterov else ("scratch",)
 
-    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        (learning_rate,) = scalars
         step = slots["scratch"]
-        np.multiply(gradient, -self.current_learning_rate, out=step)
-        if self.momentum:
-            velocity = slots["velocity"]
-            velocity *= self.momentum
-            velocity += step
-            if self.nesterov:
-                step += self.momentum * velocity
-            else:
-                step = velocity
-        parameter += step
+        np.multiply(gradient, learning_rate, out=step)  # lr g
+        if not self.momentum:
+            np.subtract(parameter, step, out=parameter)
+            return
+        velocity = slots["velocity"]
+        np.multiply(velocity, self.momentum, out=velocity)
+        np.subtract(velocity, step, out=velocity)  # v = momentum v - lr g
+        if self.nesterov:
+            lookahead = slots["lookahead"]
+            np.multiply(velocity, self.momentum, out=lookahead)
+            np.subtract(lookahead, step, out=step)  # momentum v - lr g
+            np.add(parameter, step, out=parameter)
+        else:
+            np.add(parameter, velocity, out=parameter)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -210,11 +241,12 @@ class Adagrad(Optimizer):
         super().__init__(learning_rate, decay)
         self.epsilon = finite_number(epsilon, "epsilon", "Adagrad", minimum=0)
 
-    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        (learning_rate,) = scalars
         cache, scratch = slots["cache"], slots["scratch"]
         np.multiply(gradient, gradient, out=scratch)
-        cache += scratch
-        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, self.epsilon)
+        np.add(cache, scratch, out=cache)
+        _divide_step(parameter, gradient, cache, scratch, learning_rate, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -232,13 +264,14 @@ class RMSprop(Optimizer):
         self.epsilon = finite_number(epsilon, "epsilon", "RMSprop", minimum=0)
         self.rho = finite_number(rho, "rho", "RMSprop", minimum=0, below=1)
 
-    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        (learning_rate,) = scalars
         cache, scratch = slots["cache"], slots["scratch"]
         np.multiply(gradient, gradient, out=scratch)
-        scratch *= 1 - self.rho
-        cache *= self.rho
-        cache += scratch
-        _divide_step(parameter, gradient, cache, scratch, self.current_learning_rate, self.epsilon)
+        np.multiply(scratch, 1 - self.rho, out=scratch)
+        np.multiply(cache, self.rho, out=cache)
+        np.add(cache, scratch, out=cache)
+        _divide_step(parameter, gradient, cache, scratch, learning_rate, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon, "rho": self.rho}
@@ -272,33 +305,44 @@ class Adam(Optimizer):
         self.beta_1 = finite_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
         self.beta_2 = finite_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
 
-    def _update_blocked(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def _update_blocked(
+        self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], scalars: tuple[Any, ...]
+    ) -> None:
         arrays = (parameter, gradient, slots["momentum"], slots["cache"])
         if kernels.applies(*arrays):
-            self._update_compiled(*arrays)
+            self._update_compiled(*arrays, scalars)
         else:
-            super()._update_blocked(parameter, gradient, slots)
+            super()._update_blocked(parameter, gradient, slots, scalars)
 
-    def _update(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray]) -> None:
-        step_size, epsilon = self._step_scalars()
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        step_size, epsilon = scalars
         adam_update(
             parameter, gradient, slots["momentum"], slots["cache"], slots["scratch"], self.beta_1, self.beta_2,
             step_size, epsilon,
         )  # fmt: skip
 
     def _update_compiled(
-        self, parameter: np.ndarray, gradient: np.ndarray, momentum: np.ndarray, cache: np.ndarray
+        self,
+        parameter: np.ndarray,
+        gradient: np.ndarray,
+        momentum: np.ndarray,
+        cache: np.ndarray,
+        scalars: tuple[Any, ...],
     ) -> None:
-        """`_update` in one compiled pass over memory (`kernels.adam`), the same numbers."""
+        """`rule` in one compiled pass over memory (`kernels.adam`), the same numbers (host
+        arrays only: a static step's 0-d scalars are read here)."""
         flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
-        kernels.adam(*flat, self.beta_1, self.beta_2, *self._step_scalars())
+        kernels.adam(*flat, self.beta_1, self.beta_2, *(float(scalar) for scalar in scalars))
 
-    def _step_scalars(self) -> tuple[float, float]:
+    def step_scalars(self) -> tuple[float, float]:
         """This step's (step size, epsilon) as Python floats: a NumPy float64 scalar would force
         float32 arrays through a float64 loop with casts (NumPy 2 promotion), about 5x slower."""
         return ADAM_SCALARS(
             self.current_learning_rate, self.beta_1, self.beta_2, self.epsilon, self.epsilon_hat, self.iterations + 1
         )
+
+    def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
+        return AdamStaticScalars(self, xp, dtype)
 
     def get_config(self) -> dict[str, Any]:
         hat = {"epsilon_hat": True} if self.epsilon_hat else {}  # absent: files from before the option load
@@ -348,6 +392,68 @@ def _divide_step(
     np.divide(numerator, scratch, out=scratch)
     np.multiply(scratch, step_size, out=scratch)
     np.subtract(parameter, scratch, out=parameter)
+
+
+class StaticScalars:
+    """An optimizer's step scalars as 0-d arrays, advanced in place by `advance` at the start of
+    each static step: the learning-rate decay and the iteration count with nothing computed on
+    the host, so a captured step replays them. Computed in float64 as the eager step's Python
+    floats are, and rounded once to the parameters' dtype, as a Python float is when it meets
+    an array."""
+
+    def __init__(self, optimizer: Optimizer, xp: Any, dtype: np.dtype) -> None:
+        self.optimizer = optimizer
+        self.iterations, self.learning_rate, self.rate64 = (xp.zeros((), np.float64) for _ in range(3))
+        self.iterations[...] = optimizer.iterations
+        self.iterations_vector = self.iterations.reshape(1)  # the compiled steps count through this view
+        self.rate = xp.zeros((), dtype)
+
+    def epoch_begins(self) -> None:
+        """Read the learning rate (a schedule may have changed it between epochs)."""
+        self.learning_rate[...] = self.optimizer.learning_rate
+
+    def advance(self) -> None:
+        """lr / (1 + decay * iterations), then iterations += 1: `pre_update_params` and
+        `post_update_params` on 0-d arrays."""
+        np.multiply(self.iterations, self.optimizer.decay, out=self.rate64)
+        np.add(self.rate64, 1.0, out=self.rate64)
+        np.divide(self.learning_rate, self.rate64, out=self.rate64)
+        np.add(self.iterations, 1.0, out=self.iterations)
+        np.copyto(self.rate, self.rate64, casting="same_kind")
+
+    def arguments(self) -> tuple[Any, ...]:
+        """What `Optimizer.rule` takes after the arrays."""
+        return (self.rate,)
+
+
+class AdamStaticScalars(StaticScalars):
+    """Adam's step size and epsilon (`kernels.adam_scalars`) as 0-d arrays, with `out=`."""
+
+    def __init__(self, optimizer: Adam, xp: Any, dtype: np.dtype) -> None:
+        super().__init__(optimizer, xp, dtype)
+        self.adam = optimizer
+        self.c1, self.c2, self.step64, self.epsilon64 = (xp.zeros((), np.float64) for _ in range(4))
+        self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
+
+    def advance(self) -> None:
+        super().advance()
+        adam = self.adam
+        np.power(adam.beta_2, self.iterations, out=self.c2)
+        np.subtract(1.0, self.c2, out=self.c2)
+        np.sqrt(self.c2, out=self.c2)  # sqrt(1 - beta_2^t)
+        np.power(adam.beta_1, self.iterations, out=self.c1)
+        np.subtract(1.0, self.c1, out=self.c1)  # 1 - beta_1^t
+        np.multiply(self.rate64, self.c2, out=self.step64)
+        np.divide(self.step64, self.c1, out=self.step64)
+        if adam.epsilon_hat:
+            self.epsilon64[...] = adam.epsilon
+        else:
+            np.multiply(self.c2, adam.epsilon, out=self.epsilon64)
+        np.copyto(self.step_size, self.step64, casting="same_kind")  # rounded once, as the eager step's Python float
+        np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
+
+    def arguments(self) -> tuple[Any, ...]:
+        return (self.step_size, self.epsilon)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.backend import kernels
 from chainrule.backend.arrays import CPU, Device, assign, find_device, to_host
 from chainrule.backend.runtime import quiet_float_errors
 from chainrule.check.diagnosis import Context
@@ -43,7 +42,6 @@ from chainrule.training.callbacks import Callback
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
 from chainrule.training.history import History
 from chainrule.training.progress import progress_callbacks
-from chainrule.training.static_step import StaticTraining
 
 LOG = logging.getLogger("chainrule")
 INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
@@ -370,10 +368,16 @@ class Model:
 
         `graph=True` runs each step over buffers allocated once (`chainrule.training.static_step`), and on
         a CUDA device captures it in a CUDA graph that is replayed; the loss is then checked
-        once per epoch. Networks it cannot take train eagerly, and the log says why. The
-        default, `graph=None`, takes that path where it pays: on a CUDA device, and on the CPU
-        when the compiled kernels (extra `fast`) run it (small networks' whole step as one call).
-        `graph=False` always takes the eager steps.
+        once per epoch. Every built-in layer, loss, optimizer and metric has such a form, and a
+        learner's own layer runs in it through its `forward`/`backward`. A network trains eagerly
+        instead, and the log says why, when it uses a loss or optimizer of its own without a
+        static form, a Softmax that is not the output of categorical cross-entropy, one-hot
+        targets for that pair (pass class labels), or a distributed fit. A step is not captured
+        where a layer has no static form or draws on the host (Dropout); it then runs uncaptured.
+        The default, `graph=None`, takes that path where it pays: a capturable network on a CUDA
+        device, and on the CPU the pattern the compiled kernels (extra `fast`) run as one call
+        (Dense and ReLU layers, Softmax with cross-entropy, Adam). `graph=False` always takes the
+        eager steps.
         `allow_tf32=True` lets a captured step's matrix products use TF32 tensor cores.
         """
         parallel = data_parallel(distributed, sharded, "Model.fit")
@@ -389,7 +393,12 @@ class Model:
                     raise ValueError("Model.fit: validation_data must be a pair (X_val, y_val)")
                 validation = self.validated(*validation_data, "Model.fit (validation_data)")
         self.processes = parallel
-        static = None if graph is False else self._static_training(targets, parallel, batch_size, graph, allow_tf32)
+        distributed_fit = parallel is not SINGLE_PROCESS
+        static = None
+        if graph is not False:
+            static = static_step.static_training(
+                self, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
+            )
         return loop.train(
             self,
             inputs,
@@ -402,26 +411,6 @@ class Model:
             parallel=parallel,
             static=static,
         )
-
-    def _static_training(
-        self, targets: np.ndarray, parallel: SingleProcess, batch_size: int | None, graph: bool | None, allow_tf32: bool
-    ) -> StaticTraining | None:
-        """The fixed-buffer steps for `fit(graph=True or None)`, or None: eager steps (logged with
-        the reason when they were asked for)."""
-        reason = static_step.unsupported(self)
-        if reason is None and targets.ndim != 1:
-            reason = "the targets are one-hot rows; pass class labels"
-        if reason is None and parallel is not SINGLE_PROCESS:
-            reason = "the fit is distributed over several processes"
-        if reason is not None:
-            if graph:
-                LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
-            return None
-        if graph is None and not (self.device.captures or kernels.applies(self.parameter_store().values)):
-            return None
-        training = static_step.StaticTraining(self, self.parameter_store(), batch_size or len(targets))
-        self.device.prepare_graph(training, allow_tf32)
-        return training
 
     # -- inference --------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.engine.layers import Layer
-from chainrule.engine.losses import Loss
+from chainrule.engine.losses import FusedLoss, Loss
 from chainrule.engine.metrics import Metric
 from chainrule.engine.optimizers import Optimizer
 from chainrule.engine.parameter_store import ParameterStore
@@ -20,6 +20,7 @@ class TrainingModel(Protocol):
 
     layers: list[Layer]
     loss: Loss
+    fused_loss: FusedLoss | None
     optimizer: Optimizer
     metrics: dict[str, Metric]
     rng: np.random.Generator

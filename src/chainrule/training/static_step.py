@@ -1,35 +1,44 @@
 """A training step over buffers allocated once: the form a CUDA graph can capture.
 
-`Model.fit(..., graph=True)` trains a network of Dense layers with ReLU between them, a Softmax
-output, categorical cross-entropy on class labels and Adam through `StaticTraining`. Every
-array the step touches is allocated when the step is built, for one batch size; each operation
-writes into one of them (`out=`); sums are products with a ones vector; the learning-rate decay
-and Adam's bias corrections are 0-d arrays updated inside the step; the loss and the number of
-correct predictions add up in 0-d arrays that are read once per epoch. Nothing in a step
-allocates or reads a value back to the host, so on a GPU the whole step can be captured once
-and replayed (`chainrule.backend.cuda_graph`); on the CPU it runs as it is, or, with the compiled
-kernels (extra `fast`), as one compiled call for small products (`run_compiled`) or as compiled
-kernels between NumPy's products for large ones (`run_with_numpy_products`).
+`Model.fit(..., graph=True)` trains through `StaticTraining`. Every array a step touches is
+allocated when the step is built, for one batch size; each operation writes into one of them
+(`out=`): each layer's static form (`Layer.forward_into`/`backward_into`, given its buffers as
+`StepBuffers`), the loss's (`Loss.losses_into`/`backward_into`), the penalties' gradients
+(`add_penalty_gradient`) and the optimizer's rule (`Optimizer.rule`) with its step scalars as
+0-d arrays advanced inside the step (`StaticScalars`). Sums are products with a ones vector;
+the loss and the metrics add up in 0-d arrays read once per epoch. Nothing in a step allocates
+or reads a value back to the host, so on a GPU the whole step can be captured once and replayed
+(`chainrule.backend.cuda_graph`).
 
-The values are the eager step's up to rounding: the fused gradient is computed as
-`(p - onehot) / n` rather than `p / n - onehot / n`.
+A layer without a static form (a learner's own) runs in the same step through its `forward`
+and `backward`, taking the arrays they return: on the CPU that is the same step, but it cannot
+be captured, and neither can Dropout, whose masks are drawn on the host.
+
+One pattern has a compiled form (extra `fast`): Dense layers with ReLU between them, Softmax and
+cross-entropy on class labels, Adam and the accuracy (`CompiledStep`), as one compiled call for
+small products or as compiled kernels between NumPy's products for large ones.
+
+The values are the eager step's up to rounding: sums are products with ones, Dense adds its
+biases after the product, and the fused softmax gradient is `(p - onehot) / n`.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from chainrule.backend import kernels
-from chainrule.backend.arrays import array_module, take_rows
+from chainrule.backend.arrays import Device, array_module, take_rows
 from chainrule.backend.runtime import Interruption
-from chainrule.engine.activations import ReLU, Softmax
-from chainrule.engine.layers import Dense
-from chainrule.engine.losses import CategoricalCrossentropy
-from chainrule.engine.metrics import METRICS
-from chainrule.engine.optimizers import Adam, adam_update
+from chainrule.engine.activations import ReLU, Sigmoid, Softmax
+from chainrule.engine.layers import Dense, Layer, add_penalty_gradient
+from chainrule.engine.losses import CategoricalCrossentropy, SoftmaxCategoricalCrossentropy
+from chainrule.engine.metrics import ELEMENTWISE_METRICS, METRICS
+from chainrule.engine.optimizers import Adam, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.training import step_kernels
 from chainrule.training.protocol import TrainingModel
@@ -40,7 +49,8 @@ from chainrule.training.protocol import TrainingModel
 # Numba's BLAS binding made the whole step a sixth slower than the kernels between NumPy's products.
 SMALL_WORK = 1 << 20
 
-Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
+Matmul = Callable[[Any, Any, Any], object]
+LOG = logging.getLogger("chainrule")
 
 
 def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -48,62 +58,136 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-def unsupported(model: TrainingModel) -> str | None:
-    """Why `model` cannot train through a static step, or None if it can."""
-    layers = model.layers
-    if not (len(layers) >= 2 and isinstance(layers[-1], Softmax) and type(layers[-2]) is Dense):
-        return "the network must end in Dense then Softmax"
-    for index, layer in enumerate(layers[:-1]):
-        expected = Dense if index % 2 == 0 else ReLU
-        if type(layer) is not expected:
-            return f"layer {index} is {type(layer).__name__}; a static step takes Dense and ReLU layers alternating"
-    if any(
-        d.weight_regularizer_l1 or d.weight_regularizer_l2 or d.bias_regularizer_l1 or d.bias_regularizer_l2
-        for d in layers[::2]
-    ):
-        return "the Dense layers have L1/L2 penalties"
-    if type(model.loss) is not CategoricalCrossentropy:
-        return f"the loss is {type(model.loss).__name__}, not categorical cross-entropy"
-    if type(model.optimizer) is not Adam:
-        return f"the optimizer is {type(model.optimizer).__name__}, not Adam"
-    if set(model.metrics.items()) - {("accuracy", METRICS["categorical_accuracy"])}:
-        return "only the accuracy metric is computed inside the step"
+def softmax_output(model: TrainingModel) -> bool:
+    """Whether the network ends in Softmax with categorical cross-entropy (fused)."""
+    return isinstance(model.fused_loss, SoftmaxCategoricalCrossentropy)
+
+
+def unsupported(model: TrainingModel, targets: np.ndarray) -> str | None:
+    """Why `model` cannot train on `targets` through a static step, or None if it can."""
+    layers, fused = model.layers, model.fused_loss
+    body = layers[:-1] if fused is not None else layers
+    for index, layer in enumerate(body):
+        if isinstance(layer, Softmax):
+            return f"layer {index} is Softmax; a static step takes it only as the output of categorical cross-entropy"
+    if softmax_output(model):
+        if targets.ndim != 1:
+            return "the targets are one-hot rows; pass class labels"
+    elif fused is not None and getattr(fused, "backward_into", None) is None:
+        return f"{type(fused).__name__} has no static form"
+    if not softmax_output(model) and model.loss.losses_into is None:
+        return f"the loss {type(model.loss).__name__} has no static form (losses_into, backward_into)"
+    if type(model.optimizer).rule is Optimizer.rule:
+        return f"the optimizer {type(model.optimizer).__name__} has no update rule (Optimizer.rule)"
+    for name, metric in model.metrics.items():
+        if softmax_output(model) and metric is METRICS["categorical_accuracy"]:
+            continue
+        output_layer = layers[-1]
+        elementwise = type(output_layer).predictions in (Layer.predictions, Sigmoid.predictions)
+        if metric not in ELEMENTWISE_METRICS or not elementwise:
+            return f"the metric {name!r} has no static form for a {type(output_layer).__name__} output"
     return None
 
 
+def not_capturable(model: TrainingModel) -> str | None:
+    """Why a static step of `model` cannot be captured in a CUDA graph, or None if it can."""
+    for index, layer in enumerate(model.layers):
+        if layer.forward_into is None or layer.backward_into is None:
+            if not (index == len(model.layers) - 1 and softmax_output(model)):
+                return f"layer {index} ({type(layer).__name__}) has no static form (forward_into, backward_into)"
+        elif not layer.capturable:
+            return f"layer {index} ({type(layer).__name__}) works on the host"
+    return None
+
+
+def compiled_pattern(model: TrainingModel) -> bool:
+    """Whether `model` is the pattern the compiled whole step computes: Dense and ReLU
+    alternating, Softmax with cross-entropy, Adam, no penalties, at most the accuracy."""
+    layers = model.layers
+    if not (len(layers) >= 2 and softmax_output(model) and type(layers[-2]) is Dense):
+        return False
+    if any(type(layer) is not (Dense if index % 2 == 0 else ReLU) for index, layer in enumerate(layers[:-1])):
+        return False
+    if any(any(coefficients) for dense in layers[::2] for coefficients in dense.penalties().values()):  # type: ignore[attr-defined]
+        return False
+    accuracy_only = not set(model.metrics.items()) - {("accuracy", METRICS["categorical_accuracy"])}
+    return type(model.loss) is CategoricalCrossentropy and type(model.optimizer) is Adam and accuracy_only
+
+
+def static_training(
+    model: TrainingModel,
+    targets: np.ndarray,
+    batch_size: int | None,
+    graph: bool | None,
+    device: Device,
+    allow_tf32: bool,
+    distributed: bool,
+) -> StaticTraining | None:
+    """The static steps for `Model.fit(graph=...)`, or None for eager steps.
+
+    `graph=True` takes them for every network `unsupported` accepts (the log says why not for
+    the others), captured in a CUDA graph on a CUDA device where `not_capturable` allows. The
+    default, `graph=None`, takes them where they pay: a capturable network on a CUDA device, and
+    on the CPU the compiled pattern (`compiled_pattern`, extra `fast`).
+    """
+    reason = unsupported(model, targets)
+    if reason is None and distributed:
+        reason = "the fit is distributed over several processes"
+    if reason is not None:
+        if graph:
+            LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
+        return None
+    store = model.parameter_store()
+    uncapturable = not_capturable(model)
+    if graph is None:
+        pays = (device.captures and uncapturable is None) or (compiled_pattern(model) and kernels.applies(store.values))
+        if not pays:
+            return None
+    training = StaticTraining(model, store, batch_size or len(targets), targets)
+    if uncapturable is None:
+        device.prepare_graph(training, allow_tf32)
+    elif device.captures:
+        LOG.warning("Model.fit(graph=True): the static steps run uncaptured: %s", uncapturable)
+    return training
+
+
 class StaticTraining:
-    """The state the steps of every batch size share: Adam's scalars and the epoch's sums."""
+    """What the steps of every batch size share: the optimizer's scalars and slots, the epoch's
+    sums of the loss and metrics, and how a step runs."""
 
     def __init__(
-        self, model: TrainingModel, store: ParameterStore, batch_rows: int, matmul: Matmul = numpy_matmul
+        self,
+        model: TrainingModel,
+        store: ParameterStore,
+        batch_rows: int,
+        targets: np.ndarray,
+        matmul: Matmul = numpy_matmul,
     ) -> None:
         self.model, self.store, self.matmul = model, store, matmul
-        optimizer = model.optimizer
-        self.optimizer = optimizer
-        slots = optimizer.slots_of_store(store)
-        self.momentum, self.cache, self.scratch = slots["momentum"], slots["cache"], slots["scratch"]
-        xp, dtype = array_module(store.values), store.values.dtype
-        scalar64 = [xp.zeros((), np.float64) for _ in range(7)]
-        self.iterations, self.learning_rate, self.rate, self.c1, self.c2, self.step64, self.epsilon64 = scalar64
-        self.iterations[...] = optimizer.iterations
-        self.iterations_vector = self.iterations.reshape(1)  # the compiled step counts through this view
-        self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
-        self.loss_total, self.correct = xp.zeros((1, 1), np.float64), xp.zeros((1, 1), np.float64)
+        self.optimizer = optimizer = model.optimizer
+        self.target_shape, self.target_dtype = targets.shape[1:], targets.dtype
+        self.xp, self.dtype = array_module(store.values), store.values.dtype
+        self.scalars = optimizer.static_scalars(self.xp, self.dtype)
+        self.slots = optimizer.prepare(store)
+        self.penalties = self.penalised_parameters()
+        self.totals = {name: self.xp.zeros((1, 1), np.float64) for name in ["data_loss", *model.metrics]}
         self.steps_run = 0
-        # Where the compiled kernels take these arrays, one compiled call per step for small
-        # products, compiled kernels between NumPy's products for large ones (`SMALL_WORK`); a
-        # CUDA graph replaces this with its replays (`cuda_graph`).
-        self.run: Callable[[StaticStep], None] = StaticStep.run
-        if kernels.applies(store.values):
+        self.compiled = compiled_pattern(model) and kernels.applies(store.values)
+        # The compiled pattern: one compiled call per step for small products, compiled kernels
+        # between NumPy's products for large ones (`SMALL_WORK`). A CUDA graph replaces `run`
+        # with its replays (`cuda_graph`).
+        self.run: Callable[[Any], None] = StaticStep.run
+        if self.compiled:
             small = model.largest_matmul_work(batch_rows) <= SMALL_WORK
-            self.run = StaticStep.run_compiled if small else StaticStep.run_with_numpy_products
-        self._steps: dict[int, StaticStep] = {}
+            self.run = CompiledStep.run_compiled if small else CompiledStep.run_with_numpy_products
+        self._steps: dict[int, StaticStep | CompiledStep] = {}
 
-    def step_for(self, rows: int, inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> StaticStep:
-        """The step for batches of `rows` rows, built on first use (`inputs`/`labels`: use these
+    def step_for(self, rows: int, inputs: np.ndarray | None = None, targets: np.ndarray | None = None) -> Any:
+        """The step for batches of `rows` rows, built on first use (`inputs`/`targets`: use these
         arrays in place, for a full batch that needs no copy)."""
         if rows not in self._steps:
-            self._steps[rows] = StaticStep(self, rows, inputs, labels)
+            build = CompiledStep if self.compiled else StaticStep
+            self._steps[rows] = build(self, rows, inputs, targets)
         return self._steps[rows]
 
     def epoch(
@@ -117,9 +201,9 @@ class StaticTraining:
         """One epoch: each batch gathered into its step's buffers (a full batch is used in
         place), then the step. Returns the epoch's totals (read back once) and the rows seen; a
         Ctrl-C ends it after the step it interrupted."""
-        np.multiply(self.loss_total, 0, out=self.loss_total)
-        np.multiply(self.correct, 0, out=self.correct)
-        self.learning_rate[...] = self.optimizer.learning_rate  # a schedule may have changed it
+        for total in self.totals.values():
+            np.multiply(total, 0, out=total)
+        self.scalars.epoch_begins()
         seen = 0
         for rows in batches:
             count = len(range(len(inputs))[rows])
@@ -128,26 +212,54 @@ class StaticTraining:
             else:
                 step = self.step_for(count)
                 if order is None:
-                    step.inputs[...], step.labels[...] = inputs[rows], targets[rows]
+                    step.inputs[...], step.targets[...] = inputs[rows], targets[rows]
                 else:
                     take_rows(inputs, order[rows], step.inputs)
-                    take_rows(targets, order[rows], step.labels)
+                    take_rows(targets, order[rows], step.targets)
             self.run(step)
             self.steps_run += 1
             seen += count
             if interruption.requested:
                 break
         self.finish()
-        totals = {"data_loss": float(self.loss_total[0, 0])}
-        totals.update({"accuracy": float(self.correct[0, 0])} if self.model.metrics else {})
-        return totals, seen
+        return {name: float(total[0, 0]) for name, total in self.totals.items()}, seen
+
+    def finish(self) -> None:
+        """Bring the optimizer's own count and learning rate up to the steps run (as after an
+        eager step), so callbacks read them and eager training continues exactly."""
+        if self.steps_run:
+            self.optimizer.iterations += self.steps_run - 1
+            self.optimizer.pre_update_params()  # the rate of the last step run
+            self.optimizer.iterations += 1
+            self.steps_run = 0
+
+    def penalised_parameters(self) -> list[tuple[Any, Any, float, float, Any]]:
+        """(gradient, values, l1, l2, scratch) of each penalised parameter in the store, its
+        scratch a view of the optimizer's (free until the update)."""
+        scratch = self.slots["scratch"]
+        found = []
+        for segment in self.store.segments:
+            l1, l2 = segment.layer.penalties().get(segment.name, (0.0, 0.0))  # type: ignore[attr-defined]
+            if l1 or l2:
+                views = (self.store.gradients, self.store.values, scratch)
+                gradient, values, work = (array[segment.rows].reshape(segment.shape) for array in views)
+                found.append((gradient, values, l1, l2, work))
+        return found
+
+    def update(self) -> None:
+        """The penalties' gradients, then the optimizer's rule with this step's scalars."""
+        for gradient, values, l1, l2, scratch in self.penalties:
+            add_penalty_gradient(gradient, values, l1, l2, scratch)
+        self.optimizer.update_store(self.store, self.scalars.arguments())
+
+    # -- the compiled pattern's state ------------------------------------------------------------
 
     def runs_epochs(self, inputs: np.ndarray, targets: np.ndarray) -> bool:
         """Whether `run_epochs` can take this data: the whole step is compiled, every parameter
         lies in the store's flat buffer (the divergence snapshots are copies of it), and the data
         are C-ordered NumPy arrays with int64 labels."""
         return (
-            self.run is StaticStep.run_compiled
+            self.run is CompiledStep.run_compiled
             and not self.store.loose_layers
             and kernels.applies(inputs, targets)
             and targets.dtype == np.int64
@@ -171,78 +283,228 @@ class StaticTraining:
         full = self.step_for(batch_rows, inputs if in_place else None, targets if in_place else None)
         last = self.step_for(count % batch_rows or batch_rows)
         epochs_run = step_kernels.static_epochs(
-            inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers,
-            (self.loss_total, self.correct), *self.loss_bounds, self.adam_buffers, self.adam_arguments(),
-            epoch_totals, good, candidate,
+            inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers, self.sums,
+            *self.loss_bounds, self.adam_buffers, self.adam_arguments(), epoch_totals, good, candidate,
         )  # fmt: skip
         self.steps_run += epochs_run * -(-count // batch_rows)
         return epochs_run
 
     @functools.cached_property
+    def sums(self) -> tuple:
+        """The summed loss and correct predictions the compiled step adds to (a spare array
+        for the count when no accuracy is asked for)."""
+        return self.totals["data_loss"], self.totals.get("accuracy", self.xp.zeros((1, 1), np.float64))
+
+    @functools.cached_property
     def loss_bounds(self) -> tuple:
         """The compiled kernels' bounds of a probability in the loss, in the parameters' dtype."""
-        scalar, clip = self.store.values.dtype.type, self.model.loss.clip
+        scalar, clip = self.dtype.type, self.model.loss.clip  # type: ignore[attr-defined]
         return scalar(clip), scalar(1 - clip)
 
     @functools.cached_property
     def adam_buffers(self) -> tuple:
         """The flat buffers the compiled Adam updates: values, gradients, momentum, cache."""
-        return self.store.values, self.store.gradients, self.momentum, self.cache
+        return self.store.values, self.store.gradients, self.slots["momentum"], self.slots["cache"]
 
     def adam_arguments(self) -> tuple:
         """The compiled step's Adam arguments: the step counter, then the optimizer's settings
         (read at each call, so a schedule's learning rate takes effect)."""
         adam = self.optimizer
+        assert isinstance(adam, Adam)
         settings = (adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon, adam.epsilon_hat)
-        return (self.iterations_vector, *settings)
+        return (self.scalars.iterations_vector, *settings)
 
-    def finish(self) -> None:
-        """Bring the optimizer's own count and learning rate up to the steps run (as after an
-        eager step), so callbacks read them and eager training continues exactly."""
-        if self.steps_run:
-            self.optimizer.iterations += self.steps_run - 1
-            self.optimizer.pre_update_params()  # the rate of the last step run
-            self.optimizer.iterations += 1
-            self.steps_run = 0
 
-    def update_scalars(self) -> None:
-        """lr / (1 + decay * it), then it += 1 and Adam's corrections, all on 0-d arrays (the formula of
-        `kernels.adam_scalars`, written with `out=` so that a captured step allocates and reads nothing)."""
-        adam = self.optimizer
-        np.multiply(self.iterations, adam.decay, out=self.rate)
-        np.add(self.rate, 1.0, out=self.rate)
-        np.divide(self.learning_rate, self.rate, out=self.rate)
-        np.add(self.iterations, 1.0, out=self.iterations)
-        np.power(adam.beta_2, self.iterations, out=self.c2)
-        np.subtract(1.0, self.c2, out=self.c2)
-        np.sqrt(self.c2, out=self.c2)  # sqrt(1 - beta_2^t)
-        np.power(adam.beta_1, self.iterations, out=self.c1)
-        np.subtract(1.0, self.c1, out=self.c1)  # 1 - beta_1^t
-        np.multiply(self.rate, self.c2, out=self.step64)
-        np.divide(self.step64, self.c1, out=self.step64)
-        if adam.epsilon_hat:
-            self.epsilon64[...] = adam.epsilon
-        else:
-            np.multiply(self.c2, adam.epsilon, out=self.epsilon64)
-        np.copyto(self.step_size, self.step64, casting="same_kind")  # rounded once, as the eager step's Python float
-        np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
+class LayerStage:
+    """One layer in a static step, and the buffers its static form writes into (`StepBuffers`)."""
 
-    def adam(self) -> None:
-        """Adam over the flat buffers: the eager step's rule (`adam_update`), with this step's scalars."""
-        adam = self.optimizer
-        adam_update(
-            self.store.values, self.store.gradients, self.momentum, self.cache, self.scratch, adam.beta_1,
-            adam.beta_2, self.step_size, self.epsilon,
-        )  # fmt: skip
+    def __init__(self, layer: Layer, step: StaticStep, input_width: int, first: bool) -> None:
+        self.layer, self.step, self.first = layer, step, first
+        shared, rows = step.shared, step.rows
+        self.output_width = layer.output_width or input_width
+        self.output = shared.xp.empty((rows, self.output_width), shared.dtype)
+        self.dinputs = shared.xp.empty((rows, input_width), shared.dtype)
+        self.ones_rows = step.ones_rows
+        self.training = True
+        self.static = layer.forward_into is not None and layer.backward_into is not None
+
+    def matmul(self, a: Any, b: Any, out: Any) -> object:
+        return self.step.shared.matmul(a, b, out)
+
+    def forward(self, inputs: Any) -> Any:
+        if self.static:
+            self.layer.forward_into(inputs, self)  # type: ignore[misc]
+            return self.output
+        self.layer.forward_trusted(inputs, True)
+        return self.layer.output
+
+    def backward(self, dvalues: Any) -> Any:
+        if self.static:
+            self.layer.backward_into(dvalues, self)  # type: ignore[misc]
+            return self.dinputs
+        if self.first:
+            self.layer.backward_parameters(dvalues)
+            return None
+        self.layer.backward_trusted(dvalues)
+        return self.layer.dinputs
 
 
 class StaticStep:
-    """Forward, loss, fused gradient, backward and Adam for batches of one size, into fixed buffers."""
+    """Forward, loss, gradient, backward and update for batches of one size, into fixed buffers."""
 
-    def __init__(self, shared: StaticTraining, rows: int, inputs: np.ndarray | None, labels: np.ndarray | None) -> None:
+    def __init__(self, shared: StaticTraining, rows: int, inputs: Any, targets: Any) -> None:
+        self.shared, self.rows = shared, rows
+        model, xp, dtype = shared.model, shared.xp, shared.dtype
+        layers = model.layers[:-1] if model.fused_loss is not None else model.layers
+        input_width = next(layer.input_width for layer in model.layers if layer.input_width is not None)
+        self.inputs = xp.empty((rows, input_width), dtype) if inputs is None else inputs
+        self.targets = xp.empty((rows, *shared.target_shape), shared.target_dtype) if targets is None else targets
+        self.ones_rows = xp.ones((1, rows), dtype)
+        self.stages = []
+        width = input_width
+        for index, layer in enumerate(layers):
+            self.stages.append(LayerStage(layer, self, width, first=index == 0))
+            width = self.stages[-1].output_width
+        self.loss = SoftmaxCrossentropyStage(self, width) if softmax_output(model) else LossStage(self, width)
+
+    def run(self) -> None:
+        """One training step on the batch in `inputs` and `targets`."""
+        self.shared.scalars.advance()
+        values = self.inputs
+        for stage in self.stages:
+            values = stage.forward(values)
+        gradient = self.loss.run(values)
+        for stage in reversed(self.stages):
+            gradient = stage.backward(gradient)
+        self.shared.update()
+
+
+class Sums:
+    """Sums of a step's (rows, columns) values into the epoch's 0-d totals, as products with ones."""
+
+    def __init__(self, step: StaticStep, columns: int) -> None:
+        xp, dtype = step.shared.xp, step.shared.dtype
+        self.step = step
+        self.ones_columns = xp.ones((columns, 1), dtype)
+        self.row_sums = xp.empty((step.rows, 1), dtype)
+        self.batch_sum = xp.empty((1, 1), dtype)
+
+    def add(self, values: Any, total: Any, scale: float = 1.0) -> None:
+        """total += scale * values.sum()."""
+        matmul = self.step.shared.matmul
+        matmul(values, self.ones_columns, self.row_sums)
+        matmul(self.step.ones_rows, self.row_sums, self.batch_sum)
+        if scale != 1.0:
+            np.multiply(self.batch_sum, scale, out=self.batch_sum)
+        np.add(total, self.batch_sum, out=total)
+
+
+class LossStage:
+    """The loss's static form: the per-sample losses and the metrics added to the epoch's sums,
+    then the gradient of the batch's mean loss (through a fused output activation, if any)."""
+
+    def __init__(self, step: StaticStep, width: int) -> None:
+        model, xp, dtype = step.shared.model, step.shared.xp, step.shared.dtype
+        self.step, self.model = step, model
+        self.elementwise = xp.empty((step.rows, width), dtype)
+        self.scratch = (xp.empty((step.rows, width), dtype), xp.empty((step.rows, width), dtype))
+        self.gradient = xp.empty((step.rows, width), dtype)
+        self.sums = Sums(step, width)
+        self.scale = 1.0 / width  # per-sample losses and these metrics are means over the outputs
+        self.output_layer = model.layers[-1]
+        # The fused output activation's forward (its backward is the fused loss's).
+        self.fused_activation = None if model.fused_loss is None else LayerStage(model.layers[-1], step, width, False)
+
+    def run(self, predictions: Any) -> Any:
+        model, targets, totals = self.model, self.step.targets, self.step.shared.totals
+        fused = model.fused_loss
+        if self.fused_activation is not None:
+            predictions = self.fused_activation.forward(predictions)
+        model.loss.losses_into(predictions, targets, self.elementwise, self.scratch)  # type: ignore[misc]
+        self.sums.add(self.elementwise, totals["data_loss"], self.scale)
+        for name, metric in model.metrics.items():
+            if type(self.output_layer).predictions is Sigmoid.predictions:
+                np.greater(predictions, 0.5, out=self.scratch[0])
+                predicted = self.scratch[0]
+            else:
+                predicted = predictions
+            ELEMENTWISE_METRICS[metric](predicted, targets, self.elementwise)
+            self.sums.add(self.elementwise, totals[name], self.scale)
+        if fused is not None:
+            fused.backward_into(predictions, targets, self.gradient, self.scratch)  # type: ignore[attr-defined]
+        else:
+            model.loss.backward_into(predictions, targets, self.gradient, self.scratch)  # type: ignore[misc]
+        return self.gradient
+
+
+class SoftmaxCrossentropyStage:
+    """Softmax and categorical cross-entropy on class labels, fused: the summed loss and correct
+    predictions added to the epoch's sums, then `(p - onehot) / n`."""
+
+    def __init__(self, step: StaticStep, classes: int) -> None:
+        xp, dtype, rows = step.shared.xp, step.shared.dtype, step.rows
+        self.step = step
+        self.class_row = xp.arange(classes).reshape(1, classes)
+        self.ones_classes = xp.ones((classes, 1), dtype)
+        self.before = xp.asarray(np.triu(np.ones((classes, classes)), k=1), dtype)  # [i, j] = 1 where i < j
+        self.maxima, self.maxima_before = xp.empty((rows, classes), dtype), xp.empty((rows, classes), dtype)
+        self.probabilities = xp.empty((rows, classes), dtype)
+        self.onehot = xp.empty((rows, classes), dtype)
+        self.products = xp.empty((rows, classes), dtype)
+        self.gradient = xp.empty((rows, classes), dtype)
+        self.row_max, self.row_sum = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
+        self.picked, self.hits = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
+        self.batch_sum = xp.empty((1, 1), dtype)
+        self.clip = step.shared.model.loss.clip  # type: ignore[attr-defined]
+        self.accuracy = next(
+            (name for name, metric in step.shared.model.metrics.items() if metric is METRICS["categorical_accuracy"]),
+            None,
+        )
+
+    def run(self, logits: Any) -> Any:
+        """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
+        predictions to the shared sums; return the fused gradient."""
+        matmul, totals, labels = self.step.shared.matmul, self.step.shared.totals, self.step.targets
+        ones_rows = self.step.ones_rows
+        # The row maximum as a chain of elementwise maxima over the columns: a reduction kernel
+        # may take scratch memory, which a captured step must not.
+        np.maximum(logits[:, :1], logits[:, -1:], out=self.row_max)
+        for column in range(1, logits.shape[1] - 1):
+            np.maximum(self.row_max, logits[:, column : column + 1], out=self.row_max)
+        np.subtract(logits, self.row_max, out=self.probabilities)
+        np.exp(self.probabilities, out=self.probabilities)
+        matmul(self.probabilities, self.ones_classes, self.row_sum)
+        np.divide(self.probabilities, self.row_sum, out=self.probabilities)
+        np.equal(labels[:, None], self.class_row, out=self.onehot)
+        np.multiply(self.probabilities, self.onehot, out=self.products)
+        matmul(self.products, self.ones_classes, self.picked)
+        np.clip(self.picked, self.clip, 1 - self.clip, out=self.picked)
+        np.log(self.picked, out=self.picked)
+        matmul(ones_rows, self.picked, self.batch_sum)
+        np.subtract(totals["data_loss"], self.batch_sum, out=totals["data_loss"])
+        if self.accuracy is not None:
+            # The prediction is the first column holding the row's maximum (as argmax): count the
+            # maxima to the left of each column with a product by a strictly upper-triangular matrix.
+            np.greater_equal(logits, self.row_max, out=self.maxima)
+            matmul(self.maxima, self.before, self.maxima_before)
+            np.equal(self.maxima_before, 0, out=self.products)
+            np.multiply(self.products, self.maxima, out=self.products)
+            np.multiply(self.products, self.onehot, out=self.products)
+            matmul(self.products, self.ones_classes, self.hits)
+            matmul(ones_rows, self.hits, self.batch_sum)
+            np.add(totals[self.accuracy], self.batch_sum, out=totals[self.accuracy])
+        np.subtract(self.probabilities, self.onehot, out=self.gradient)
+        np.multiply(self.gradient, 1 / len(self.gradient), out=self.gradient)
+        return self.gradient
+
+
+class CompiledStep:
+    """The compiled pattern's step (`compiled_pattern`): Dense layers with ReLU between them,
+    Softmax and cross-entropy on labels, Adam, in compiled kernels (`step_kernels`)."""
+
+    def __init__(self, shared: StaticTraining, rows: int, inputs: Any, targets: Any) -> None:
         self.shared = shared
-        store = shared.store
-        xp, dtype = array_module(store.values), store.values.dtype
+        store, xp, dtype = shared.store, shared.xp, shared.dtype
         dense = [layer for layer in shared.model.layers if type(layer) is Dense]
         segments = {(segment.layer, segment.name): segment for segment in store.segments}
 
@@ -255,68 +517,25 @@ class StaticStep:
         self.dweights = [view(store.gradients, layer, "weights") for layer in dense]
         self.dbiases = [view(store.gradients, layer, "biases") for layer in dense]
         self.inputs = xp.empty((rows, dense[0].n_inputs), dtype) if inputs is None else inputs
-        self.labels = xp.empty(rows, np.int64) if labels is None else labels
+        self.targets = xp.empty(rows, np.int64) if targets is None else targets
         self.outputs = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense]
-        self.masks = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense[:-1]]
         self.dvalues = [xp.empty((rows, layer.n_neurons), dtype) for layer in dense]
-        classes = dense[-1].n_neurons
-        self.class_row = xp.arange(classes).reshape(1, classes)
-        self.ones_rows = xp.ones((1, rows), dtype)
-        self.ones_classes = xp.ones((classes, 1), dtype)
-        self.before = xp.asarray(np.triu(np.ones((classes, classes)), k=1), dtype)  # [i, j] = 1 where i < j
-        self.maxima, self.maxima_before = xp.empty((rows, classes), dtype), xp.empty((rows, classes), dtype)
-        self.probabilities = xp.empty((rows, classes), dtype)
-        self.onehot = xp.empty((rows, classes), dtype)
-        self.products = xp.empty((rows, classes), dtype)
-        self.row_max, self.row_sum = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
-        self.picked, self.hits = xp.empty((rows, 1), dtype), xp.empty((rows, 1), dtype)
-        self.batch_sum = xp.empty((1, 1), dtype)
-        self.clip = shared.model.loss.clip
-
-    def run(self) -> None:
-        """One training step on the batch in `inputs` and `labels`."""
-        matmul, shared = self.shared.matmul, self.shared
-        shared.update_scalars()
-        # forward: Dense, then ReLU as a multiplication by the 0/1 mask of positive values
-        hidden = self.inputs
-        for index, (weights, biases, output) in enumerate(zip(self.weights, self.biases, self.outputs, strict=True)):
-            matmul(hidden, weights, output)
-            np.add(output, biases, out=output)
-            if index < len(self.masks):
-                np.greater(output, 0, out=self.masks[index])
-                np.multiply(output, self.masks[index], out=output)
-            hidden = output
-        self.loss_and_hits(hidden)
-        # the fused softmax + cross-entropy gradient, then back through the layers
-        gradient = self.dvalues[-1]
-        np.subtract(self.probabilities, self.onehot, out=gradient)
-        np.multiply(gradient, 1 / len(gradient), out=gradient)
-        for index in range(len(self.weights) - 1, -1, -1):
-            below = self.inputs if index == 0 else self.outputs[index - 1]
-            matmul(below.T, gradient, self.dweights[index])
-            matmul(self.ones_rows, gradient, self.dbiases[index])
-            if index:
-                matmul(gradient, self.weights[index].T, self.dvalues[index - 1])
-                np.multiply(self.dvalues[index - 1], self.masks[index - 1], out=self.dvalues[index - 1])
-                gradient = self.dvalues[index - 1]
-        shared.adam()
 
     def run_compiled(self) -> None:
-        """`run` in one compiled call (chainrule.backend.kernels, extra `fast`): the same step, with the
-        elementwise work fused into loops, for NumPy arrays."""
+        """The step in one compiled call (`step_kernels.static_step`), for NumPy arrays."""
         step_kernels.static_step(*self.compiled_arrays, self.shared.adam_arguments())
 
     def run_with_numpy_products(self) -> None:
-        """`run` with NumPy's matrix products (its multithreaded BLAS, faster than Numba's binding
-        on large products) and the elementwise work between them in compiled kernels."""
+        """The step with NumPy's matrix products (its multithreaded BLAS, faster than Numba's
+        binding on large products) and the elementwise work between them in compiled kernels."""
         shared, count = self.shared, len(self.weights)
         hidden = self.inputs
         for index, (weights, biases, output) in enumerate(zip(self.weights, self.biases, self.outputs, strict=True)):
             np.matmul(hidden, weights, out=output)
             step_kernels.add_biases(output, biases, index < count - 1)
             hidden = output
-        gradient, sums = self.dvalues[-1], (shared.loss_total, shared.correct)
-        step_kernels.score_and_gradient(hidden, self.labels, gradient, *sums, *shared.loss_bounds)
+        gradient = self.dvalues[-1]
+        step_kernels.score_and_gradient(hidden, self.targets, gradient, *shared.sums, *shared.loss_bounds)
         for index in range(count - 1, -1, -1):
             below = self.inputs if index == 0 else self.outputs[index - 1]
             np.matmul(below.T, gradient, out=self.dweights[index])
@@ -332,41 +551,10 @@ class StaticStep:
         """The step's batch, layer and gradient arrays, as the compiled kernels take them (built
         once: the tuples cost several microseconds a step to rebuild)."""
         layers = tuple(tuple(arrays) for arrays in (self.weights, self.biases, self.dweights, self.dbiases))
-        return (self.inputs, self.labels, *layers, tuple(self.outputs), tuple(self.dvalues))
+        return (self.inputs, self.targets, *layers, tuple(self.outputs), tuple(self.dvalues))
 
     @functools.cached_property
     def compiled_arrays(self) -> tuple:
         """`step_kernels.static_step`'s arguments but Adam's, which stay the same from step to step."""
         shared = self.shared
-        return (*self.kernel_buffers, shared.loss_total, shared.correct, *shared.loss_bounds, shared.adam_buffers)
-
-    def loss_and_hits(self, logits: np.ndarray) -> None:
-        """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
-        predictions to the shared sums."""
-        matmul, shared = self.shared.matmul, self.shared
-        # The row maximum as a chain of elementwise maxima over the columns: a reduction kernel
-        # may take scratch memory, which a captured step must not.
-        np.maximum(logits[:, :1], logits[:, -1:], out=self.row_max)
-        for column in range(1, logits.shape[1] - 1):
-            np.maximum(self.row_max, logits[:, column : column + 1], out=self.row_max)
-        np.subtract(logits, self.row_max, out=self.probabilities)
-        np.exp(self.probabilities, out=self.probabilities)
-        matmul(self.probabilities, self.ones_classes, self.row_sum)
-        np.divide(self.probabilities, self.row_sum, out=self.probabilities)
-        np.equal(self.labels[:, None], self.class_row, out=self.onehot)
-        np.multiply(self.probabilities, self.onehot, out=self.products)
-        matmul(self.products, self.ones_classes, self.picked)
-        np.clip(self.picked, self.clip, 1 - self.clip, out=self.picked)
-        np.log(self.picked, out=self.picked)
-        matmul(self.ones_rows, self.picked, self.batch_sum)
-        np.subtract(shared.loss_total, self.batch_sum, out=shared.loss_total)
-        # The prediction is the first column holding the row's maximum (as argmax): count the
-        # maxima to the left of each column with a product by a strictly upper-triangular matrix.
-        np.greater_equal(logits, self.row_max, out=self.maxima)
-        matmul(self.maxima, self.before, self.maxima_before)
-        np.equal(self.maxima_before, 0, out=self.products)
-        np.multiply(self.products, self.maxima, out=self.products)
-        np.multiply(self.products, self.onehot, out=self.products)
-        matmul(self.products, self.ones_classes, self.hits)
-        matmul(self.ones_rows, self.hits, self.batch_sum)
-        np.add(shared.correct, self.batch_sum, out=shared.correct)
+        return (*self.kernel_buffers, *shared.sums, *shared.loss_bounds, shared.adam_buffers)
