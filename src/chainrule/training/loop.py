@@ -19,6 +19,7 @@ from chainrule.training.callbacks import Callback, CallbackList
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess
 from chainrule.training.history import History
 from chainrule.training.protocol import TrainingModel
+from chainrule.training.scoring import add_batch, empty_totals, evaluation_totals, log_names, summarise
 from chainrule.training.static_step import StaticTraining
 
 CHUNK_SECONDS = 0.02  # the time one call of several unobserved epochs aims at
@@ -89,7 +90,7 @@ def train(
     parallel.start(store, n_samples, batch_size)
     weights = LastFiniteWeights(store)
     shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
-    model.expected_logs = model.log_names(validation is not None)
+    model.expected_logs = log_names(model, validation is not None)
     unobserved = (
         static is not None and validation is None and not hooks.needs_each_epoch and static.runs_epochs(inputs, targets)
     )
@@ -147,12 +148,12 @@ class Epochs:
                 if not math.isfinite(totals["data_loss"]):  # the loss is read once per epoch
                     raise weights.diverged(f"the loss became {totals['data_loss'] / seen}", epoch)
                 weights.loss_was_finite()
-            logs = model.summarise(*parallel.reduce_totals(totals, seen))
+            logs = summarise(model, *parallel.reduce_totals(totals, seen))
             if self.validation is not None:
                 inputs, targets = self.validation
                 rows = parallel.validation_rows(len(inputs))
-                validation_totals = model.evaluation_totals(inputs[rows], targets[rows], self.batch_size)
-                logs.update(model.summarise(*parallel.reduce_totals(*validation_totals), prefix="val_"))
+                validation_totals = evaluation_totals(model, inputs[rows], targets[rows], self.batch_size)
+                logs.update(summarise(model, *parallel.reduce_totals(*validation_totals), prefix="val_"))
                 if not math.isfinite(logs["val_loss"]):
                     raise weights.diverged(f"the validation loss became {logs['val_loss']}", epoch)
             self.callbacks.on_epoch_end(epoch, logs)
@@ -166,7 +167,7 @@ class Epochs:
         (agreed by every process) ends it after the step it interrupted."""
         model, parallel, weights = self.model, self.parallel, self.weights
         store = model.parameter_store()
-        totals = model.empty_totals()
+        totals = empty_totals(model)
         seen = 0
         for rows in batches:
             if order is not None:  # gather one batch at a time: no shuffled copy of the data set
@@ -174,7 +175,7 @@ class Epochs:
             batch_inputs, batch_targets = self.inputs[rows], self.targets[rows]
             n_rows = len(batch_inputs)
             output = model.forward_trusted(batch_inputs, True) if n_rows else None
-            loss_sum = model.score(output, batch_targets, totals) * n_rows if n_rows else 0.0
+            loss_sum = add_batch(model, output, batch_targets, totals) * n_rows if n_rows else 0.0
             loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, self.interruption.requested)
             if not math.isfinite(loss_sum):
                 raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
@@ -214,7 +215,7 @@ class Epochs:
                 totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
                 if not math.isfinite(totals["data_loss"]):
                     raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
-                logs = model.summarise(totals, n_samples, penalty=penalty)
+                logs = summarise(model, totals, n_samples, penalty=penalty)
                 self.callbacks.on_epoch_begin(epoch + offset)
                 self.callbacks.on_epoch_end(epoch + offset, logs)
             epoch += run

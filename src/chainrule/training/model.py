@@ -42,9 +42,9 @@ from chainrule.training.callbacks import Callback
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
 from chainrule.training.history import History
 from chainrule.training.progress import progress_callbacks
+from chainrule.training.scoring import INFERENCE_ROWS, evaluate
 
 LOG = logging.getLogger("chainrule")
-INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
 
 
 def _batch_size(value: Any, owner: str) -> int | None:
@@ -291,57 +291,6 @@ class Model:
         widths = [(layer.input_width or 0) * (layer.output_width or 0) for layer in self.layers]
         return batch_rows * max(widths, default=0)
 
-    def score(self, output: np.ndarray, y_true: np.ndarray, totals: dict[str, float]) -> float:
-        """Add a batch's summed loss and metrics to `totals`; return the batch's mean loss."""
-        losses = self.loss.forward_trusted(output, y_true)
-        batch_loss = float(losses.sum())
-        totals["data_loss"] = totals.get("data_loss", 0.0) + batch_loss
-        if self.metrics:
-            predictions = self.layers[-1].predictions(output)
-            for name, metric in self.metrics.items():
-                totals[name] = totals.get(name, 0.0) + metric(predictions, y_true) * len(output)
-        return batch_loss / len(output)
-
-    def log_names(self, with_validation: bool) -> list[str]:
-        """The keys of each epoch's logs in `fit`, known before it starts."""
-        names = ["loss", "data_loss", "regularization_loss", *self.metrics]
-        return names + [f"val_{name}" for name in names] if with_validation else names
-
-    def summarise(
-        self, totals: dict[str, float], n_samples: int, prefix: str = "", penalty: float | None = None
-    ) -> dict[str, float]:
-        """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added
-        (`penalty`: already computed for the current weights)."""
-        data_loss = totals["data_loss"] / n_samples
-        if penalty is None:
-            penalty = regularization_loss(self.layers)
-        logs = {
-            f"{prefix}loss": data_loss + penalty,
-            f"{prefix}data_loss": data_loss,
-            f"{prefix}regularization_loss": penalty,
-        }
-        logs.update({f"{prefix}{name}": totals[name] / n_samples for name in self.metrics})
-        return logs
-
-    def empty_totals(self) -> dict[str, float]:
-        """Zero sums of the data loss and of every metric, for `score` to add to."""
-        return dict.fromkeys(["data_loss", *self.metrics], 0.0)
-
-    def evaluation_totals(
-        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None
-    ) -> tuple[dict[str, float], int]:
-        """Summed loss and metrics on validated data, batch by batch, and the number of rows."""
-        totals = self.empty_totals()
-        for rows in loop.batches(len(inputs), batch_size or INFERENCE_ROWS):
-            self.score(self.forward_trusted(inputs[rows], False), targets[rows], totals)
-        return totals, len(inputs)
-
-    def evaluate_trusted(
-        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, prefix: str = ""
-    ) -> dict[str, float]:
-        """Loss and metrics on validated data, batch by batch."""
-        return self.summarise(*self.evaluation_totals(inputs, targets, batch_size), prefix)
-
     # -- training ---------------------------------------------------------------------------
 
     def fit(
@@ -419,7 +368,7 @@ class Model:
         at a time (default INFERENCE_ROWS)."""
         inputs, targets = self.validated(X, y, "Model.evaluate")
         with quiet_float_errors():
-            logs = self.evaluate_trusted(inputs, targets, _batch_size(batch_size, "Model.evaluate"))
+            logs = evaluate(self, inputs, targets, _batch_size(batch_size, "Model.evaluate"))
         return {key: value for key, value in logs.items() if key not in ("data_loss", "regularization_loss")}
 
     def predict(self, X: Any, *, batch_size: int | None = None, as_numpy: bool = True) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""The bookkeeping of training and evaluation: each batch's loss and metrics added to running
+sums, and the sums turned into an epoch's logs (means, with the regularisation penalty)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.engine.losses import regularization_loss
+from chainrule.training.distributed import SINGLE_PROCESS
+from chainrule.training.protocol import TrainingModel
+
+INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
+
+
+def log_names(model: TrainingModel, with_validation: bool) -> list[str]:
+    """The keys of each epoch's logs in `fit`, known before it starts."""
+    names = ["loss", "data_loss", "regularization_loss", *model.metrics]
+    return names + [f"val_{name}" for name in names] if with_validation else names
+
+
+def empty_totals(model: TrainingModel) -> dict[str, float]:
+    """Zero sums of the data loss and of every metric, for `add_batch` to add to."""
+    return dict.fromkeys(["data_loss", *model.metrics], 0.0)
+
+
+def add_batch(model: TrainingModel, output: np.ndarray, y_true: np.ndarray, totals: dict[str, float]) -> float:
+    """Add a batch's summed loss and metrics to `totals`; return the batch's mean loss."""
+    losses = model.loss.forward_trusted(output, y_true)
+    batch_loss = float(losses.sum())
+    totals["data_loss"] = totals.get("data_loss", 0.0) + batch_loss
+    if model.metrics:
+        predictions = model.layers[-1].predictions(output)
+        for name, metric in model.metrics.items():
+            totals[name] = totals.get(name, 0.0) + metric(predictions, y_true) * len(output)
+    return batch_loss / len(output)
+
+
+def summarise(
+    model: TrainingModel, totals: dict[str, float], n_samples: int, prefix: str = "", penalty: float | None = None
+) -> dict[str, float]:
+    """Turn summed `totals` over `n_samples` into means, with the regularisation penalty added
+    (`penalty`: already computed for the current weights)."""
+    data_loss = totals["data_loss"] / n_samples
+    if penalty is None:
+        penalty = regularization_loss(model.layers)
+    logs = {
+        f"{prefix}loss": data_loss + penalty,
+        f"{prefix}data_loss": data_loss,
+        f"{prefix}regularization_loss": penalty,
+    }
+    logs.update({f"{prefix}{name}": totals[name] / n_samples for name in model.metrics})
+    return logs
+
+
+def evaluation_totals(
+    model: TrainingModel, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None
+) -> tuple[dict[str, float], int]:
+    """Summed loss and metrics on validated data, `batch_size` rows at a time (default
+    INFERENCE_ROWS), and the number of rows."""
+    totals = empty_totals(model)
+    for rows in SINGLE_PROCESS.batches(len(inputs), batch_size or INFERENCE_ROWS):
+        add_batch(model, model.forward_trusted(inputs[rows], False), targets[rows], totals)
+    return totals, len(inputs)
+
+
+def evaluate(
+    model: TrainingModel, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, prefix: str = ""
+) -> dict[str, float]:
+    """Loss and metrics on validated data, batch by batch."""
+    return summarise(model, *evaluation_totals(model, inputs, targets, batch_size), prefix)
