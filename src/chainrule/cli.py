@@ -17,12 +17,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from chainrule.backend.runtime import available_memory
 from chainrule.check.gradcheck import EPSILON, TOLERANCE, gradcheck
 from chainrule.engine.activations import Linear, Sigmoid, Softmax
+from chainrule.engine.layers import Dense
 from chainrule.engine.optimizers import OPTIMIZERS
 from chainrule.files import onnx
 from chainrule.learn import datasets, explain
@@ -217,6 +219,7 @@ SEED_LAYER = {
 def run_explain(args: argparse.Namespace) -> int:
     """Print the chain rule step by step for the seed notebooks' numbers or your own."""
     target = png_target(args.png, f"{args.what}.png") if getattr(args, "png", None) else None
+    result: Any
     if args.what == "neuron":
         result = explain.neuron(args.x, args.w, args.b, dvalue=args.dvalue, learning_rate=args.learning_rate)
     elif args.what == "layer":
@@ -256,6 +259,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
     model.compile(loss=args.loss, optimizer="sgd")
     rng = np.random.default_rng(args.seed)
     for layer in model.trainable_layers:  # nonzero biases, so their penalty terms are exercised too
+        assert isinstance(layer, Dense)
         layer.biases = rng.standard_normal(layer.biases.shape) * 0.1
     X = rng.standard_normal((args.samples, sizes[0]))
     if args.loss == "categorical_crossentropy":

@@ -68,21 +68,21 @@ def read_only(array: Any) -> Any:
 def cached_ones(length: int, dtype: np.dtype, like: Any) -> Any:
     """A read-only vector of `length` ones where `like` lives, cached (keyed by the array type:
     the lookup is on every step's path)."""
-    return _ones(type(like), length, dtype)
+    return _ones(type(like), length, dtype)  # type: ignore[arg-type]  # classes are hashable
 
 
 def cached_arange(length: int, like: Any) -> Any:
     """0..length-1 where `like` lives, cached, read-only."""
-    return _arange(type(like), length)
+    return _arange(type(like), length)  # type: ignore[arg-type]  # classes are hashable
 
 
 @functools.lru_cache(maxsize=32)
-def _ones(array_type: type, length: int, dtype: np.dtype) -> Any:
+def _ones(array_type: Any, length: int, dtype: np.dtype) -> Any:
     return read_only(_module_of_type(array_type).ones(length, dtype=dtype))
 
 
 @functools.lru_cache(maxsize=8)
-def _arange(array_type: type, length: int) -> Any:
+def _arange(array_type: Any, length: int) -> Any:
     return read_only(_module_of_type(array_type).arange(length))
 
 

@@ -23,7 +23,7 @@ from chainrule.backend.arrays import on_host
 try:
     import numba
 except ImportError:  # the NumPy speed paths run instead
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
 ROW_KERNEL_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond

@@ -65,7 +65,7 @@ def compare(
     _copy_parameters(reference, mine)
     output = reference_probe.forward(checked_inputs)
     theirs = {"output": np.array(output, copy=True)}
-    ours = {"output": np.array(mine_probe.forward(checked_inputs.copy()), copy=True)}
+    ours: dict[str, np.ndarray | None] = {"output": np.array(mine_probe.forward(checked_inputs.copy()), copy=True)}
     if dvalues is None:
         upstream = np.random.default_rng(seed).standard_normal(output.shape)
     else:
@@ -110,7 +110,7 @@ def _copy_parameters(source: Any, target: Any) -> None:
                 f"compare: {type(target).__name__}.{name} has shape {np.shape(current)}, but the reference's "
                 f"{name} have shape {values.shape}{transposed if np.shape(current) == values.shape[::-1] else ''}"
             )
-        if isinstance(target, Layer):
+        if isinstance(target, Layer) and current is not None:
             current[...] = values
         else:
             setattr(target, name, np.array(values, dtype=np.float64, copy=True))

@@ -114,7 +114,7 @@ def _slips(name: str, numeric: np.ndarray, context: Context) -> list[tuple[Calla
     n = context.n_samples
     dvalues, inputs, output = context.dvalues, context.inputs, context.output
     weights = context.parameters.get("weights")
-    slips = [
+    slips: list[tuple[Callable[[], np.ndarray | None], str]] = [
         (lambda: numeric * n, f"{gradient_name(name)} is {n} times too large: divide by the number of samples"),
         (lambda: numeric / n, f"{gradient_name(name)} is divided by the number of samples ({n}) twice"),
     ]
@@ -156,6 +156,7 @@ def describe(verdict: Verdict, tolerance: float) -> str:
     if verdict.problem:
         line = verdict.problem
     else:
+        assert verdict.worst is not None  # a failing verdict without a problem has a worst element
         index, analytic, numeric = verdict.worst
         line = (
             f"{gradient_name(verdict.name)}{list(index)} is {analytic:.6g}, central differences give {numeric:.6g} "

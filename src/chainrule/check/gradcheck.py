@@ -53,7 +53,7 @@ def numerical_gradient(
     that pattern gets NaN: its difference would straddle a kink.
     """
     gradient = np.zeros_like(array, dtype=np.float64)
-    baseline = None
+    baseline: tuple[Any, ...] = ()
     if signature is not None:
         function()
         baseline = signature()

@@ -46,7 +46,7 @@ class Probe:
         self.name = type(component).__name__
         self.training = training
         try:
-            parameters = inspect.signature(component.forward).parameters.values()
+            parameters = list(inspect.signature(component.forward).parameters.values())
         except (TypeError, ValueError):
             parameters = []
         self.takes_training = any(parameter.name == "training" for parameter in parameters)

@@ -51,9 +51,13 @@ class Layer:
     """
 
     dtype: np.dtype | None = None
-    inputs: np.ndarray | None = None
-    output: np.ndarray | None = None
-    dinputs: np.ndarray | None = None
+    # Set by the passes, arrays of the model's array module (NumPy's, or CuPy's on a GPU).
+    inputs: Any = None
+    output: Any = None
+    dinputs: Any = None
+    # The unchecked passes a Model calls (see above), installed for every subclass.
+    forward_trusted: Callable[..., Any]
+    backward_trusted: Callable[..., Any]
     bindable = False  # True for layers that can keep their parameters in storage a Model gives them (`bind`)
     # The static form (optional): `forward_into(inputs, buffers)` and `backward_into(dvalues,
     # buffers)` compute `forward` and `backward` into the buffers a static training step gives
@@ -450,7 +454,7 @@ class Dense(Layer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        gradients = {key: state.pop(key) for key in ("dweights", "dbiases") if key in state}
+        gradients: dict[str, Any] = {key: state.pop(key) for key in ("dweights", "dbiases") if key in state}
         self.__dict__.update(state)
         self._use_storage(self._stacked, self._dstacked)
         self.__dict__.update(gradients)

@@ -41,8 +41,10 @@ class Loss:
     float dtype of the predictions it receives, unless given a `dtype`.
     """
 
-    output: np.ndarray | None = None
-    dinputs: np.ndarray | None = None
+    output: Any = None
+    dinputs: Any = None
+    forward_trusted: Callable[..., Any]  # the unchecked passes a Model calls (see above)
+    backward_trusted: Callable[..., Any]
     # The static form (optional), for a static training step (`chainrule.training.static_step`):
     # `losses_into(y_pred, y_true, out, scratch)` writes the elementwise losses whose mean over
     # the outputs is `forward`'s per-sample loss, `backward_into(y_pred, y_true, out, scratch)`
@@ -264,8 +266,8 @@ class FusedLoss:
         self.activation = self.activation_class(dtype)
         self.loss = self.loss_class(dtype)
         self.dtype = self.activation.dtype  # None: the dtype of the inputs
-        self.output: np.ndarray | None = None
-        self.dinputs: np.ndarray | None = None
+        self.output: Any = None
+        self.dinputs: Any = None
 
     regularization_loss = staticmethod(regularization_loss)
 

@@ -81,7 +81,7 @@ def compute_dtype(array: np.ndarray) -> np.dtype:
     return array.dtype if array.dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
-def float_array(values: Any, dtype: np.dtype | None, name: str, owner: str, ndim: int = 2) -> np.ndarray:
+def float_array(values: Any, dtype: Any, name: str, owner: str, ndim: int = 2) -> np.ndarray:
     """Convert to `dtype` (None: the array's own float dtype, see `compute_dtype`), require `ndim`
     dimensions and finite values."""
     array = numeric_array(values, name, owner)

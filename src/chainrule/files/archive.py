@@ -56,6 +56,6 @@ class Archive:
                 raise ValueError(f"the member {name} declares {info.file_size} bytes but its header says otherwise")
             array = np.empty(found_shape, dtype=dtype, order="F" if fortran_order else "C")
             view = array.reshape(-1, order="A").view(np.uint8)
-            if member.readinto(view) != size:
+            if member.readinto(view) != size:  # type: ignore[attr-defined]  # a ZipExtFile
                 raise ValueError(f"the member {name} is truncated")
         return array

@@ -51,7 +51,7 @@ class SavedModel(Protocol):
     @property
     def compiled(self) -> bool: ...
 
-    def add(self, layer: layers.Layer) -> Any: ...
+    def add(self, layer: Any) -> Any: ...
 
     def compile(self, *, loss: Any, optimizer: Any, metrics: list[str]) -> Any: ...
 
@@ -94,7 +94,7 @@ def save_model(model: SavedModel, path: str | os.PathLike, *, include_optimizer:
         arrays.update({f"optimizer.{key}": to_host(value) for key, value in state.items()})
     arrays["architecture"] = np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)
 
-    atomic_write(path, lambda stream: np.savez(stream, **arrays))
+    atomic_write(path, lambda stream: np.savez(stream, **arrays))  # type: ignore[arg-type]  # numpy's stub: allow_pickle
 
 
 def _quoted(value: Any) -> str:
@@ -158,7 +158,7 @@ def _check_architecture(architecture: Any, max_parameters: int) -> None:
                 _is_int(n_inputs, 1, 2**31) and _is_int(n_neurons, 1, 2**31),
                 f"layer {index} declares a Dense layer of {_quoted(n_inputs)} x {_quoted(n_neurons)}",
             )
-            declared += (n_inputs + 1) * n_neurons
+            declared += (int(n_inputs) + 1) * int(n_neurons)  # type: ignore[arg-type]  # checked just above
     _require(
         declared <= max_parameters,
         f"it declares {declared} parameters, more than max_parameters={max_parameters} (raise it to load this file)",
@@ -245,6 +245,7 @@ def _restore_training_state(archive: Archive, architecture: dict[str, Any], mode
                 isinstance(layer, layers.Dropout) and layer.rng is not model.rng,
                 f"layer {index} has no generator of its own",
             )
+            assert isinstance(layer, layers.Dropout)  # checked just above
             layer.rng.bit_generator.state = rng_states[f"layer{index}"]
 
 

@@ -9,8 +9,7 @@ deployed runtimes refuse.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -26,7 +25,7 @@ SIMPLE_OPERATORS = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Exponential:
 class ExportedNetwork(Protocol):
     """What export reads of a model: its layers and the widths of its input and output."""
 
-    layers: Sequence[Layer]
+    layers: list[Layer]
 
     @property
     def input_width(self) -> int: ...
@@ -93,4 +92,8 @@ def to_onnx(model: ExportedNetwork, *, opset: int = 17) -> Any:
 def export(model: ExportedNetwork, path: str | os.PathLike, *, opset: int = 17) -> None:
     """Write `model` as an ONNX file (atomically: a temporary file renamed into place)."""
     proto = to_onnx(model, opset=opset)
-    atomic_write(path, lambda stream: stream.write(proto.SerializeToString()))
+
+    def write(stream: BinaryIO) -> None:
+        stream.write(proto.SerializeToString())
+
+    atomic_write(path, write)

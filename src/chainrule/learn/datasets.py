@@ -77,7 +77,7 @@ def _classes(
     in class order, so the noise is drawn as nnfs draws it), and the class numbers as labels."""
     _counts(samples, classes, owner)
     features = np.zeros((samples * classes, 2), dtype=np.float32)
-    labels = np.zeros(samples * classes, dtype=label_dtype)
+    labels: np.ndarray = np.zeros(samples * classes, dtype=label_dtype)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
         features[rows] = points(class_number)

@@ -190,7 +190,7 @@ def neuron(x: Any, w: Any, b: Any, *, dvalue: float = 1.0, learning_rate: float 
     dense, relu = Dense(len(inputs), 1, dtype=F64), ReLU(dtype=F64)
     dense.weights, dense.biases = weights[:, None], [[bias]]
     relu.forward(dense.forward(inputs[None, :]))
-    dense.backward(relu.backward([[upstream]]))
+    dense.backward(relu.backward(np.array([[upstream]])))
 
     ex = NeuronExplanation("One neuron: y = ReLU(x0*w0 + x1*w1 + ... + b)")
     ex.values.update(x=inputs, w=weights, b=bias, dvalue=upstream)

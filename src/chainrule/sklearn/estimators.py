@@ -148,7 +148,8 @@ class _ChainruleMLP(BaseEstimator):
         """A new network with scikit-learn's Glorot-uniform weights, drawn from its random stream."""
         dtype = np.dtype(self.dtype or data.inputs.dtype)
         n_outputs, output, loss, self._loss_scale = self._output(data, np.finfo(dtype).eps)
-        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else list(self.hidden_layer_sizes)
+        hidden = self.hidden_layer_sizes
+        sizes: list[Any] = [hidden] if np.isscalar(hidden) else list(hidden)
         model = build_network(
             [data.inputs.shape[1], *sizes, n_outputs],
             activation=self.activation,
@@ -172,10 +173,10 @@ class _ChainruleMLP(BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         if self.solver in STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
             self._no_improvement_count = 0
-            self.validation_scores_ = [] if self.early_stopping else None
-            self.validation_loss_curve_ = [] if self.early_stopping else None
+            self.validation_scores_: list[float] | None = [] if self.early_stopping else None
+            self.validation_loss_curve_: list[float] | None = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
             self.best_loss_ = None if self.early_stopping else np.inf
 
@@ -244,7 +245,7 @@ class _ChainruleMLP(BaseEstimator):
                 logs = {"loss": self.loss_}
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                if validation is not None:
+                if validation is not None and best is not None:
                     logs.update(self._validate(validation, objective, store, best))
                 else:
                     self._track_training_loss()
@@ -296,6 +297,8 @@ class _ChainruleMLP(BaseEstimator):
         """Score the held-out rows; count epochs without improvement by `tol`; keep the best weights."""
         score = self._score_rows(validation)
         loss = objective(validation, gradients=False)
+        assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None  # early stopping
+        assert self.best_validation_score_ is not None
         self.validation_scores_.append(score)
         self.validation_loss_curve_.append(loss)
         if self.verbose:
@@ -311,6 +314,7 @@ class _ChainruleMLP(BaseEstimator):
     def _track_training_loss(self) -> None:
         """Count epochs whose training loss did not fall by `tol` below the best so far."""
         loss = self.loss_curve_[-1]
+        assert self.best_loss_ is not None  # tracked without early stopping
         self._no_improvement_count = 0 if loss <= self.best_loss_ - self.tol else self._no_improvement_count + 1
         self.best_loss_ = min(self.best_loss_, loss)
 

@@ -29,10 +29,11 @@ def _options(*choices: Any) -> tuple[Check, str]:
 
 def _number(low: float, high: float = np.inf, *, low_open: bool = False, high_open: bool = True) -> tuple[Check, str]:
     def check(value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, Real) or np.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, Real) or np.isnan(float(value)):
             return False
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
+        number = float(value)
+        above = number > low if low_open else number >= low
+        below = number < high if high_open else number <= high
         return above and below
 
     left, right = "(" if low_open else "[", ")" if high_open else "]"
@@ -40,7 +41,7 @@ def _number(low: float, high: float = np.inf, *, low_open: bool = False, high_op
 
 
 def _integer(low: int) -> tuple[Check, str]:
-    return (lambda value: isinstance(value, Integral) and not isinstance(value, bool) and value >= low), (
+    return (lambda value: isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= low), (
         f"an integer >= {low}"
     )
 

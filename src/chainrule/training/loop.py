@@ -169,18 +169,20 @@ class Epochs:
         store = model.parameter_store()
         totals = empty_totals(model)
         seen = 0
-        for rows in batches:
-            if order is not None:  # gather one batch at a time: no shuffled copy of the data set
-                rows = order[rows]
+        for batch in batches:
+            # gather one batch at a time: no shuffled copy of the data set
+            rows = batch if order is None else order[batch]
             batch_inputs, batch_targets = self.inputs[rows], self.targets[rows]
             n_rows = len(batch_inputs)
-            output = model.forward_trusted(batch_inputs, True) if n_rows else None
-            loss_sum = add_batch(model, output, batch_targets, totals) * n_rows if n_rows else 0.0
+            output, loss_sum = None, 0.0  # an empty share of a distributed batch computes nothing
+            if n_rows:
+                output = model.forward_trusted(batch_inputs, True)
+                loss_sum = add_batch(model, output, batch_targets, totals) * n_rows
             loss_sum, n_batch, stop = parallel.agree(loss_sum, n_rows, self.interruption.requested)
             if not math.isfinite(loss_sum):
                 raise weights.diverged(f"the loss became {loss_sum / n_batch}", epoch)
             weights.loss_was_finite()
-            if n_rows:
+            if output is not None:
                 model.backward_trusted(output, batch_targets)
             parallel.combine_gradients(store, n_rows / n_batch)
             model.optimizer.step(store)
@@ -197,8 +199,9 @@ class Epochs:
         CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
         Ctrl-C stopped training."""
         model, weights, static, n_samples = self.model, self.weights, self.static, len(self.inputs)
+        assert static is not None  # `train` runs unobserved epochs only with static steps
         batch_rows = min(self.batch_size or n_samples, n_samples)
-        penalty = regularization_loss(model.layers)  # static steps take no L1/L2 penalties: 0 at every epoch
+        penalty = regularization_loss(model.layers)  # the compiled pattern has no L1/L2 penalties: 0 at every epoch
         epoch, chunk = 0, 1
         while epoch < epochs:
             count = min(chunk, epochs - epoch)

@@ -66,8 +66,8 @@ class Model:
         self.rng = np.random.default_rng(self.seed)
         self.requested_dtype = None if dtype is None else float_dtype(dtype, "Model")
         self.layers: list[Layer] = []
-        self.loss: Loss | None = None
-        self.optimizer: Optimizer | None = None
+        self._loss: Loss | None = None  # chosen by compile
+        self._optimizer: Optimizer | None = None
         self.metrics: dict[str, Metric] = {}
         self.stop_training = False
         self.history: History | None = None
@@ -114,8 +114,8 @@ class Model:
         target = find_device(device, "Model.to")
         for layer in self.layers:
             layer.to_device(target)
-        if self.optimizer is not None:
-            self.optimizer.to_device(target)
+        if self._optimizer is not None:
+            self._optimizer.to_device(target)
         self.device = target
         self._store = None
         return self
@@ -191,7 +191,8 @@ class Model:
 
     def _require_output_layer(self) -> None:
         """A cross-entropy needs probabilities: name the missing output activation, not a NumPy error later."""
-        needs = {CategoricalCrossentropy: "Softmax", BinaryCrossentropy: "Sigmoid"}.get(type(self.loss))
+        needs_output: dict[type, str] = {CategoricalCrossentropy: "Softmax", BinaryCrossentropy: "Sigmoid"}
+        needs = needs_output.get(type(self.loss))
         last = self.layers[-1]
         if needs and isinstance(last, Dense):
             raise ValueError(
@@ -202,12 +203,36 @@ class Model:
     @property
     def compiled(self) -> bool:
         """Whether `compile` has chosen a loss and an optimizer."""
-        return self.loss is not None and self.optimizer is not None
+        return self._loss is not None and self._optimizer is not None
+
+    @property
+    def loss(self) -> Loss:
+        """The loss `compile` chose."""
+        if self._loss is None:
+            raise ValueError("Model has no loss yet: call compile(loss=..., optimizer=...) first")
+        return self._loss
+
+    @loss.setter
+    def loss(self, loss: Loss) -> None:
+        self._loss = loss
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer `compile` chose (replace it between fits to change it)."""
+        if self._optimizer is None:
+            raise ValueError("Model has no optimizer yet: call compile(loss=..., optimizer=...) first")
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: Optimizer) -> None:
+        self._optimizer = optimizer
 
     def _resolve_metrics(self, metrics: Sequence[str] | str | None) -> dict[str, Metric]:
-        accuracy = {CategoricalCrossentropy: "categorical_accuracy", BinaryCrossentropy: "binary_accuracy"}.get(
-            type(self.loss)
-        )
+        accuracies: dict[type, str] = {
+            CategoricalCrossentropy: "categorical_accuracy",
+            BinaryCrossentropy: "binary_accuracy",
+        }
+        accuracy = accuracies.get(type(self.loss))
         if metrics is None:
             return {"accuracy": METRICS[accuracy]} if accuracy else {}
         resolved = {}
@@ -258,7 +283,9 @@ class Model:
             inputs = layer.output
         return inputs
 
-    def backward_trusted(self, output: np.ndarray, y_true: np.ndarray, row_weights: np.ndarray | None = None) -> None:
+    def backward_trusted(
+        self, output: np.ndarray, y_true: np.ndarray, row_weights: np.ndarray | float | None = None
+    ) -> None:
         """The loss's gradient, then every layer's backward pass, last layer first.
 
         `row_weights` (one per sample, or a scalar) multiply each sample's loss gradient: weights
@@ -272,7 +299,7 @@ class Model:
             dvalues = self.loss.dinputs
             layers = self.layers[::-1]
         if row_weights is not None:
-            dvalues = dvalues * (row_weights[:, None] if np.ndim(row_weights) else row_weights)
+            dvalues = dvalues * (row_weights if isinstance(row_weights, float) else row_weights[:, None])
         for layer in layers[:-1]:
             layer.backward_trusted(dvalues)
             dvalues = layer.dinputs

@@ -45,4 +45,5 @@ class EpochLines(Callback):
 
 def progress_callbacks(verbose: int, epochs: int) -> list[Callback]:
     """The progress output `verbose` asks for: 0 nothing, 1 a bar, 2 a line per epoch."""
-    return {0: [], 1: [ProgressBar(epochs)], 2: [EpochLines(epochs)]}[verbose]
+    choices: dict[int, list[Callback]] = {0: [], 1: [ProgressBar(epochs)], 2: [EpochLines(epochs)]}
+    return choices[verbose]
