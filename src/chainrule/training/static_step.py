@@ -411,7 +411,8 @@ class LossStage:
         self.gradient = xp.empty((step.rows, width), dtype)
         self.sums = Sums(step, width)
         self.scale = 1.0 / width  # per-sample losses and these metrics are means over the outputs
-        self.output_layer = model.layers[-1]
+        # Predictions as the output layer makes them: thresholded at 0.5 for a Sigmoid, else the outputs.
+        self.thresholds = type(model.layers[-1]).predictions is Sigmoid.predictions
         # The fused output activation's forward (its backward is the fused loss's).
         self.fused_activation = None if model.fused_loss is None else LayerStage(model.layers[-1], step, width, False)
 
@@ -423,7 +424,7 @@ class LossStage:
         model.loss.losses_into(predictions, targets, self.elementwise, self.scratch)  # type: ignore[misc]
         self.sums.add(self.elementwise, totals["data_loss"], self.scale)
         for name, metric in model.metrics.items():
-            if type(self.output_layer).predictions is Sigmoid.predictions:
+            if self.thresholds:
                 np.greater(predictions, 0.5, out=self.scratch[0])
                 predicted = self.scratch[0]
             else:
