@@ -296,10 +296,12 @@ class Dense(Layer):
 
     def _add_penalty_gradients(self) -> None:
         """The L1/L2 penalties' gradients, added to dweights and dbiases in place."""
-        penalised = {name: pair for name, pair in self.penalties().items() if any(pair)}
-        if penalised:  # the common case, none, costs one small dict per backward pass
-            parameters, gradients = self.parameters(), self.gradients()
-            for name, (l1, l2) in penalised.items():
+        coefficients = (self.weight_regularizer_l1, self.weight_regularizer_l2, self.bias_regularizer_l1)
+        if not (any(coefficients) or self.bias_regularizer_l2):
+            return  # the common case, on every backward pass: no penalty, no bookkeeping
+        parameters, gradients = self.parameters(), self.gradients()
+        for name, (l1, l2) in self.penalties().items():
+            if l1 or l2:
                 add_penalty_gradient(gradients[name], parameters[name], l1, l2, np.empty_like(gradients[name]))
 
     # -- the static form (a static training step's buffers; see Layer) -------------------------

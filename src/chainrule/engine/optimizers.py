@@ -332,8 +332,8 @@ class Adam(Optimizer):
         """`rule` in one compiled pass over memory (`kernels.adam`), the same numbers (host
         arrays only: a static step's 0-d scalars are read here)."""
         flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
-        step_size, epsilon = (float(scalar) for scalar in scalars)
-        kernels.adam(*flat, self.beta_1, self.beta_2, step_size, epsilon)  # type: ignore[call-arg, arg-type]  # compiled
+        step_size, epsilon = scalars
+        kernels.adam(*flat, self.beta_1, self.beta_2, float(step_size), float(epsilon))  # type: ignore[call-arg, arg-type]  # compiled
 
     def step_scalars(self) -> tuple[float, float]:
         """This step's (step size, epsilon) as Python floats: a NumPy float64 scalar would force
