@@ -37,6 +37,7 @@ def test_model_history_and_optimizer_show_in_a_notebook():
     assert "Model: 27 parameters" in model._repr_html_()
     history = model.fit(X, y, epochs=30, verbose=0)
     page = history._repr_html_()
+    assert page.startswith("<img src='data:image/png;base64,")  # a notebook shows HTML first: the curves lead
     assert "the last 20" in page and page.count("<tr>") == 21
     assert history._repr_png_().startswith(PNG_SIGNATURE)
     assert (

@@ -7,7 +7,9 @@ from types import ModuleType
 
 from chainrule import callbacks, datasets, distributed, explain, metrics
 from chainrule.check.compare import Comparison, compare
-from chainrule.check.gradcheck import GradcheckResult, gradcheck
+from chainrule.check.gradcheck import gradcheck
+from chainrule.check.numeric import GradcheckResult
+from chainrule.check.optimizer import OptimizerCheck, check_optimizer
 from chainrule.engine.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.engine.layers import Dense, Dropout, Layer
 from chainrule.engine.losses import (
@@ -67,6 +69,8 @@ __all__ = [
     "onnx",
     "sklearn",
     "compare",
+    "check_optimizer",
+    "OptimizerCheck",
     "gradcheck",
     "load_model",
     "save_model",

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend.runtime import available_memory
-from chainrule.check.gradcheck import EPSILON, TOLERANCE, gradcheck
+from chainrule.check.gradcheck import gradcheck
+from chainrule.check.numeric import EPSILON, TOLERANCE
 from chainrule.engine.activations import Linear, Sigmoid, Softmax
 from chainrule.engine.layers import Dense
 from chainrule.engine.optimizers import OPTIMIZERS

@@ -21,11 +21,12 @@ def test_a_wrong_shape_is_never_broadcast():
     )
 
 
-def test_skipped_elements_do_not_count_and_the_worst_is_named():
-    numeric = np.array([[1.0, np.nan], [3.0, 4.0]])
+def test_elements_at_kinks_do_not_count_and_the_worst_is_named():
+    numeric = np.array([[1.0, 0.5], [3.0, 4.0]])
     analytic = np.array([[1.0, 99.0], [3.0, 5.0]])
-    verdict = judge("weights", analytic, numeric, Context(n_samples=2), skipped=1)
+    verdict = judge("weights", analytic, numeric, Context(n_samples=2), kinks=((0, 1),))
     assert verdict.worst == ((1, 1), 5.0, 4.0) and verdict.error == pytest.approx(1 / 9)
+    assert verdict.skipped == 1
 
 
 def test_gradient_names_follow_the_book():

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import chainrule as cr
-from chainrule.check.gradcheck import numerical_gradient
+from chainrule.check.numeric import numerical_gradient
 
 F64 = np.float64
 TOLERANCE = 1e-6

@@ -226,3 +226,31 @@ def test_model_checkpoint_keeps_the_best_epoch(tmp_path):
     history = model.fit(X, y, epochs=8, validation_data=(X, y), callbacks=[checkpoint], verbose=0)
     best = cr.load_model(path)
     assert best.evaluate(X, y)["loss"] == pytest.approx(min(history.history["val_loss"]), rel=1e-5)
+
+
+def test_a_learners_layer_that_could_not_be_loaded_again_is_refused_before_anything_is_written(tmp_path):
+    from book_classes import Layer_Dense
+
+    class MyDense(Layer_Dense, cr.Layer):  # the book's Dense, mixed into a chainrule Layer
+        pass
+
+    model = cr.Model(seed=0).add(cr.Dense(2, 3)).add(MyDense(3, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match=r"layer 1 \(MyDense\) could not be loaded again: MyDense\(\*\*\{\}\) fails"):
+        model.save(path)
+    assert not path.exists()
+
+
+def test_a_learners_layer_whose_weights_are_not_its_parameters_is_refused(tmp_path):
+    from book_classes import Layer_Dense
+
+    class MyDense(Layer_Dense, cr.Layer):
+        def __init__(self, n_inputs=3, n_neurons=3):
+            super().__init__(n_inputs, n_neurons)
+
+    model = cr.Model(seed=0).add(cr.Dense(2, 3)).add(MyDense()).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    with pytest.raises(ValueError, match="holds weights, biases that its parameters\\(\\) does not return"):
+        model.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()

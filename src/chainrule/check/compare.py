@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.check.diagnosis import Context, Report, judge
+from chainrule.check.conditions import check_conditions
+from chainrule.check.diagnosis import Context, Report, Verdict, gradient_name, judge
 from chainrule.check.probe import Probe
+from chainrule.display import html_table
 from chainrule.engine.layers import Layer
 from chainrule.engine.validation import float_array, require_same_shape
 
@@ -28,13 +30,30 @@ class Comparison(Report):
     mine: dict[str, Any] = field(default_factory=dict, repr=False)
     reference: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def worst_line(self, verdict: Verdict) -> str:
+        assert verdict.worst is not None
+        index, mine, reference = verdict.worst
+        return (
+            f"{gradient_name(verdict.name)}{list(index)} is {mine:.6g}, the reference gives {reference:.6g} "
+            f"(error {verdict.error:.2e} > tolerance {self.tolerance:g})"
+        )
+
+    def side_by_side(self) -> list[tuple[str, str, str]]:
+        """(array, mine, reference) for every array small enough to show whole."""
+        return [
+            (name, _flat(self.mine[name]), _flat(values))
+            for name, values in self.reference.items()
+            if values.size <= MAX_SHOWN and self.mine.get(name) is not None
+        ]
+
     def __str__(self) -> str:
         lines = [super().__str__()]
-        for name, values in self.reference.items():
-            mine = self.mine.get(name)
-            if values.size <= MAX_SHOWN and mine is not None:
-                lines.append(f"\n{name}\n  mine:      {_flat(mine)}\n  reference: {_flat(values)}")
+        lines += [f"\n{name}\n  mine:      {mine}\n  reference: {theirs}" for name, mine, theirs in self.side_by_side()]
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        values = html_table(["array", "mine", "reference"], self.side_by_side()) if self.side_by_side() else ""
+        return super()._repr_html_() + values
 
 
 def _flat(values: Any) -> str:
@@ -58,8 +77,23 @@ def compare(
     attributes of the same names. Pass `y_true` for losses. Layers get random `dvalues` from
     `seed` unless given.
     """
-    mine_probe, reference_probe = Probe(mine), Probe(reference)
     checked_inputs = float_array(inputs, np.float64, "inputs", "compare")
+    with check_conditions([mine], type(mine).__name__) as conditions:
+        result = _compare(Probe(mine), Probe(reference), checked_inputs, y_true, dvalues, tolerance, seed)
+    result.notes += conditions.notes
+    return result
+
+
+def _compare(
+    mine_probe: Probe,
+    reference_probe: Probe,
+    checked_inputs: np.ndarray,
+    y_true: Any,
+    dvalues: Any,
+    tolerance: float,
+    seed: int,
+) -> Comparison:
+    mine, reference = mine_probe.component, reference_probe.component
     if y_true is not None:
         return _compare_losses(mine_probe, reference_probe, checked_inputs, y_true, tolerance)
     _copy_parameters(reference, mine)
@@ -80,9 +114,10 @@ def compare(
         ours[name] = None if mine_gradients.get(name) is None else np.array(mine_gradients[name], copy=True)
     context = Context(len(checked_inputs), checked_inputs, ours["output"], upstream, dict(parameters))
     verdicts = {name: judge(name, ours[name], theirs[name], context) for name in theirs}
+    expected = ["dinputs", *(f"d{name}" for name in parameters)]
     for name in parameters:
         if ours[name] is None:
-            verdicts[name].problem = mine_probe.missing_gradient_hint(name)
+            verdicts[name].problem = mine_probe.missing_gradient_hint(name, expected)
     return Comparison(verdicts, tolerance, ours, theirs)
 
 

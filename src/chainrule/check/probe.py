@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.check.conditions import HeldDraws
 from chainrule.engine.layers import Layer, penalty
 
 OUTPUT_NAMES = ("output", "outputs")
@@ -45,13 +46,18 @@ class Probe:
         self.component = component
         self.name = type(component).__name__
         self.training = training
+        self.draws: HeldDraws | None = None  # when set, reset before every forward (see check.conditions)
+        self.set_by_backward: list[str] = []  # the attributes the last backward set
+        self.changed_dvalues = False  # whether the last backward wrote into the dvalues it was given
         try:
             parameters = list(inspect.signature(component.forward).parameters.values())
         except (TypeError, ValueError):
             parameters = []
         self.takes_training = any(parameter.name == "training" for parameter in parameters)
         required = [
-            p for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            p
+            for p in parameters
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "training"
         ]
         self.is_loss = len(required) >= 2  # forward(y_pred, y_true)
 
@@ -60,6 +66,8 @@ class Probe:
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         """Run a layer's forward pass and return its output."""
         component = self.component
+        if self.draws is not None:
+            self.draws.restore()
         returned = (
             component.forward(inputs, training=self.training) if self.takes_training else component.forward(inputs)
         )
@@ -70,7 +78,10 @@ class Probe:
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         """Run a layer's backward pass and return `dinputs`."""
+        before, original = self._attributes(), np.array(dvalues, copy=True)
         returned = self.component.backward(dvalues)
+        self._note_set_attributes(before)
+        self.changed_dvalues = not np.array_equal(original, dvalues, equal_nan=True)
         return self.dinputs(returned)
 
     def loss(self, predictions: np.ndarray, y_true: Any) -> float:
@@ -84,8 +95,19 @@ class Probe:
         """d(mean loss)/d(predictions): a fused loss gets back the probabilities it kept in `output`."""
         kept = self.attribute(OUTPUT_NAMES)
         fused = kept is not None and np.shape(kept) == predictions.shape and kept is not predictions
-        returned = self.component.backward(np.asarray(kept) if fused else predictions, y_true)
+        source = np.asarray(kept) if fused else predictions
+        given, before = np.array(source, copy=True), self._attributes()
+        returned = self.component.backward(given, y_true)
+        self._note_set_attributes(before)
+        self.changed_dvalues = not np.array_equal(given, source, equal_nan=True)
         return self.dinputs(returned)
+
+    def _attributes(self) -> dict[str, int]:
+        return {name: id(value) for name, value in getattr(self.component, "__dict__", {}).items()}
+
+    def _note_set_attributes(self, before: dict[str, int]) -> None:
+        after = self._attributes()
+        self.set_by_backward = [name for name, identity in after.items() if before.get(name) != identity]
 
     def targets(self, y_true: Any, shape: tuple, owner: str) -> np.ndarray:
         """chainrule's losses validate their targets (as float64); a learner's loss gets NumPy arrays."""
@@ -131,9 +153,11 @@ class Probe:
             return self.component.gradients()
         return {name: getattr(self.component, f"d{name}", None) for name in self.parameters()}
 
-    def missing_gradient_hint(self, name: str) -> str:
-        """What to say when `backward` set no `d{name}`: a near-miss spelling, if there is one."""
-        close = difflib.get_close_matches(f"d{name}", list(vars(self.component)), n=1, cutoff=0.8)
+    def missing_gradient_hint(self, name: str, expected: list[str]) -> str:
+        """What to say when `backward` set no `d{name}`: an attribute it did set whose name is a
+        near miss (not one of the `expected` names), if there is one."""
+        unexpected = [attribute for attribute in self.set_by_backward if attribute not in expected]
+        close = difflib.get_close_matches(f"d{name}", unexpected, n=1, cutoff=0.75)
         spelled = f"; it set {close[0]!r}: a typo?" if close else ""
         return f"backward set no d{name}{spelled}"
 
@@ -150,12 +174,7 @@ class Probe:
         return total
 
     def float_dtypes(self) -> set[np.dtype]:
-        """The dtypes the component computes in: its `dtype`, or its parameters' for a learner's class."""
+        """The dtype the component computes in, when it declares one (chainrule's components do; a
+        learner's arrays of other float dtypes are checked on float64 copies, see check.conditions)."""
         dtype = getattr(self.component, "dtype", None)
-        if isinstance(self.component, Layer) or dtype is not None:
-            return set() if dtype is None else {np.dtype(dtype)}
-        return {
-            array.dtype
-            for name in BOOK_PARAMETERS
-            if isinstance(array := getattr(self.component, name, None), np.ndarray)
-        }
+        return set() if dtype is None else {np.dtype(dtype)}

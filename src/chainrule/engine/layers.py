@@ -8,10 +8,9 @@ trainable arrays returns them from `parameters()` and their gradients from `grad
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -462,6 +461,21 @@ class Dense(Layer):
         self.__dict__.update(gradients)
 
 
+BOOK_PARAMETERS = ("weights", "biases")
+
+
+def trainable(layer: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(parameters, gradients) of a chainrule Layer, or of a layer written as the book writes
+    it: `weights`/`biases` with `dweights`/`dbiases` set by its backward."""
+    if isinstance(layer, Layer):
+        return layer.parameters(), layer.gradients()
+    names = [name for name in BOOK_PARAMETERS if isinstance(getattr(layer, name, None), np.ndarray)]
+    missing = [f"d{name}" for name in names if getattr(layer, f"d{name}", None) is None]
+    if missing:
+        raise ValueError(f"{type(layer).__name__} has no {', '.join(missing)}: run its backward before an update")
+    return {name: getattr(layer, name) for name in names}, {name: getattr(layer, f"d{name}") for name in names}
+
+
 def penalty(values: np.ndarray, l1: float, l2: float) -> float:
     """l1 * sum|v| + l2 * sum v^2."""
     total = 0.0
@@ -497,20 +511,10 @@ class Dropout(Layer):
         self.seed = None if seed is None else whole_number(seed, "seed", "Dropout", minimum=0)
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
-        self._mask_frozen = False
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
         if self.seed is None:
             self.rng = rng
-
-    @contextlib.contextmanager
-    def frozen_mask(self) -> Iterator[None]:
-        """Reuse the current mask in training forwards, so a gradient check sees one function."""
-        self._mask_frozen = True
-        try:
-            yield
-        finally:
-            self._mask_frozen = False
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
@@ -518,10 +522,9 @@ class Dropout(Layer):
             self.mask = None
             self.output = inputs
             return self.output
-        if not (self._mask_frozen and self.mask is not None and self.mask.shape == inputs.shape):
-            keep = 1.0 - self.rate
-            mask = (self.rng.random(inputs.shape, dtype=inputs.dtype) < keep) * inputs.dtype.type(1.0 / keep)
-            self.mask = array_module(inputs).asarray(mask)  # drawn on the CPU: one seed, one mask anywhere
+        keep = 1.0 - self.rate
+        mask = (self.rng.random(inputs.shape, dtype=inputs.dtype) < keep) * inputs.dtype.type(1.0 / keep)
+        self.mask = array_module(inputs).asarray(mask)  # drawn on the CPU: one seed, one mask anywhere
         self.output = inputs * self.mask
         return self.output
 
@@ -541,11 +544,10 @@ class Dropout(Layer):
         mask = self._static_masks.get(inputs.shape)
         if mask is None:
             mask = self._static_masks[inputs.shape] = np.empty(inputs.shape, inputs.dtype)
-        if not (self._mask_frozen and self.mask is not None):
-            keep = 1.0 - self.rate
-            self.rng.random(out=mask, dtype=mask.dtype)
-            np.less(mask, keep, out=mask)
-            np.multiply(mask, mask.dtype.type(1.0 / keep), out=mask)
+        keep = 1.0 - self.rate
+        self.rng.random(out=mask, dtype=mask.dtype)
+        np.less(mask, keep, out=mask)
+        np.multiply(mask, mask.dtype.type(1.0 / keep), out=mask)
         self.mask = mask
         assign(buffers.output, mask)  # to the device, if the step runs on one
         np.multiply(buffers.output, inputs, out=buffers.output)

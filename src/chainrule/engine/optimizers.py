@@ -15,7 +15,7 @@ import numpy as np
 from chainrule.backend import kernels
 from chainrule.backend.arrays import Device
 from chainrule.display import html_table
-from chainrule.engine.layers import Layer
+from chainrule.engine.layers import Layer, trainable
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.engine.validation import finite_number
 
@@ -65,12 +65,13 @@ class Optimizer:
         """Apply learning-rate decay for this iteration."""
         self.current_learning_rate = self.learning_rate / (1.0 + self.decay * self.iterations)
 
-    def update_params(self, layer: Layer, scalars: tuple[Any, ...] | None = None) -> None:
+    def update_params(self, layer: Any, scalars: tuple[Any, ...] | None = None) -> None:
         """Update every parameter of `layer` in place from its gradients (`scalars`: the rule's,
-        by default this step's `step_scalars()`)."""
+        by default this step's `step_scalars()`). `layer` is a chainrule Layer or one written
+        as the book writes it (`weights`, `biases`, `dweights`, `dbiases`)."""
         scalars = self.step_scalars() if scalars is None else scalars
-        gradients = layer.gradients()
-        for name, parameter in layer.parameters().items():
+        parameters, gradients = trainable(layer)
+        for name, parameter in parameters.items():
             self._update_blocked(parameter, gradients[name], self._slots_for(layer, name, parameter), scalars)
 
     def update_store(self, store: ParameterStore, scalars: tuple[Any, ...] | None = None) -> None:
@@ -164,11 +165,11 @@ class Optimizer:
         rows.append(("current_learning_rate", self.current_learning_rate))
         return html_table(["setting", "value"], rows, caption=type(self).__name__)
 
-    def get_state(self, layers: list[Layer]) -> dict[str, np.ndarray]:
+    def get_state(self, layers: list[Any]) -> dict[str, np.ndarray]:
         """The state arrays as `"{layer index}.{parameter}.{slot}"`, for saving."""
         state = {}
         for index, layer in enumerate(layers):
-            for name in layer.parameters():
+            for name in trainable(layer)[0]:
                 slots = self._state.get((layer, name), {})
                 state.update({f"{index}.{name}.{slot}": slots[slot] for slot in self.slots if slot in slots})
         return state

@@ -63,10 +63,39 @@ def _described(component: Any) -> dict[str, Any]:
     return {"class": type(component).__name__, "config": component.get_config()}
 
 
+def require_rebuildable(index: int, layer: layers.Layer) -> None:
+    """Refuse, before anything is written, a layer of one's own that `load_model` could not
+    rebuild: its class called with its `get_config()` must construct, with the same parameters,
+    and every array it trains must be among its `parameters()` (or it would not be saved)."""
+    name = type(layer).__name__
+    config = layer.get_config()
+    where = f"save_model: layer {index} ({name})"
+    try:
+        rebuilt = type(layer)(**config)
+    except Exception as error:
+        raise ValueError(
+            f"{where} could not be loaded again: {name}(**{_quoted(config)}) fails ({error}); give it a "
+            "get_config() that returns its constructor's arguments (see the README, 'a layer of your own')"
+        ) from error
+    shapes = {key: np.shape(value) for key, value in layer.parameters().items()}
+    if {key: np.shape(value) for key, value in rebuilt.parameters().items()} != shapes:
+        raise ValueError(f"{where}: {name}(**{_quoted(config)}) builds other parameters than {shapes}")
+    unsaved = [key for key in layers.BOOK_PARAMETERS if isinstance(getattr(layer, key, None), np.ndarray)]
+    unsaved = [key for key in unsaved if key not in shapes]
+    if unsaved:
+        raise ValueError(
+            f"{where} holds {', '.join(unsaved)} that its parameters() does not return: they would be neither "
+            "trained by the optimizer nor saved; return them from parameters() and their gradients from gradients()"
+        )
+
+
 def save_model(model: SavedModel, path: str | os.PathLike, *, include_optimizer: bool = False) -> None:
     """Write `model` (architecture, weights, and with `include_optimizer` its training state)."""
     if not model.compiled:
         raise ValueError("save_model: compile the model (loss and optimizer) before saving it")
+    for index, layer in enumerate(model.layers):
+        if BUILT_IN_LAYERS.get(type(layer).__name__) is not type(layer):
+            require_rebuildable(index, layer)
     architecture: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 from chainrule.display import curves_figure, html_table
@@ -29,7 +30,14 @@ class History(Callback):
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
     def _repr_html_(self) -> str:
-        """The last SHOWN_EPOCHS epochs as a table."""
+        """The curves (when matplotlib is installed), then the last SHOWN_EPOCHS epochs as a table.
+        A notebook shows HTML before PNG, so the picture is embedded here, first."""
+        picture = self._repr_png_()
+        image = f"<img src='data:image/png;base64,{base64.b64encode(picture).decode()}'/>" if picture else ""
+        return image + self.table_html()
+
+    def table_html(self) -> str:
+        """The last SHOWN_EPOCHS epochs as an HTML table."""
         keys = list(self.history)
         first = max(0, len(self.epoch) - SHOWN_EPOCHS)
         rows = [

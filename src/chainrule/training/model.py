@@ -19,7 +19,8 @@ import numpy as np
 from chainrule.backend.arrays import CPU, Device, assign, find_device, to_host
 from chainrule.backend.runtime import quiet_float_errors
 from chainrule.check.diagnosis import Context
-from chainrule.check.gradcheck import EPSILON, TOLERANCE, GradcheckResult, check_arrays, relu_signature
+from chainrule.check.network import gradcheck_network
+from chainrule.check.numeric import EPSILON, TOLERANCE, GradcheckResult, check_arrays
 from chainrule.display import html_table
 from chainrule.engine.layers import Dense, Layer
 from chainrule.engine.losses import (
@@ -438,15 +439,18 @@ class Model:
             assign(parameter, values)
 
     def gradcheck(self, X: Any, y: Any, *, epsilon: float = EPSILON, tolerance: float = TOLERANCE) -> GradcheckResult:
-        """Check the whole network's parameter gradients (data + regularisation loss) numerically.
-
-        Elements whose nudge moves some ReLU's input across zero are skipped (and counted).
+        """Check the network layer by layer from the loss backwards (see `chainrule.check.network`):
+        every layer's dinputs and parameter gradients, with the dvalues the backward pass hands it,
+        and the loss's; then every parameter's gradient as the model trains (`model.layer0...`:
+        its own backward, through a fused loss where it has one) against central differences of
+        the whole loss. Elements whose nudges cross a kink (ReLU at 0) are left out and listed.
         """
         inputs, targets = self.validated(X, y, "Model.gradcheck")
         if self.dtype != np.float64:
             raise TypeError("Model.gradcheck: central differences need float64: build it as cr.Model(dtype=np.float64)")
         if self.device != CPU:
             raise ValueError("Model.gradcheck: the numerical check runs on the CPU: call model.to('cpu') first")
+        result = gradcheck_network([*self.layers, self.loss], inputs, targets, epsilon=epsilon, tolerance=tolerance)
 
         def total_loss() -> float:
             output = self.forward_trusted(inputs, False)
@@ -457,17 +461,13 @@ class Model:
         for index, layer in enumerate(self.layers):
             gradients = layer.gradients()
             for name, parameter in layer.parameters().items():
-                key = f"layer{index}.{type(layer).__name__}.{name}"
+                key = f"model.layer{index}.{type(layer).__name__}.{name}"
                 arrays[key], analytic[key] = parameter, np.array(gradients[name], copy=True)
-        return check_arrays(
-            total_loss,
-            analytic,
-            arrays,
-            Context(n_samples=len(inputs)),
-            epsilon=epsilon,
-            tolerance=tolerance,
-            signature=relu_signature(self.layers),
-        )
+        trained = check_arrays(total_loss, analytic, arrays, Context(len(inputs)), epsilon=epsilon, tolerance=tolerance)
+        result.verdicts.update(trained.verdicts)
+        result.analytic.update(trained.analytic)
+        result.numeric.update(trained.numeric)
+        return result
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
         """Write a safe model file (see `chainrule.files.model_file`); `include_optimizer` lets `fit` resume exactly.

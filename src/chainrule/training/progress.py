@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+import importlib.util
+import sys
+from typing import Any
 
 from chainrule.training.callbacks import Callback
 
 
+def bar(**options: Any) -> Any:
+    """A tqdm bar: a widget in Jupyter when ipywidgets is there (the extra `notebook`), a text bar
+    in the cell's output when it is not (rather than tqdm's warning and a bar on stderr, which
+    Jupyter shows in red), and on a terminal a bar on stderr, silent off one."""
+    in_jupyter = "ipykernel" in sys.modules
+    if in_jupyter and importlib.util.find_spec("ipywidgets") is None:
+        from tqdm.std import tqdm as text_bar
+
+        return text_bar(file=sys.stdout, **options)
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=None, **options)
+
+
 class ProgressBar(Callback):
-    """A tqdm bar over the epochs, showing the latest loss and metrics; silent off a terminal."""
+    """A tqdm bar over the epochs, showing the latest loss and metrics (see `bar`)."""
 
     root_only = True
     needs_each_epoch = False
@@ -17,7 +33,7 @@ class ProgressBar(Callback):
         self.epochs = epochs
 
     def on_train_begin(self) -> None:
-        self.bar = tqdm(total=self.epochs, unit="epoch", disable=None, leave=True)
+        self.bar = bar(total=self.epochs, unit="epoch", leave=True)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if not self.bar.disable:
