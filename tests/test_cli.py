@@ -19,8 +19,9 @@ def test_train_prints_a_summary_and_writes_the_run_folder(tmp_path):
     result = chainrule("train", "--epochs", "30", "--out", str(tmp_path / "run"), "--verbose", "0")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("training    loss ") and "accuracy" in lines[0]
-    assert lines[1].startswith("validation  loss ") and "accuracy" in lines[1]
+    assert lines[0].startswith("the final model's scores (the progress bar showed running means")
+    assert lines[1].startswith("training    loss ") and "accuracy" in lines[1]
+    assert lines[2].startswith("validation  loss ") and "accuracy" in lines[2]
     run = tmp_path / "run"
     for picture in ("curves.png", "decision_boundary.png"):
         assert (run / picture).read_bytes().startswith(PNG_SIGNATURE)
@@ -179,3 +180,23 @@ def test_an_interrupted_run_writes_its_files_and_exits_130(tmp_path):
         output, errors = run.communicate(timeout=120)
     assert run.returncode == 130, errors
     assert "interrupted after epoch" in output and (tmp_path / "model.npz").is_file()
+
+
+def test_help_shows_every_default():
+    result = chainrule("train", "--help")
+    for option in ("(default: 0.05)", "(default: adam)", "(default: relu)", "(default: 10000)", "(default: 5e-07)"):
+        assert option in " ".join(result.stdout.split()), option
+
+
+def test_the_overfitting_note_names_the_best_epoch_and_stays_silent_otherwise():
+    from chainrule.cli import overfitting_note
+    from chainrule.training.history import History
+
+    history = History()
+    for epoch, value in enumerate([1.0, 0.8, 0.6, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]):
+        history.on_epoch_end(epoch, {"loss": 0.1, "val_loss": value})
+    assert overfitting_note(history).startswith("the validation loss was lowest at epoch 4 (0.5000) and rose to 0.9000")
+    steady = History()
+    for epoch in range(12):
+        steady.on_epoch_end(epoch, {"loss": 0.1, "val_loss": 1.0 / (epoch + 1)})
+    assert overfitting_note(steady) == ""

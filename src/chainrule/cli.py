@@ -95,6 +95,21 @@ def write_history(history: History, path: Path) -> None:
             writer.writerow([epoch + 1, *(repr(history.history[key][row]) for key in keys)])
 
 
+def overfitting_note(history: History) -> str:
+    """A line when the validation loss was lowest well before the end and has risen since."""
+    losses = history.history.get("val_loss", [])
+    if len(losses) < 10:
+        return ""
+    best = int(np.argmin(losses))
+    if best >= 0.9 * (len(losses) - 1) or losses[-1] <= 1.05 * losses[best]:
+        return ""
+    return (
+        f"the validation loss was lowest at epoch {best + 1} ({losses[best]:.4f}) and rose to {losses[-1]:.4f} by the "
+        "end: the network began to overfit (fit with EarlyStopping(monitor='val_loss', restore_best_weights=True) "
+        "to keep the best epoch)"
+    )
+
+
 def describe(scores: dict[str, float]) -> str:
     return "  ".join(f"{key} {value:.4f}" for key, value in scores.items())
 
@@ -124,15 +139,19 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if history.interrupted else 0
     if history.interrupted:
         print(f"interrupted after epoch {len(history.epoch)}; keeping what was trained")
+    print("the final model's scores (the progress bar showed running means over each epoch, as the weights changed):")
     print(f"training    {describe(model.evaluate(X, y))}")
     print(f"validation  {describe(model.evaluate(X_val, y_val))}")
+    note = overfitting_note(history)
+    if note:
+        print(note)
 
     write_history(history, out / "history.csv")
     model.save(out / "model.npz", include_optimizer=True)
     plot_history(history, out / "curves.png")
     written = ["history.csv", "model.npz", "curves.png"]
     if X.shape[1] == 2 and not regression:
-        plot_decision_boundary(model, X_val, y_val, out / "decision_boundary.png")
+        plot_decision_boundary(model, X_val, y_val, out / "decision_boundary.png", title="the validation points")
         written.append("decision_boundary.png")
     print(f"wrote {', '.join(str(out / name) for name in written)}")
     return EXIT_INTERRUPTED if history.interrupted else 0
@@ -325,7 +344,12 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is reported on one line (run with --help for the usage)."""
+    """argparse, but a mistake is reported on one line (run with --help for the usage), and
+    --help shows each option's default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -338,20 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a network and write a run folder", description=run_train.__doc__)
     add_dataset_options(train)
     train.add_argument(
-        "--hidden", type=width, nargs="+", default=[64], help=f"hidden layer sizes, each at most {MAX_WIDTH} (64)"
+        "--hidden", type=width, nargs="+", default=[64], help=f"hidden layer sizes, each at most {MAX_WIDTH}"
     )
-    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
-    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    train.add_argument("--learning-rate", type=float, default=0.05)
-    train.add_argument("--decay", type=float, default=5e-7)
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="of the hidden layers")
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="the update rule")
+    train.add_argument("--learning-rate", type=float, default=0.05, help="the optimizer's step size")
+    train.add_argument("--decay", type=float, default=5e-7, help="learning rate / (1 + decay * step)")
     train.add_argument("--momentum", type=float, default=0.0, help="for --optimizer sgd")
     train.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     train.add_argument("--l1", type=float, default=0.0, help="L1 penalty on hidden layers' weights and biases")
     train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on hidden layers' weights and biases")
-    train.add_argument("--epochs", type=count, default=10_000)
+    train.add_argument("--epochs", type=count, default=10_000, help="passes over the training data")
     train.add_argument("--batch-size", type=count, default=None, help="mini-batch size (default: all)")
     train.add_argument("--out", help="run folder (default runs/DATASET)")
-    train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="0 quiet, 1 a bar, 2 a line per epoch")
     train.add_argument(
         "--distributed",
         choices=["mpi"],
@@ -375,13 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     neuron.add_argument("--w", type=numbers, default=numbers("-3,-1,2"), help="weights (-3,-1,2)")
     neuron.add_argument("--b", type=float, default=1.0, help="bias (1)")
     neuron.add_argument("--dvalue", type=float, default=1.0, help="gradient arriving from the next layer (1)")
-    neuron.add_argument("--learning-rate", type=float, default=0.001)
+    neuron.add_argument("--learning-rate", type=float, default=0.001, help="the optimizer step's size")
     neuron.add_argument("--png", help="also draw the computational graph to this PNG file")
     dense = topics.add_parser("layer", help="a Dense layer on a batch: the three backward products")
     for name, default in SEED_LAYER.items():
-        dense.add_argument(
-            f"--{name}", type=numbers, default=numbers(default), help=f"rows separated by ';' ({default})"
-        )
+        dense.add_argument(f"--{name}", type=numbers, default=numbers(default), help="rows separated by ';'")
     dense.add_argument("--relu", action="store_true", help="follow the layer with ReLU")
     dense.add_argument("--png", help="also draw the layer (the first sample) and its weights to this PNG file")
     softmax = topics.add_parser("softmax", help="softmax + cross-entropy: Jacobian, separate and fused backward")
@@ -400,24 +422,20 @@ def build_parser() -> argparse.ArgumentParser:
         "gradcheck", help="check a network's gradients numerically", description=run_gradcheck.__doc__
     )
     check.add_argument("--sizes", type=whole_numbers, default=whole_numbers("2,8,3"), help="layer widths (2,8,3)")
-    check.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
-    check.add_argument("--loss", choices=sorted(OUTPUTS), default="categorical_crossentropy")
-    check.add_argument("--samples", type=whole_number(1, 10_000), default=6)
-    check.add_argument("--l1", type=float, default=0.0)
-    check.add_argument("--l2", type=float, default=0.0)
-    check.add_argument(
-        "--epsilon", type=positive_float, default=EPSILON, help=f"step of the central differences ({EPSILON:g})"
-    )
-    check.add_argument(
-        "--tolerance", type=positive_float, default=TOLERANCE, help=f"largest element error that passes ({TOLERANCE:g})"
-    )
-    check.add_argument("--seed", type=seed_number, default=0)
+    check.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh", help="of the hidden layers")
+    check.add_argument("--loss", choices=sorted(OUTPUTS), default="categorical_crossentropy", help="the loss checked")
+    check.add_argument("--samples", type=whole_number(1, 10_000), default=6, help="random samples to check on")
+    check.add_argument("--l1", type=float, default=0.0, help="L1 penalty on every Dense layer's weights and biases")
+    check.add_argument("--l2", type=float, default=0.0, help="L2 penalty on every Dense layer's weights and biases")
+    check.add_argument("--epsilon", type=positive_float, default=EPSILON, help="step of the central differences")
+    check.add_argument("--tolerance", type=positive_float, default=TOLERANCE, help="largest element error that passes")
+    check.add_argument("--seed", type=seed_number, default=0, help="seed of the data and weights")
     check.set_defaults(run=run_gradcheck)
 
     export = commands.add_parser("export", help="convert a saved model to ONNX", description=run_export.__doc__)
     export.add_argument("model", help="a model file written by chainrule")
     export.add_argument("--onnx", required=True, help="the ONNX file to write")
-    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--opset", type=int, default=17, help="the ONNX opset version")
     export.set_defaults(run=run_export)
     return parser
 

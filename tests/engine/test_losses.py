@@ -138,3 +138,13 @@ def test_categorical_label_errors_name_the_problem(y_true, message):
 def test_text_labels_are_a_type_error():
     with pytest.raises(TypeError, match="CategoricalCrossentropy.backward: y_true must be numeric"):
         cr.CategoricalCrossentropy().backward(PROBS, ["a", "b", "c"])
+
+
+def test_binary_targets_of_shape_n_get_the_books_column_fix():
+    with pytest.raises(ValueError, match=r"y_true.reshape\(-1, 1\)"):
+        cr.BinaryCrossentropy().forward(np.full((4, 1), 0.5), np.array([0, 1, 0, 1]))
+
+
+def test_a_column_of_class_labels_is_named_as_such_not_as_one_hot():
+    with pytest.raises(ValueError, match=r"y_true is a column of shape \(4, 1\): class labels are a 1-D array"):
+        cr.CategoricalCrossentropy().forward(np.full((4, 3), 1 / 3), np.array([[0], [1], [2], [1]]))

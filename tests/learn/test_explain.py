@@ -235,3 +235,15 @@ def test_network_step_equals_plain_numpy(tmp_path):
     )
     assert cli.returncode == 0 and "Backward pass: the dvalues flowing back" in cli.stdout
     assert (tmp_path / "network.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_numbers_never_show_as_minus_zero():
+    from chainrule.learn.explain import fmt, fmt4
+
+    assert fmt(-0.0) == "0" and fmt4(-0.0) == "0" and fmt([-0.0, 1.5]) == "[0, 1.5]"
+
+
+def test_the_default_network_explanation_uses_six_distinct_points_two_per_class():
+    ex = cr.explain.network()
+    assert len(np.unique(ex["X"], axis=0)) == 6 and (np.linalg.norm(ex["X"], axis=1) > 0).all()
+    assert np.bincount(ex["y"].astype(int)).tolist() == [2, 2, 2]

@@ -1,18 +1,7 @@
-"""Numerical gradient checks: central differences against the hand-written backward passes.
-
-For every array that a backward pass differentiates (the inputs, and each parameter), each
-element is nudged by +-epsilon and the change of a scalar function is measured:
-
-    numeric = (f(x + eps) - f(x - eps)) / (2 eps)
-
-The scalar is the mean loss for a loss, and `sum(output * dvalues)` for a layer with fixed
-random `dvalues` (whose gradient with respect to the output is exactly `dvalues`), plus the
-layer's L1/L2 penalty, which its backward also differentiates.
-
-Each element's error is relative, with a floor for gradients near zero (see
-`chainrule.check.diagnosis`). A nudge that moves a ReLU's input across zero measures the kink, not the
-slope; such elements are skipped and counted. Anything with `forward`/`backward` can be checked:
-chainrule's components, a Model, or a learner's own class (see `chainrule.check.probe`).
+"""`gradcheck`, the one entry point of the numerical checks: a component (`chainrule.check.component`),
+a list of layers ending with a loss (`chainrule.check.network`), or a Model (its own `gradcheck`),
+each run under the conditions of `chainrule.check.conditions` and judged by the numbers of
+`chainrule.check.numeric`.
 """
 
 from __future__ import annotations

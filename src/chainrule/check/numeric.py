@@ -10,9 +10,8 @@ random `dvalues` (whose gradient with respect to the output is exactly `dvalues`
 layer's L1/L2 penalty, which its backward also differentiates.
 
 Each element's error is relative, with a floor for gradients near zero (see
-`chainrule.check.diagnosis`). A nudge that moves a ReLU's input across zero measures the kink, not the
-slope; such elements are skipped and counted. Anything with `forward`/`backward` can be checked:
-chainrule's components, a Model, or a learner's own class (see `chainrule.check.probe`).
+`chainrule.check.diagnosis`). A nudge that crosses a kink measures the kink, not the slope: such
+an element is examined further (`at_kink`) and accepted only as a subgradient.
 """
 
 from __future__ import annotations

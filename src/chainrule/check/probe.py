@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from chainrule.check.conditions import HeldDraws
-from chainrule.engine.layers import Layer, penalty
+from chainrule.engine.layers import BOOK_PARAMETERS, Layer, penalty  # book names: expected whenever present
 
 OUTPUT_NAMES = ("output", "outputs")
-BOOK_PARAMETERS = ("weights", "biases")  # expected whenever present, so a missing gradient is reported
 NOT_PARAMETERS = {"inputs", "output", "outputs", "values", "dvalues"}
 BOOK_PENALTIES = {
     "weights": ("weight_regularizer_l1", "weight_regularizer_l2"),

@@ -81,6 +81,11 @@ class Loss:
     def prepare_targets(self, y_true: Any, shape: tuple, owner: str, dtype: Any = None) -> np.ndarray:
         """Validate targets for predictions of `shape` and return them in canonical form, as
         floats of the loss's dtype, or else of `dtype` (the predictions')."""
+        if np.ndim(y_true) == 1 and len(shape) == 2 and shape[1] == 1 and len(y_true) == shape[0]:
+            raise ValueError(
+                f"{owner}: y_true has shape ({shape[0]},) and the predictions {shape}: make the targets a "
+                "column, y_true.reshape(-1, 1), as the book does for binary cross-entropy"
+            )
         targets = float_array(y_true, self.dtype or dtype, "y_true", owner)
         require_same_shape(targets, shape, "y_true", owner)
         return targets

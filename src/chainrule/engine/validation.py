@@ -136,6 +136,11 @@ def class_indices(values: Any, n_samples: int, n_classes: int, owner: str) -> np
 def categorical_targets(values: Any, n_samples: int, n_classes: int, dtype: np.dtype | None, owner: str) -> np.ndarray:
     """Return class indices (n,) as int64 or one-hot/probability rows (n, k) as `dtype`."""
     labels = numeric_array(values, "y_true", owner)
+    if labels.ndim == 2 and labels.shape == (n_samples, 1) and n_classes > 1:
+        raise ValueError(
+            f"{owner}: y_true is a column of shape {labels.shape}: class labels are a 1-D array, "
+            f"y_true.ravel(), or one-hot rows of shape ({n_samples}, {n_classes})"
+        )
     if labels.ndim == 2:
         targets = float_array(labels, dtype, "y_true", owner)
         require_same_shape(targets, (n_samples, n_classes), "one-hot y_true", owner)

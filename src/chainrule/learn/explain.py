@@ -30,7 +30,7 @@ def fmt(value: Any) -> str:
     """Numbers as a learner writes them: 6, -0.998, 5.985 (12 significant digits, no float noise)."""
     array = np.asarray(value, dtype=F64)
     if array.ndim == 0:
-        return f"{float(array):.12g}"
+        return f"{float(array) + 0.0:.12g}"  # + 0.0: -0.0 shows as 0
     return "[" + ", ".join(fmt(item) for item in array) + "]"
 
 
@@ -259,7 +259,7 @@ class LayerExplanation(Explanation):
         input_rows, neuron_rows = place(n_inputs), place(n_neurons)
         limit = float(np.abs(weights).max()) or 1.0
         for j, k in np.ndindex(n_inputs, n_neurons):
-            color = "tab:blue" if weights[j, k] >= 0 else "tab:orange"
+            color = "tab:red" if weights[j, k] >= 0 else "tab:blue"  # as the heat map's coolwarm: positive red
             width = 0.5 + 3 * abs(weights[j, k]) / limit
             graph.plot([0.45, 2.55], [input_rows[j], neuron_rows[k]], color=color, linewidth=width, alpha=0.6)
         for j in range(n_inputs):
@@ -413,7 +413,7 @@ def _paired_bars(axis: Any, *series: tuple[np.ndarray, str, str]) -> None:
 
 def fmt4(value: float) -> str:
     """Four significant digits, for pictures."""
-    return f"{float(value):.4g}"
+    return f"{float(value) + 0.0:.4g}"  # + 0.0: -0.0 shows as 0
 
 
 def softmax_crossentropy(
@@ -515,8 +515,10 @@ def network(
     the optimizer's (SGD) update, then the loss after the step. By default on 6 spiral points,
     with weights drawn as 0.5 * standard normal from `seed` and zero biases."""
     owner = "explain.network"
-    if X is None:
-        X, y = spiral_data(2, 3, seed=seed)
+    if X is None:  # two points of each class's arm, leaving out the origin where all three arms start
+        X, y = spiral_data(3, 3, seed=seed)
+        away = np.linalg.norm(X, axis=1) > 0
+        X, y = X[away], y[away]
     inputs = float_array(X, F64, "X", owner)
     hidden = whole_number(hidden, "hidden", owner)
     rate = _scalar(learning_rate, "learning_rate", owner)

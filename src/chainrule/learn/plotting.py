@@ -20,9 +20,10 @@ def plot_history(history: History, path: str | os.PathLike) -> None:
 
 
 def plot_decision_boundary(
-    model: Model, X: np.ndarray, y: np.ndarray, path: str | os.PathLike, resolution: int = 300
+    model: Model, X: np.ndarray, y: np.ndarray, path: str | os.PathLike, resolution: int = 300, *, title: str = ""
 ) -> None:
-    """The class a 2-feature classifier predicts at every point of the plane, with the data on top."""
+    """The class a 2-feature classifier predicts at every point of the plane, with the data on top
+    (`title` says which data: 'the validation points')."""
     if X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary: needs 2 features, got {X.shape[1]}")
     low, high = X.min(axis=0) - 0.1, X.max(axis=0) + 0.1
@@ -32,5 +33,5 @@ def plot_decision_boundary(
     axis = figure.subplots()
     axis.contourf(grid_x, grid_y, classes, alpha=0.3, cmap="brg")
     axis.scatter(X[:, 0], X[:, 1], c=np.ravel(y), s=12, cmap="brg", edgecolors="k", linewidths=0.3)
-    axis.set_title("decision regions")
+    axis.set_title(f"decision regions, with {title}" if title else "decision regions")
     figure.savefig(path, dpi=100)
