@@ -22,6 +22,7 @@ from chainrule.engine.losses import (
     SigmoidBinaryCrossentropy,
     SoftmaxCategoricalCrossentropy,
 )
+from chainrule.engine.normalization import BatchNormalization, LayerNormalization
 from chainrule.engine.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 from chainrule.errors import DeviceUnavailableError, TrainingDivergedError
 from chainrule.files.model_file import save_model
@@ -43,6 +44,7 @@ __all__ = [
     "DeviceUnavailableError",
     "callbacks",
     "metrics",
+    "BatchNormalization",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Dense",
@@ -51,6 +53,7 @@ __all__ = [
     "Comparison",
     "GradcheckResult",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
     "Linear",
     "Loss",

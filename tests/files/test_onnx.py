@@ -66,3 +66,24 @@ def test_cli_export(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     onnx.checker.check_model(onnx.load(onnx_path), full_check=True)
+
+
+@pytest.mark.parametrize("normalization", [cr.BatchNormalization, cr.LayerNormalization], ids=["batch", "layer"])
+def test_a_network_with_normalization_matches_onnxruntime(tmp_path, normalization):
+    model = cr.Model(seed=0).add(cr.Dense(4, 8)).add(normalization(8)).add(cr.ReLU()).add(cr.Dense(8, 3))
+    model.add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+    rng = np.random.default_rng(0)
+    X, y = 5 * rng.standard_normal((64, 4)) + 2, rng.integers(0, 3, 64)
+    model.fit(X, y, epochs=10, batch_size=16, verbose=0)
+    path = tmp_path / "model.onnx"
+    cr.onnx.export(model, path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (result,) = session.run(["output"], {"input": X.astype(np.float32)})
+    np.testing.assert_allclose(result, model.predict(X), atol=1e-5, rtol=1e-5)
+
+
+def test_layer_normalization_needs_opset_17():
+    model = cr.Model().add(cr.Dense(2, 3)).add(cr.LayerNormalization(3)).add(cr.Linear())
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(ValueError, match=r"layer 1 \(LayerNormalization\) needs opset 17 or later, got 13"):
+        cr_onnx.to_onnx(model, opset=13)

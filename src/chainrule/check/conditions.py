@@ -6,6 +6,8 @@
 - **float64 copies of a learner's arrays.** After `nnfs.init()` NumPy's new arrays are float32, so
   a book-style layer's `weights` are too. A learner's class (not a chainrule Layer, which takes a
   `dtype`) is checked on float64 copies; its own arrays are put back afterwards.
+- **Running statistics kept.** A training forward of BatchNormalization moves its running
+  averages; a chainrule layer's `non_trainable()` arrays are put back when the check ends.
 - **Random draws held fixed.** A forward that draws random numbers (the book's dropout mask, from
   NumPy's global generator, or a generator the object keeps) would draw anew at every nudge. The
   generators are reset before each forward, so every forward draws the same numbers, and are left
@@ -131,6 +133,18 @@ def float64_copies(component: Any) -> Iterator[list[str]]:
             setattr(component, name, value)
 
 
+@contextlib.contextmanager
+def non_trainable_kept(layer: Layer) -> Iterator[None]:
+    """Put back a layer's non-trainable arrays (BatchNormalization's running statistics, which
+    every training forward moves) as they were before the check."""
+    kept = {name: np.array(array, copy=True) for name, array in layer.non_trainable().items()}
+    try:
+        yield
+    finally:
+        for name, array in kept.items():
+            setattr(layer, name, array)
+
+
 class Conditions:
     """What a check changed to run (see the module's docstring), said in `notes`."""
 
@@ -165,6 +179,9 @@ def check_conditions(components: list[Any], owner: str) -> Iterator[Conditions]:
         }
         conditions = Conditions(HeldDraws(components))
         stack.callback(conditions.draws.restore)
+        for component in components:
+            if isinstance(component, Layer):
+                stack.enter_context(non_trainable_kept(component))
         if replaced:
             conditions.notes.append(
                 "np.dot had been replaced (nnfs.init() does that, to return float32): the check ran with "

@@ -131,6 +131,12 @@ class Layer:
         """Gradients keyed like `parameters()`, set by the last `backward`."""
         return {}
 
+    def non_trainable(self) -> dict[str, np.ndarray]:
+        """Arrays the layer keeps that no optimizer trains but that are part of the model (the
+        running statistics of BatchNormalization): saved and loaded with the parameters, and
+        converted or moved with them."""
+        return {}
+
     def regularization_penalty(self) -> float:
         """The L1/L2 penalty this layer adds to the loss."""
         return 0.0
@@ -159,8 +165,8 @@ class Layer:
         self._replace_parameters(device.to_device, f"move to {device.name}", "to_device")
 
     def _replace_parameters(self, convert: Callable[[Any], Any], action: str, method: str) -> None:
-        """Set each parameter attribute to `convert(parameter)` where that gives a new array."""
-        for name, array in self.parameters().items():
+        """Set each parameter (and non-trainable) attribute to `convert(array)` where that gives a new array."""
+        for name, array in {**self.parameters(), **self.non_trainable()}.items():
             converted = convert(array)
             if converted is array:
                 continue

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from chainrule.backend.arrays import to_host
-from chainrule.engine import activations, layers, losses, optimizers
+from chainrule.engine import activations, layers, losses, normalization, optimizers
 from chainrule.engine.validation import whole_number
 from chainrule.files.archive import Archive
 from chainrule.files.atomic import atomic_write
@@ -31,7 +31,16 @@ MAX_LAYERS = 10_000
 MAX_PARAMETERS = 10_000_000  # load_model's default cap; its max_parameters= raises it
 QUOTE_LIMIT = 200  # characters of a name from the file quoted in a message
 GENERATOR_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
-BUILT_IN_LAYERS = {cls.__name__: cls for cls in (layers.Dense, layers.Dropout, *activations.ACTIVATIONS.values())}
+BUILT_IN_LAYERS = {
+    cls.__name__: cls
+    for cls in (
+        layers.Dense,
+        layers.Dropout,
+        normalization.BatchNormalization,
+        normalization.LayerNormalization,
+        *activations.ACTIVATIONS.values(),
+    )
+}
 LOSS_CLASSES = {cls.__name__: cls for cls in losses.LOSSES.values()}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
 
@@ -110,7 +119,7 @@ def save_model(model: SavedModel, path: str | os.PathLike, *, include_optimizer:
     arrays = {
         f"layer{index}.{name}": to_host(parameter)
         for index, layer in enumerate(model.layers)
-        for name, parameter in layer.parameters().items()
+        for name, parameter in {**layer.parameters(), **layer.non_trainable()}.items()
     }
     if include_optimizer:
         architecture["optimizer_iterations"] = model.optimizer.iterations
@@ -236,13 +245,16 @@ def _restore(
         metrics=architecture["metrics"],
     )
     for index, layer in enumerate(model.layers):
-        for name, parameter in layer.parameters().items():
+        for name, parameter in {**layer.parameters(), **layer.non_trainable()}.items():
             values = archive.read(f"layer{index}.{name}", shape=parameter.shape)
             _require(
                 values.dtype == parameter.dtype,
                 f"the weights layer{index}.{name} are {values.dtype}, not {parameter.dtype}",
             )
             _require(bool(np.isfinite(values).all()), f"the weights layer{index}.{name} contain NaN or inf")
+            _require(
+                name != "running_var" or bool((values >= 0).all()), f"layer{index}.{name} holds a negative variance"
+            )
             parameter[...] = values
     if architecture.get("training_state"):
         _restore_training_state(archive, architecture, model)

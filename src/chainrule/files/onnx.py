@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule.engine.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.engine.layers import Dense, Dropout, Layer
+from chainrule.engine.normalization import BatchNormalization, LayerNormalization
 from chainrule.files.atomic import atomic_write
 
 # The oldest IR version that carries each opset (onnx's own table), so older runtimes load the file.
@@ -64,6 +65,21 @@ def to_onnx(model: ExportedNetwork, *, opset: int = 17) -> Any:
                 numpy_helper.from_array(layer.biases.reshape(-1).astype(np.float32), f"{name}.biases"),
             ]
             node = helper.make_node("Gemm", [current, f"{name}.weights", f"{name}.biases"], [name], name=name)
+        elif isinstance(layer, (BatchNormalization, LayerNormalization)):
+            arrays = {**layer.parameters(), **layer.non_trainable()}
+            initializers += [
+                numpy_helper.from_array(array.reshape(-1).astype(np.float32), f"{name}.{key}")
+                for key, array in arrays.items()
+            ]
+            inputs = [current, *(f"{name}.{key}" for key in arrays)]
+            if isinstance(layer, BatchNormalization):  # inference: the running statistics
+                node = helper.make_node("BatchNormalization", inputs, [name], name=name, epsilon=layer.epsilon)
+            elif opset >= 17:
+                node = helper.make_node("LayerNormalization", inputs, [name], name=name, axis=-1, epsilon=layer.epsilon)
+            else:
+                raise ValueError(
+                    f"onnx.export: layer {index} (LayerNormalization) needs opset 17 or later, got {opset}"
+                )
         elif isinstance(layer, LeakyReLU):
             node = helper.make_node("LeakyRelu", [current], [name], name=name, alpha=layer.alpha)
         elif isinstance(layer, Softmax):

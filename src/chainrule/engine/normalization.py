@@ -1,0 +1,151 @@
+"""Normalisation layers: each feature (BatchNormalization) or each sample (LayerNormalization)
+brought to mean 0 and variance 1, then scaled by `gamma` and shifted by `beta`, both learned.
+
+Both compute, along their axis of `m` values,
+
+    mean = sum(x) / m;  var = sum((x - mean)^2) / m;  x_hat = (x - mean) / sqrt(var + epsilon)
+    output = gamma * x_hat + beta
+
+and their backward pass is the compact form (CS231n's): with dx_hat = dvalues * gamma,
+
+    dgamma = sum over samples of dvalues * x_hat;  dbeta = sum over samples of dvalues
+    dinputs = (m * dx_hat - sum(dx_hat) - x_hat * sum(dx_hat * x_hat)) / (m * sqrt(var + epsilon))
+
+where the two sums run along the normalised axis. The last line is the chain rule through the mean
+and the variance folded into one expression: every x moves the mean and the variance, so each
+input's gradient gathers the gradient of all m outputs that share its statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.engine.layers import Layer
+from chainrule.engine.validation import finite_number, whole_number
+
+
+def normalized(
+    inputs: np.ndarray, mean: np.ndarray, variance: np.ndarray, epsilon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x_hat, 1 / sqrt(var + epsilon)) for `inputs` with these statistics."""
+    inverse_std = 1.0 / np.sqrt(variance + epsilon)
+    return (inputs - mean) * inverse_std, inverse_std
+
+
+def normalized_gradient(dx_hat: np.ndarray, x_hat: np.ndarray, inverse_std: np.ndarray, axis: int) -> np.ndarray:
+    """dinputs from dx_hat when the statistics came from the inputs along `axis` (see the module)."""
+    m = x_hat.shape[axis]
+    sum_dx_hat = np.sum(dx_hat, axis=axis, keepdims=True)
+    sum_dx_hat_x_hat = np.sum(dx_hat * x_hat, axis=axis, keepdims=True)
+    return (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat) * (inverse_std / m)
+
+
+class Normalization(Layer):
+    """What both normalisations share: `n_features`, `epsilon`, `gamma` (ones) and `beta` (zeros)."""
+
+    dgamma: np.ndarray  # set by backward
+    dbeta: np.ndarray
+
+    def __init__(self, n_features: int, *, epsilon: float, dtype: Any) -> None:
+        super().__init__(dtype)
+        owner = type(self).__name__
+        self.n_features = whole_number(n_features, "n_features", owner)
+        self.epsilon = finite_number(epsilon, "epsilon", owner, minimum=0)
+        self.gamma = np.ones((1, self.n_features), self.dtype)
+        self.beta = np.zeros((1, self.n_features), self.dtype)
+
+    @property
+    def input_width(self) -> int:
+        return self.n_features
+
+    @property
+    def output_width(self) -> int:
+        return self.n_features
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {"gamma": self.dgamma, "beta": self.dbeta}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "epsilon": self.epsilon, **super().get_config()}
+
+
+class BatchNormalization(Normalization):
+    """Each feature normalised over the batch (Ioffe and Szegedy, 2015), for 2-D inputs (after Dense).
+
+    In training, the batch's own mean and (biased) variance are used, and the running averages
+    move towards them: `running = (1 - momentum) * running + momentum * batch`, with the
+    unbiased variance (n / (n - 1) times the batch's), as PyTorch's BatchNorm1d does (its
+    `momentum=0.1` is this one). At inference the running averages are used, so one sample's
+    output does not depend on the others. Under data parallelism each process keeps its own
+    statistics, from its own batches, as PyTorch's default does.
+    """
+
+    def __init__(
+        self, n_features: int, *, momentum: float = 0.1, epsilon: float = 1e-5, dtype: Any = np.float32
+    ) -> None:
+        super().__init__(n_features, epsilon=epsilon, dtype=dtype)
+        self.momentum = finite_number(momentum, "momentum", "BatchNormalization", minimum=0, below=1)
+        self.running_mean = np.zeros((1, self.n_features), self.dtype)
+        self.running_var = np.ones((1, self.n_features), self.dtype)
+
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        self.inputs = inputs
+        self.training = training
+        if training:
+            mean = np.mean(inputs, axis=0, keepdims=True)
+            variance = np.var(inputs, axis=0, keepdims=True)
+            self.update_running_statistics(mean, variance, len(inputs))
+        else:
+            mean, variance = self.running_mean, self.running_var
+        self.x_hat, self.inverse_std = normalized(inputs, mean, variance, self.epsilon)
+        self.output = self.gamma * self.x_hat + self.beta
+        return self.output
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
+        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
+        dx_hat = dvalues * self.gamma
+        if self.training:  # the statistics came from this batch: the chain rule goes through them
+            self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=0)
+        else:  # the running statistics are constants
+            self.dinputs = dx_hat * self.inverse_std
+        return self.dinputs
+
+    def update_running_statistics(self, mean: np.ndarray, variance: np.ndarray, n_samples: int) -> None:
+        """Move the running averages towards this batch's statistics (see the class)."""
+        unbiased = variance * (n_samples / (n_samples - 1)) if n_samples > 1 else variance
+        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean
+        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
+
+    def non_trainable(self) -> dict[str, np.ndarray]:
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, **super().get_config()}
+
+
+class LayerNormalization(Normalization):
+    """Each sample normalised over its features (Ba, Kiros and Hinton, 2016): the same in training
+    and at inference, and independent of the batch."""
+
+    def __init__(self, n_features: int, *, epsilon: float = 1e-5, dtype: Any = np.float32) -> None:
+        super().__init__(n_features, epsilon=epsilon, dtype=dtype)
+
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        self.inputs = inputs
+        mean = np.mean(inputs, axis=1, keepdims=True)
+        variance = np.var(inputs, axis=1, keepdims=True)
+        self.x_hat, self.inverse_std = normalized(inputs, mean, variance, self.epsilon)
+        self.output = self.gamma * self.x_hat + self.beta
+        return self.output
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
+        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
+        self.dinputs = normalized_gradient(dvalues * self.gamma, self.x_hat, self.inverse_std, axis=1)
+        return self.dinputs
