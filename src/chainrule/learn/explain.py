@@ -273,7 +273,7 @@ class LayerExplanation(Explanation):
         graph.set_xlim(-0.8, 6.3 if relu else 3.8)
         graph.set_ylim(-1, rows)
         graph.set_title(
-            f"sample {sample}: forward (black), gradients (red); edges: weights (blue +, orange -)", fontsize=10
+            f"sample {sample}: forward (black), gradients (red); edges: weights (red +, blue -)", fontsize=10
         )
 
         image = heat.imshow(
