@@ -23,7 +23,7 @@ from chainrule.engine.losses import (
     SoftmaxCategoricalCrossentropy,
 )
 from chainrule.engine.normalization import BatchNormalization, LayerNormalization
-from chainrule.engine.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from chainrule.engine.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from chainrule.errors import DeviceUnavailableError, TrainingDivergedError
 from chainrule.files.model_file import save_model
 from chainrule.training.history import History
@@ -36,6 +36,7 @@ __all__ = [
     "SGD",
     "Adagrad",
     "Adam",
+    "AdamW",
     "History",
     "Model",
     "Optimizer",

@@ -139,3 +139,33 @@ def test_the_public_backward_assigns_fresh_gradients_as_the_books_does():
     layer.backward(2 * np.ones((4, 3)))
     assert_allclose(kept, 4 * np.ones((2, 3)))
     assert layer.dweights is not kept
+
+
+@pytest.mark.parametrize(
+    "initializer, variance",
+    [
+        ("book", lambda n_in, n_out: 1e-4),
+        ("he", lambda n_in, n_out: 2 / n_in),
+        ("glorot", lambda n_in, n_out: 2 / (n_in + n_out)),
+    ],
+)
+def test_initializers_draw_weights_of_their_variance(initializer, variance):
+    layer = cr.Dense(400, 300, initializer=initializer, dtype=np.float64, seed=0)
+    expected = variance(400, 300)
+    assert abs(layer.weights.mean()) < 4 * np.sqrt(expected / layer.weights.size)
+    assert layer.weights.var() == pytest.approx(expected, rel=0.02)  # 120,000 draws: within 1% of the variance
+    assert not layer.biases.any()
+    if initializer == "glorot":
+        assert np.abs(layer.weights).max() <= np.sqrt(6 / 700)
+
+
+def test_xavier_is_glorot_and_a_file_keeps_the_initializer(tmp_path):
+    assert np.array_equal(
+        cr.Dense(5, 4, initializer="xavier", seed=3).weights, cr.Dense(5, 4, initializer="glorot", seed=3).weights
+    )
+    assert cr.Dense(5, 4, initializer="he").get_config()["initializer"] == "he"
+    assert "initializer" not in cr.Dense(5, 4).get_config()  # the book's default: files from before load
+    with pytest.raises(
+        ValueError, match=r"unknown initializer 'kaiming'; choose from \['book', 'glorot', 'he', 'xavier'\]"
+    ):
+        cr.Dense(5, 4, initializer="kaiming")

@@ -193,6 +193,7 @@ EVERY_OPTIMIZER = {
     "rmsprop": lambda: cr.RMSprop(0.01, decay=0.01),
     "adam": lambda: cr.Adam(0.01, decay=0.01),
     "adam-epsilon-hat": lambda: cr.Adam(0.01, decay=0.01, epsilon_hat=True),
+    "adamw": lambda: cr.AdamW(0.01, decay=0.01, weight_decay=0.1),
 }
 
 
@@ -241,3 +242,30 @@ def test_the_rules_allocate_nothing():
             scalars.advance()
             optimizer.rule(parameter, gradient, slots, *scalars.arguments())
         assert (parameter.view(np.ndarray) < 1).all()
+
+
+@pytest.mark.parametrize(
+    "learning_rate, weight_decay, betas, epsilon",
+    [
+        (1e-3, 0.01, (0.9, 0.999), 1e-8),
+        (0.05, 0.1, (0.8, 0.99), 1e-6),
+        (0.2, 0.0, (0.9, 0.999), 1e-7),
+        (0.01, 1.0, (0.5, 0.9), 1e-3),
+    ],
+)
+@pytest.mark.parametrize("size", [(4, 3), (3000,)], ids=["small", "compiled-or-blocked"])
+def test_adamw_equals_pytorchs_adamw(learning_rate, weight_decay, betas, epsilon, size):
+    torch = pytest.importorskip("torch")  # the independent reference
+    rng = np.random.default_rng(int(weight_decay * 100) + len(size))
+    start, gradients = rng.standard_normal(size), rng.standard_normal((6, *size))
+    layer = Parameter()
+    layer.w = start.copy()
+    optimizer = cr.AdamW(learning_rate, epsilon=epsilon, beta_1=betas[0], beta_2=betas[1], weight_decay=weight_decay)
+    reference = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    theirs = torch.optim.AdamW([reference], lr=learning_rate, betas=betas, eps=epsilon, weight_decay=weight_decay)
+    for gradient in gradients:
+        layer.dw = gradient.copy()
+        optimizer.step([layer])
+        reference.grad = torch.from_numpy(gradient.copy())
+        theirs.step()
+    np.testing.assert_allclose(layer.w, reference.detach().numpy(), rtol=1e-10, atol=1e-13)

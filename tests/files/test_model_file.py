@@ -66,7 +66,15 @@ def assert_resumes_exactly(tmp_path, build, first_epochs, more_epochs):
     return resumed
 
 
-@pytest.mark.parametrize("optimizer", [lambda: cr.Adam(0.01, decay=1e-3), lambda: cr.RMSprop(0.01), cr.Adagrad])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: cr.Adam(0.01, decay=1e-3),
+        lambda: cr.AdamW(0.01, decay=1e-3, weight_decay=0.1),
+        lambda: cr.RMSprop(0.01),
+        cr.Adagrad,
+    ],
+)
 def test_training_resumes_exactly_where_it_stopped(tmp_path, optimizer):
     def build():
         model = cr.Model(seed=3)

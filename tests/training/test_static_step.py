@@ -420,6 +420,7 @@ ONE_STEP_OPTIMIZERS = {
     "adagrad": lambda: cr.Adagrad(0.5),
     "rmsprop": lambda: cr.RMSprop(0.01),
     "adam": lambda: cr.Adam(0.02, decay=1e-3),
+    "adamw": lambda: cr.AdamW(0.02, decay=1e-3, weight_decay=0.1),
 }
 
 

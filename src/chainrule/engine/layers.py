@@ -232,6 +232,32 @@ def _ignoring_training(forward: Callable[..., Any]) -> Callable[..., Any]:
 INIT_BLOCK = 1 << 16  # weights drawn per block by Dense.initialize
 
 
+def book_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+    """The book's 0.01 * standard normal."""
+    return 0.01 * rng.standard_normal(shape)
+
+
+def he_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+    """He et al. (2015): normal with variance 2 / n_inputs, which keeps a ReLU network's
+    activations at one scale from layer to layer."""
+    return np.sqrt(2.0 / n_inputs) * rng.standard_normal(shape)
+
+
+def glorot_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+    """Glorot and Bengio (2010), "Xavier": uniform in +-sqrt(6 / (n_inputs + n_neurons)), variance
+    2 / (n_inputs + n_neurons), for tanh and sigmoid networks (Keras' default)."""
+    limit = np.sqrt(6.0 / (n_inputs + n_neurons))
+    return rng.uniform(-limit, limit, shape)
+
+
+INITIALIZERS: dict[str, Callable[[np.random.Generator, tuple[int, int], int, int], np.ndarray]] = {
+    "book": book_initializer,
+    "he": he_initializer,
+    "glorot": glorot_initializer,
+    "xavier": glorot_initializer,
+}
+
+
 class Dense(Layer):
     """A fully connected layer: `output = inputs @ weights + biases`.
 
@@ -254,8 +280,12 @@ class Dense(Layer):
         bias_regularizer_l2: float = 0.0,
         dtype: Any = np.float32,
         seed: int | None = None,
+        initializer: str = "book",
     ) -> None:
         super().__init__(dtype)
+        if initializer not in INITIALIZERS:
+            raise ValueError(f"Dense: unknown initializer {initializer!r}; choose from {sorted(INITIALIZERS)}")
+        self.initializer = initializer
         self.n_inputs = whole_number(n_inputs, "n_inputs", "Dense")
         self.n_neurons = whole_number(n_neurons, "n_neurons", "Dense")
         self.weight_regularizer_l1 = finite_number(weight_regularizer_l1, "weight_regularizer_l1", "Dense", minimum=0)
@@ -329,13 +359,17 @@ class Dense(Layer):
     # -- weights ------------------------------------------------------------------------------
 
     def initialize(self, rng: np.random.Generator) -> None:
-        """Draw weights as 0.01 * standard normal and set biases to zero (in place: a Model may
-        hold this storage as part of its parameter buffer). Drawn a block of rows at a time, the
-        same numbers as one draw, so a large layer needs no full-size temporary."""
+        """Draw weights with the `initializer` (the book's 0.01 * standard normal by default) and
+        set biases to zero (in place: a Model may hold this storage as part of its parameter
+        buffer). Drawn a block of rows at a time, the same numbers as one draw, so a large layer
+        needs no full-size temporary."""
+        draw = INITIALIZERS[self.initializer]
         rows_per_block = max(1, INIT_BLOCK // self.n_neurons)
         for start in range(0, self.n_inputs, rows_per_block):
             rows = min(rows_per_block, self.n_inputs - start)
-            assign(self._weights[start : start + rows], 0.01 * rng.standard_normal((rows, self.n_neurons)))
+            assign(
+                self._weights[start : start + rows], draw(rng, (rows, self.n_neurons), self.n_inputs, self.n_neurons)
+            )
         self._biases[...] = 0
 
     def adopt_rng(self, rng: np.random.Generator) -> None:
@@ -389,6 +423,7 @@ class Dense(Layer):
             "weight_regularizer_l2": self.weight_regularizer_l2,
             "bias_regularizer_l1": self.bias_regularizer_l1,
             "bias_regularizer_l2": self.bias_regularizer_l2,
+            **({} if self.initializer == "book" else {"initializer": self.initializer}),  # absent: older files load
             **super().get_config(),
         }
 

@@ -351,6 +351,54 @@ class Adam(Optimizer):
         return {**super().get_config(), "epsilon": self.epsilon, "beta_1": self.beta_1, "beta_2": self.beta_2, **hat}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019), as PyTorch's AdamW:
+
+    w *= 1 - lr * weight_decay;  then Adam's update
+
+    The decay shrinks the weights outside the gradient, so the moments never see it (an L2
+    penalty inside the gradient would be divided by sqrt(v) like the rest of it).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.0,
+        epsilon: float = 1e-7,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        weight_decay: float = 0.01,
+        epsilon_hat: bool = False,
+    ) -> None:
+        super().__init__(learning_rate, decay, epsilon, beta_1, beta_2, epsilon_hat)
+        self.weight_decay = finite_number(weight_decay, "weight_decay", "AdamW", minimum=0)
+
+    def _update_blocked(
+        self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], scalars: tuple[Any, ...]
+    ) -> None:
+        arrays = (parameter, gradient, slots["momentum"], slots["cache"])
+        if kernels.applies(*arrays):
+            np.multiply(parameter, scalars[2], out=parameter)
+            self._update_compiled(*arrays, scalars[:2])
+        else:
+            Optimizer._update_blocked(self, parameter, gradient, slots, scalars)
+
+    def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
+        step_size, epsilon, keep = scalars
+        np.multiply(parameter, keep, out=parameter)
+        super().rule(parameter, gradient, slots, step_size, epsilon)
+
+    def step_scalars(self) -> tuple[float, float, float]:  # type: ignore[override]
+        """Adam's (step size, epsilon), and the share of each weight the decay keeps."""
+        return (*super().step_scalars(), 1.0 - self.current_learning_rate * self.weight_decay)
+
+    def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
+        return AdamWStaticScalars(self, xp, dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
 def adam_update(
     parameter: np.ndarray,
     gradient: np.ndarray,
@@ -458,4 +506,28 @@ class AdamStaticScalars(StaticScalars):
         return (self.step_size, self.epsilon)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+class AdamWStaticScalars(AdamStaticScalars):
+    """AdamW's scalars: Adam's, and 1 - lr * weight_decay."""
+
+    def __init__(self, optimizer: AdamW, xp: Any, dtype: np.dtype) -> None:
+        super().__init__(optimizer, xp, dtype)
+        self.weight_decay = optimizer.weight_decay
+        self.keep64, self.keep = xp.zeros((), np.float64), xp.zeros((), dtype)
+
+    def advance(self) -> None:
+        super().advance()
+        np.multiply(self.rate64, self.weight_decay, out=self.keep64)
+        np.subtract(1.0, self.keep64, out=self.keep64)
+        np.copyto(self.keep, self.keep64, casting="same_kind")
+
+    def arguments(self) -> tuple[Any, ...]:
+        return (*super().arguments(), self.keep)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+}
