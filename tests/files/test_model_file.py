@@ -236,6 +236,22 @@ def test_model_checkpoint_keeps_the_best_epoch(tmp_path):
     assert best.evaluate(X, y)["loss"] == pytest.approx(min(history.history["val_loss"]), rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda name, a: -a if name == "layer1.running_var" else a, "layer1.running_var holds a negative variance"),
+        (lambda name, a: None if name == "layer1.running_mean" else a, "the member layer1.running_mean is missing"),
+        (lambda name, a: np.full_like(a, np.inf) if name == "layer1.running_mean" else a, "NaN or inf"),
+    ],
+)
+def test_hostile_running_statistics_are_refused(tmp_path, change, message):
+    model = cr.Model(seed=0).add(cr.Dense(2, 3)).add(cr.BatchNormalization(3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="sgd").save(tmp_path / "good.npz")
+    rewrite(tmp_path / "good.npz", tmp_path / "bad.npz", change)
+    with pytest.raises(ValueError, match=rf"load_model: cannot load .*bad.npz: .*{message}"):
+        cr.load_model(tmp_path / "bad.npz")
+
+
 def test_a_learners_layer_that_could_not_be_loaded_again_is_refused_before_anything_is_written(tmp_path):
     from book_classes import Layer_Dense
 

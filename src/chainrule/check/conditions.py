@@ -42,9 +42,9 @@ def _generators(component: Any) -> dict[str, Generator]:
     for name, value in getattr(component, "__dict__", {}).items():
         if isinstance(value, Generator):
             found[f"self.{name}"] = value
-        else:
+        elif not isinstance(value, type):
             for inner, generator in getattr(value, "__dict__", {}).items():
-                if isinstance(generator, Generator) and not isinstance(value, type):
+                if isinstance(generator, Generator):
                     found[f"self.{name}.{inner}"] = generator
     return found
 

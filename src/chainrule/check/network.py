@@ -68,9 +68,9 @@ def gradcheck_network(
             )
     verdicts, notes = {}, []
     for prefix, probe, result in parts:
-        verdicts.update({f"{prefix}.{probe.name}.{name}": verdict for name, verdict in result.verdicts.items()})
         for name, verdict in result.verdicts.items():
             verdict.name = f"{prefix}.{probe.name}.{name}"
+            verdicts[verdict.name] = verdict
     failing = next((f"{prefix} ({probe.name})" for prefix, probe, result in parts if not result.passed), None)
     if failing is not None:
         notes.append(

@@ -132,7 +132,6 @@ def _snapshot(layer: BookLayer, reference: Optimizer) -> dict[str, Any]:
     state = {key: array.copy() for key, array in reference.get_state([layer]).items()}
     return {
         "weights": layer.weights.copy(),
-        "biases": layer.biases.copy(),
         "state": state,
         "iterations": reference.iterations,
     }

@@ -26,14 +26,6 @@ from chainrule.engine.layers import Layer
 from chainrule.engine.validation import finite_number, whole_number
 
 
-def normalized(
-    inputs: np.ndarray, mean: np.ndarray, variance: np.ndarray, epsilon: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(x_hat, 1 / sqrt(var + epsilon)) for `inputs` with these statistics."""
-    inverse_std = 1.0 / np.sqrt(variance + epsilon)
-    return (inputs - mean) * inverse_std, inverse_std
-
-
 def normalized_gradient(dx_hat: np.ndarray, x_hat: np.ndarray, inverse_std: np.ndarray, axis: int) -> np.ndarray:
     """dinputs from dx_hat when the statistics came from the inputs along `axis` (see the module)."""
     m = x_hat.shape[axis]
@@ -47,6 +39,8 @@ class Normalization(Layer):
 
     dgamma: np.ndarray  # set by backward
     dbeta: np.ndarray
+    x_hat: np.ndarray  # set by forward
+    inverse_std: np.ndarray
 
     def __init__(self, n_features: int, *, epsilon: float, dtype: Any) -> None:
         super().__init__(dtype)
@@ -69,6 +63,20 @@ class Normalization(Layer):
 
     def gradients(self) -> dict[str, np.ndarray]:
         return {"gamma": self.dgamma, "beta": self.dbeta}
+
+    def normalize(self, inputs: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+        """x_hat = (inputs - mean) / sqrt(variance + epsilon), then output = gamma * x_hat + beta;
+        x_hat and 1 / sqrt(variance + epsilon) are kept for the backward pass."""
+        self.inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
+        self.x_hat = (inputs - mean) * self.inverse_std
+        self.output = self.gamma * self.x_hat + self.beta
+        return self.output
+
+    def scale_and_shift_backward(self, dvalues: np.ndarray) -> np.ndarray:
+        """dgamma and dbeta (sums over the samples), and dx_hat = dvalues * gamma, returned."""
+        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
+        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
+        return dvalues * self.gamma
 
     def get_config(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "epsilon": self.epsilon, **super().get_config()}
@@ -102,14 +110,10 @@ class BatchNormalization(Normalization):
             self.update_running_statistics(mean, variance, len(inputs))
         else:
             mean, variance = self.running_mean, self.running_var
-        self.x_hat, self.inverse_std = normalized(inputs, mean, variance, self.epsilon)
-        self.output = self.gamma * self.x_hat + self.beta
-        return self.output
+        return self.normalize(inputs, mean, variance)
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
-        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
-        dx_hat = dvalues * self.gamma
+        dx_hat = self.scale_and_shift_backward(dvalues)
         if self.training:  # the statistics came from this batch: the chain rule goes through them
             self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=0)
         else:  # the running statistics are constants
@@ -140,12 +144,9 @@ class LayerNormalization(Normalization):
         self.inputs = inputs
         mean = np.mean(inputs, axis=1, keepdims=True)
         variance = np.var(inputs, axis=1, keepdims=True)
-        self.x_hat, self.inverse_std = normalized(inputs, mean, variance, self.epsilon)
-        self.output = self.gamma * self.x_hat + self.beta
-        return self.output
+        return self.normalize(inputs, mean, variance)
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
-        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
-        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
-        self.dinputs = normalized_gradient(dvalues * self.gamma, self.x_hat, self.inverse_std, axis=1)
+        dx_hat = self.scale_and_shift_backward(dvalues)
+        self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=1)
         return self.dinputs
