@@ -274,7 +274,7 @@ class OwnOptimizer(cr.Optimizer):
 def test_networks_a_static_step_cannot_take_train_eagerly_and_the_log_says_why(build, reason, caplog):
     X, y = cr.datasets.spiral_data(20, 3, seed=0)
     with caplog.at_level(logging.WARNING, logger="chainrule"):
-        static_step.static_training(build(), y, 16, True, build().device, False, False)
+        static_step.static_training(build(), X, y, 16, True, build().device, False, False)
     assert f"Model.fit(graph=True) runs eager steps: {reason}" in caplog.text
 
 

@@ -77,7 +77,7 @@ def compare(
     attributes of the same names. Pass `y_true` for losses. Layers get random `dvalues` from
     `seed` unless given.
     """
-    checked_inputs = float_array(inputs, np.float64, "inputs", "compare")
+    checked_inputs = float_array(inputs, np.float64, "inputs", "compare", ndim=None)
     with check_conditions([mine], type(mine).__name__) as conditions:
         result = _compare(Probe(mine), Probe(reference), checked_inputs, y_true, dvalues, tolerance, seed)
     result.notes += conditions.notes
@@ -103,7 +103,7 @@ def _compare(
     if dvalues is None:
         upstream = np.random.default_rng(seed).standard_normal(output.shape)
     else:
-        upstream = float_array(dvalues, np.float64, "dvalues", "compare")
+        upstream = float_array(dvalues, np.float64, "dvalues", "compare", ndim=None)
         require_same_shape(upstream, output.shape, "dvalues (the gradient of the output)", "compare")
     theirs["inputs"] = np.array(reference_probe.backward(upstream), copy=True)
     ours["inputs"] = np.array(mine_probe.backward(upstream.copy()), copy=True)

@@ -48,7 +48,7 @@ def gradcheck(
         )
     probe = Probe(component, training=training)
     require_float64(probe)
-    checked_inputs = np.array(float_array(inputs, np.float64, "inputs", "gradcheck"), copy=True)
+    checked_inputs = np.array(float_array(inputs, np.float64, "inputs", "gradcheck", ndim=None), copy=True)
     if y_true is None and probe.is_loss:
         raise ValueError(f"gradcheck: {probe.name}.forward takes (y_pred, y_true): pass y_true to check a loss")
     with check_conditions([component], probe.name) as conditions:
@@ -56,7 +56,7 @@ def gradcheck(
         if y_true is not None:
             result = check_loss(probe, checked_inputs, y_true, epsilon, tolerance)
         else:
-            upstream = None if dvalues is None else float_array(dvalues, np.float64, "dvalues", "gradcheck")
+            upstream = None if dvalues is None else float_array(dvalues, np.float64, "dvalues", "gradcheck", ndim=None)
             result = check_layer(probe, checked_inputs, upstream, conditions, epsilon, tolerance, seed=seed)
         result.notes += conditions.notes
     return result

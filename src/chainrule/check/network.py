@@ -47,7 +47,7 @@ def gradcheck_network(
         )
     for probe in probes:
         require_float64(probe)
-    values = np.array(float_array(inputs, np.float64, "inputs", "gradcheck"), copy=True)
+    values = np.array(float_array(inputs, np.float64, "inputs", "gradcheck", ndim=None), copy=True)
     with check_conditions(components, "the network") as conditions:
         for probe in probes:
             probe.draws = conditions.draws

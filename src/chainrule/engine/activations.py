@@ -16,7 +16,14 @@ from chainrule.engine.layers import Layer
 from chainrule.engine.validation import finite_number, float_array
 
 
-class ReLU(Layer):
+class Elementwise(Layer):
+    """An activation applied to each value alone: it takes a batch of any shape (feature rows,
+    images) and gives one of the same shape."""
+
+    input_axes = None
+
+
+class ReLU(Elementwise):
     """max(0, x); the gradient passes where the input was positive and stops elsewhere.
 
     `forward_trusted`/`backward_trusted` are the speed path `Model.fit` takes: the 0/1 mask of
@@ -58,7 +65,7 @@ class ReLU(Layer):
         np.multiply(buffers.dinputs, dvalues, out=buffers.dinputs)
 
 
-class LeakyReLU(Layer):
+class LeakyReLU(Elementwise):
     """x for x > 0, alpha * x otherwise, so negative inputs still pass a small gradient."""
 
     def __init__(self, alpha: float = 0.01, *, dtype: Any = None) -> None:
@@ -97,7 +104,7 @@ class LeakyReLU(Layer):
         return {"alpha": self.alpha, **super().get_config()}
 
 
-class Sigmoid(Layer):
+class Sigmoid(Elementwise):
     """1 / (1 + e^-x), with derivative s * (1 - s); predictions threshold at 0.5."""
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
@@ -126,7 +133,7 @@ class Sigmoid(Layer):
         return (outputs > 0.5).astype(np.int64)
 
 
-class Tanh(Layer):
+class Tanh(Elementwise):
     """tanh(x), with derivative 1 - tanh(x)^2."""
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
@@ -148,7 +155,7 @@ class Tanh(Layer):
         np.multiply(dvalues, buffers.dinputs, out=buffers.dinputs)
 
 
-class Exponential(Layer):
+class Exponential(Elementwise):
     """e^x, with derivative e^x: a positive output, for counts and rates (with PoissonDeviance)."""
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
@@ -168,7 +175,7 @@ class Exponential(Layer):
         np.multiply(dvalues, self.output, out=buffers.dinputs)
 
 
-class Linear(Layer):
+class Linear(Elementwise):
     """The identity, for regression outputs; the gradient passes unchanged."""
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:

@@ -22,7 +22,6 @@ from chainrule.engine.validation import (
     finite_number,
     float_array,
     float_dtype,
-    require_columns,
     require_same_shape,
     whole_number,
 )
@@ -65,6 +64,10 @@ class Layer:
     forward_into: Callable[[Any, StepBuffers], None] | None = None
     backward_into: Callable[[Any, StepBuffers], None] | None = None
     capturable = True  # False: the static form works on the host (Dropout draws its masks there)
+    # The axes of a batch this layer takes, named for error messages: the book's 2-D batch of
+    # feature rows, (n_samples, height, width, channels) for images, None for any batch of two
+    # or more dimensions (elementwise layers).
+    input_axes: tuple[str, ...] | None = ("n_samples", "n_features")
 
     def __init__(self, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
@@ -122,6 +125,30 @@ class Layer:
         columns of a 2-D `weights` parameter)."""
         weights = self.parameters().get("weights")
         return weights.shape[1] if weights is not None and weights.ndim == 2 else None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one sample's output given one sample's input shape; raises ValueError,
+        completing "inputs ...", when such inputs do not fit this layer.
+
+        By default the last axis must have `input_width` entries (if fixed) and becomes
+        `output_width` (if fixed); layers that change the shape otherwise say so here.
+        """
+        if self.input_width is not None and input_shape[-1:] != (self.input_width,):
+            raise ValueError(f"must have {self.input_width} columns")
+        return input_shape if self.output_width is None else (*input_shape[:-1], self.output_width)
+
+    def checked_inputs(self, values: Any, dtype: Any, name: str, owner: str) -> Any:
+        """`values` as this layer computes on them (`dtype`: the float dtype wanted, None for the
+        values' own), or a ValueError naming what does not fit: by default a finite float array
+        with the dimensions of `input_axes` and a shape `output_shape` accepts."""
+        axes = self.input_axes
+        ndim, layout = (None, "") if axes is None else (len(axes), f"({', '.join(axes)})")
+        checked = float_array(values, dtype, name, owner, ndim=ndim, axes=layout)
+        try:
+            self.output_shape(checked.shape[1:])
+        except ValueError as error:
+            raise ValueError(f"{owner}: {name} {error}, got shape {checked.shape}") from None
+        return checked
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Trainable arrays by name; optimizers update them in place."""
@@ -196,10 +223,7 @@ Layer.backward_trusted = Layer.backward
 
 def _check_forward(layer: Layer, inputs: Any, *rest: Any, **settings: Any) -> tuple[tuple, dict]:
     """The inputs checked and converted; `training`, if given, passed on as it came."""
-    owner = f"{type(layer).__name__}.forward"
-    checked = float_array(inputs, layer.dtype, "inputs", owner)
-    if layer.input_width is not None:
-        require_columns(checked, layer.input_width, "inputs", owner)
+    checked = layer.checked_inputs(inputs, layer.dtype, "inputs", f"{type(layer).__name__}.forward")
     return (checked, *rest), settings
 
 
@@ -545,6 +569,8 @@ class Dropout(Layer):
     Scaling the kept values by 1 / (1 - rate) keeps each activation's expected value, so the
     layer is the identity at inference and nothing needs rescaling after training.
     """
+
+    input_axes = None  # elementwise: any batch shape
 
     def __init__(self, rate: float, *, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)

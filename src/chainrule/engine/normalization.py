@@ -26,16 +26,21 @@ from chainrule.engine.layers import Layer
 from chainrule.engine.validation import finite_number, whole_number
 
 
-def normalized_gradient(dx_hat: np.ndarray, x_hat: np.ndarray, inverse_std: np.ndarray, axis: int) -> np.ndarray:
+def normalized_gradient(
+    dx_hat: np.ndarray, x_hat: np.ndarray, inverse_std: np.ndarray, axis: int | tuple[int, ...]
+) -> np.ndarray:
     """dinputs from dx_hat when the statistics came from the inputs along `axis` (see the module)."""
-    m = x_hat.shape[axis]
+    m = x_hat.size // inverse_std.size
     sum_dx_hat = np.sum(dx_hat, axis=axis, keepdims=True)
     sum_dx_hat_x_hat = np.sum(dx_hat * x_hat, axis=axis, keepdims=True)
     return (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat) * (inverse_std / m)
 
 
 class Normalization(Layer):
-    """What both normalisations share: `n_features`, `epsilon`, `gamma` (ones) and `beta` (zeros)."""
+    """What both normalisations share: `n_features` (the last axis: the features of a 2-D batch,
+    the channels of images), `epsilon`, `gamma` (ones) and `beta` (zeros)."""
+
+    input_axes = None  # (n_samples, n_features), or images (n_samples, height, width, channels)
 
     dgamma: np.ndarray  # set by backward
     dbeta: np.ndarray
@@ -58,6 +63,11 @@ class Normalization(Layer):
     def output_width(self) -> int:
         return self.n_features
 
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) not in (1, 3):
+            raise ValueError("must be (n_samples, n_features) or images (n_samples, height, width, channels)")
+        return super().output_shape(input_shape)
+
     def parameters(self) -> dict[str, np.ndarray]:
         return {"gamma": self.gamma, "beta": self.beta}
 
@@ -73,9 +83,11 @@ class Normalization(Layer):
         return self.output
 
     def scale_and_shift_backward(self, dvalues: np.ndarray) -> np.ndarray:
-        """dgamma and dbeta (sums over the samples), and dx_hat = dvalues * gamma, returned."""
-        self.dgamma = np.sum(dvalues * self.x_hat, axis=0, keepdims=True)
-        self.dbeta = np.sum(dvalues, axis=0, keepdims=True)
+        """dgamma and dbeta (sums over the samples, and the positions of images), and
+        dx_hat = dvalues * gamma, returned."""
+        positions = tuple(range(dvalues.ndim - 1))
+        self.dgamma = np.sum(dvalues * self.x_hat, axis=positions).reshape(self.gamma.shape)
+        self.dbeta = np.sum(dvalues, axis=positions).reshape(self.beta.shape)
         return dvalues * self.gamma
 
     def get_config(self) -> dict[str, Any]:
@@ -83,7 +95,9 @@ class Normalization(Layer):
 
 
 class BatchNormalization(Normalization):
-    """Each feature normalised over the batch (Ioffe and Szegedy, 2015), for 2-D inputs (after Dense).
+    """Each feature normalised over the batch (Ioffe and Szegedy, 2015): after Dense, each of the
+    `n_features` columns over the batch's rows (PyTorch's BatchNorm1d); after Conv2D, each of the
+    `n_features` channels over the batch's samples and positions (BatchNorm2d).
 
     In training, the batch's own mean and (biased) variance are used, and the running averages
     move towards them: `running = (1 - momentum) * running + momentum * batch`, with the
@@ -105,9 +119,10 @@ class BatchNormalization(Normalization):
         self.inputs = inputs
         self.training = training
         if training:
-            mean = np.mean(inputs, axis=0, keepdims=True)
-            variance = np.var(inputs, axis=0, keepdims=True)
-            self.update_running_statistics(mean, variance, len(inputs))
+            positions = tuple(range(inputs.ndim - 1))  # every axis but the features'
+            mean = np.mean(inputs, axis=positions).reshape(1, -1)
+            variance = np.var(inputs, axis=positions).reshape(1, -1)
+            self.update_running_statistics(mean, variance, inputs.size // self.n_features)
         else:
             mean, variance = self.running_mean, self.running_var
         return self.normalize(inputs, mean, variance)
@@ -115,7 +130,8 @@ class BatchNormalization(Normalization):
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         dx_hat = self.scale_and_shift_backward(dvalues)
         if self.training:  # the statistics came from this batch: the chain rule goes through them
-            self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=0)
+            positions = tuple(range(dvalues.ndim - 1))
+            self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=positions)
         else:  # the running statistics are constants
             self.dinputs = dx_hat * self.inverse_std
         return self.dinputs
@@ -134,19 +150,20 @@ class BatchNormalization(Normalization):
 
 
 class LayerNormalization(Normalization):
-    """Each sample normalised over its features (Ba, Kiros and Hinton, 2016): the same in training
-    and at inference, and independent of the batch."""
+    """Each sample normalised over its features, the last axis (Ba, Kiros and Hinton, 2016;
+    PyTorch's LayerNorm(n_features)): the same in training and at inference, and independent of
+    the batch. For images that is each position over its channels."""
 
     def __init__(self, n_features: int, *, epsilon: float = 1e-5, dtype: Any = np.float32) -> None:
         super().__init__(n_features, epsilon=epsilon, dtype=dtype)
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        mean = np.mean(inputs, axis=1, keepdims=True)
-        variance = np.var(inputs, axis=1, keepdims=True)
+        mean = np.mean(inputs, axis=-1, keepdims=True)
+        variance = np.var(inputs, axis=-1, keepdims=True)
         return self.normalize(inputs, mean, variance)
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         dx_hat = self.scale_and_shift_backward(dvalues)
-        self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=1)
+        self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=-1)
         return self.dinputs

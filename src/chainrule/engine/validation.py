@@ -81,16 +81,18 @@ def compute_dtype(array: np.ndarray) -> np.dtype:
     return array.dtype if array.dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
-def float_array(values: Any, dtype: Any, name: str, owner: str, ndim: int = 2) -> np.ndarray:
+def float_array(
+    values: Any, dtype: Any, name: str, owner: str, ndim: int | None = 2, axes: str = "(n_samples, n_features)"
+) -> np.ndarray:
     """Convert to `dtype` (None: the array's own float dtype, see `compute_dtype`), require `ndim`
-    dimensions and finite values."""
+    dimensions (None: at least 2, a batch of samples of any shape), named by `axes` in the
+    error, and finite values."""
     array = numeric_array(values, name, owner)
     dtype = compute_dtype(array) if dtype is None else dtype
-    if array.ndim != ndim:
+    if array.ndim != ndim and (ndim is not None or array.ndim < 2):
         hint = " (for one sample use x.reshape(1, -1))" if ndim == 2 and array.ndim == 1 else ""
-        raise ValueError(
-            f"{owner}: {name} must be a {ndim}-D array (n_samples, n_features), got shape {array.shape}{hint}"
-        )
+        wanted = f"a {ndim}-D array {axes}" if ndim is not None else "an array of 2 or more dimensions (n_samples, ...)"
+        raise ValueError(f"{owner}: {name} must be {wanted}, got shape {array.shape}{hint}")
     with np.errstate(over="ignore"):
         array = array.astype(dtype, copy=False)
     if not all_finite(array):

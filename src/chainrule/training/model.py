@@ -36,7 +36,7 @@ from chainrule.engine.losses import (
 from chainrule.engine.metrics import METRICS, Metric
 from chainrule.engine.optimizers import OPTIMIZERS, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
-from chainrule.engine.validation import float_array, float_dtype, named_instance, require_columns, whole_number
+from chainrule.engine.validation import float_dtype, named_instance, whole_number
 from chainrule.files.model_file import save_model
 from chainrule.training import loop, static_step
 from chainrule.training.callbacks import Callback
@@ -135,8 +135,21 @@ class Model:
 
     @property
     def input_width(self) -> int:
-        """The number of features the first layer with a fixed width takes."""
+        """The number of features the first layer with a fixed width takes (a network of 2-D batches)."""
         return self._widths()[0]
+
+    def sample_shapes(self, input_shape: tuple[int, ...], name: str, owner: str) -> list[tuple[int, ...]]:
+        """The shape of one sample after each layer, for samples of `input_shape` given as
+        `name`; a ValueError names the first layer they do not fit."""
+        shapes, shape = [], input_shape
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as error:
+                where = "" if index == 0 else f" reach layer {index} ({type(layer).__name__}) as {shape}: its inputs"
+                raise ValueError(f"{owner}: {name}{where} {error}, got shape (n_samples, *{input_shape})") from None
+            shapes.append(shape)
+        return shapes
 
     @property
     def output_width(self) -> int:
@@ -144,7 +157,8 @@ class Model:
         return self._widths()[1]
 
     def _widths(self) -> tuple[int, int]:
-        """(input width, output width), checking that consecutive fixed-width layers connect."""
+        """(input width, output width), checking that consecutive fixed-width layers connect (the
+        last axis: the features of 2-D batches, the channels of images)."""
         input_width = output_width = None
         for index, layer in enumerate(self.layers):
             if layer.input_width is not None:
@@ -156,6 +170,8 @@ class Model:
                 input_width = input_width or layer.input_width
             if layer.output_width is not None:
                 output_width = layer.output_width
+            elif type(layer).output_shape is not Layer.output_shape:
+                output_width = None  # a layer that reshapes (Flatten): its last axis depends on the data
         if input_width is None or output_width is None:
             raise ValueError("Model: add at least one layer with a fixed width (such as Dense) before compiling")
         return input_width, output_width
@@ -257,23 +273,23 @@ class Model:
     def _inputs(self, X: Any, owner: str, *, allow_empty: bool = False) -> np.ndarray:
         if not self.layers:
             raise ValueError(f"{owner}: the model has no layers")
-        inputs = float_array(X, self.dtype, "X", owner)
-        require_columns(inputs, self.input_width, "X", owner)
+        inputs = self.layers[0].checked_inputs(X, self.dtype, "X", owner)
+        self.sample_shapes(inputs.shape[1:], "X", owner)
         if not len(inputs) and not allow_empty:
             raise ValueError(f"{owner}: X has no samples (shape {inputs.shape})")
         return self.device.to_device(inputs)
 
-    def _targets(self, y: Any, n_samples: int, owner: str) -> np.ndarray:
-        output_width = self.output_width
-        if output_width == 1 and not isinstance(self.loss, CategoricalCrossentropy) and np.ndim(y) == 1:
+    def _targets(self, y: Any, inputs: np.ndarray, owner: str) -> np.ndarray:
+        output_shape = (len(inputs), *self.sample_shapes(inputs.shape[1:], "X", owner)[-1])
+        if output_shape[1:] == (1,) and not isinstance(self.loss, CategoricalCrossentropy) and np.ndim(y) == 1:
             y = np.reshape(y, (-1, 1))
-        return self.device.to_device(self.loss.prepare_targets(y, (n_samples, output_width), owner, self.dtype))
+        return self.device.to_device(self.loss.prepare_targets(y, output_shape, owner, self.dtype))
 
     def validated(self, X: Any, y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) checked and converted once, for the trusted passes below."""
         self._require_compiled(owner)
         inputs = self._inputs(X, owner)
-        return inputs, self._targets(y, len(inputs), owner)
+        return inputs, self._targets(y, inputs, owner)
 
     # -- the trusted passes (validated data only) -------------------------------------------
 
@@ -374,7 +390,7 @@ class Model:
         static = None
         if graph is not False:
             static = static_step.static_training(
-                self, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
+                self, inputs, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
             )
         return loop.train(
             self,
@@ -406,7 +422,7 @@ class Model:
         inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
         if not len(inputs):
-            return np.empty((0, self.output_width), dtype=self.dtype)
+            return np.empty((0, *self.sample_shapes(inputs.shape[1:], "X", "Model.predict")[-1]), dtype=self.dtype)
         with quiet_float_errors():
             outputs = [
                 self.forward_trusted(inputs[rows], False).copy()

@@ -116,6 +116,7 @@ def compiled_pattern(model: TrainingModel) -> bool:
 
 def static_training(
     model: TrainingModel,
+    inputs: np.ndarray,
     targets: np.ndarray,
     batch_size: int | None,
     graph: bool | None,
@@ -143,7 +144,7 @@ def static_training(
         pays = (device.captures and uncapturable is None) or (compiled_pattern(model) and kernels.applies(store.values))
         if not pays:
             return None
-    training = StaticTraining(model, store, batch_size or len(targets), targets)
+    training = StaticTraining(model, store, batch_size or len(targets), inputs, targets)
     if uncapturable is None:
         device.prepare_graph(training, allow_tf32)
     elif device.captures:
@@ -160,11 +161,13 @@ class StaticTraining:
         model: TrainingModel,
         store: ParameterStore,
         batch_rows: int,
+        inputs: np.ndarray,
         targets: np.ndarray,
         matmul: Matmul = numpy_matmul,
     ) -> None:
         self.model, self.store, self.matmul = model, store, matmul
         self.optimizer = optimizer = model.optimizer
+        self.input_shape = inputs.shape[1:]
         self.target_shape, self.target_dtype = targets.shape[1:], targets.dtype
         self.xp, self.dtype = array_module(store.values), store.values.dtype
         self.scalars = optimizer.static_scalars(self.xp, self.dtype)
@@ -318,12 +321,12 @@ class StaticTraining:
 class LayerStage:
     """One layer in a static step, and the buffers its static form writes into (`StepBuffers`)."""
 
-    def __init__(self, layer: Layer, step: StaticStep, input_width: int, first: bool) -> None:
+    def __init__(self, layer: Layer, step: StaticStep, input_shape: tuple[int, ...], first: bool) -> None:
         self.layer, self.step, self.first = layer, step, first
         shared, rows = step.shared, step.rows
-        self.output_width = layer.output_width or input_width
-        self.output = shared.xp.empty((rows, self.output_width), shared.dtype)
-        self.dinputs = shared.xp.empty((rows, input_width), shared.dtype)
+        self.output_shape = layer.output_shape(input_shape)
+        self.output = shared.xp.empty((rows, *self.output_shape), shared.dtype)
+        self.dinputs = shared.xp.empty((rows, *input_shape), shared.dtype)
         self.ones_rows = step.ones_rows
         self.training = True
         self.static = layer.forward_into is not None and layer.backward_into is not None
@@ -356,15 +359,15 @@ class StaticStep:
         self.shared, self.rows = shared, rows
         model, xp, dtype = shared.model, shared.xp, shared.dtype
         layers = model.layers[:-1] if model.fused_loss is not None else model.layers
-        input_width = next(layer.input_width for layer in model.layers if layer.input_width is not None)
-        self.inputs = xp.empty((rows, input_width), dtype) if inputs is None else inputs
+        self.inputs = xp.empty((rows, *shared.input_shape), dtype) if inputs is None else inputs
         self.targets = xp.empty((rows, *shared.target_shape), shared.target_dtype) if targets is None else targets
         self.ones_rows = xp.ones((1, rows), dtype)
         self.stages = []
-        width = input_width
+        shape = shared.input_shape
         for index, layer in enumerate(layers):
-            self.stages.append(LayerStage(layer, self, width, first=index == 0))
-            width = self.stages[-1].output_width
+            self.stages.append(LayerStage(layer, self, shape, first=index == 0))
+            shape = self.stages[-1].output_shape
+        (width,) = shape  # the loss takes rows of outputs
         self.loss = SoftmaxCrossentropyStage(self, width) if softmax_output(model) else LossStage(self, width)
 
     def run(self) -> None:
@@ -414,7 +417,8 @@ class LossStage:
         # Predictions as the output layer makes them: thresholded at 0.5 for a Sigmoid, else the outputs.
         self.thresholds = type(model.layers[-1]).predictions is Sigmoid.predictions
         # The fused output activation's forward (its backward is the fused loss's).
-        self.fused_activation = None if model.fused_loss is None else LayerStage(model.layers[-1], step, width, False)
+        fused = model.fused_loss is not None
+        self.fused_activation = LayerStage(model.layers[-1], step, (width,), False) if fused else None
 
     def run(self, predictions: Any) -> Any:
         model, targets, totals = self.model, self.step.targets, self.step.shared.totals
