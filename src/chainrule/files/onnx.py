@@ -20,7 +20,7 @@ from chainrule.files.atomic import atomic_write
 
 # The oldest IR version that carries each opset (onnx's own table), so older runtimes load the file.
 IR_VERSION_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
-SIMPLE_OPERATORS = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Exponential: "Exp"}
+SIMPLE_OPERATORS: dict[type[Layer], str] = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Exponential: "Exp"}
 
 
 class ExportedNetwork(Protocol):
