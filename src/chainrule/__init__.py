@@ -11,6 +11,8 @@ from chainrule.check.gradcheck import gradcheck
 from chainrule.check.numeric import GradcheckResult
 from chainrule.check.optimizer import OptimizerCheck, check_optimizer
 from chainrule.engine.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from chainrule.engine.convolution import Conv2D
+from chainrule.engine.embedding import Embedding
 from chainrule.engine.layers import Dense, Dropout, Layer
 from chainrule.engine.losses import (
     BinaryCrossentropy,
@@ -24,6 +26,8 @@ from chainrule.engine.losses import (
 )
 from chainrule.engine.normalization import BatchNormalization, LayerNormalization
 from chainrule.engine.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from chainrule.engine.pooling import AveragePool2D, GlobalAveragePool2D, MaxPool2D
+from chainrule.engine.reshaping import Flatten, Reshape
 from chainrule.errors import DeviceUnavailableError, TrainingDivergedError
 from chainrule.files.model_file import save_model
 from chainrule.training.history import History
@@ -45,7 +49,14 @@ __all__ = [
     "DeviceUnavailableError",
     "callbacks",
     "metrics",
+    "AveragePool2D",
     "BatchNormalization",
+    "Conv2D",
+    "Embedding",
+    "Flatten",
+    "GlobalAveragePool2D",
+    "MaxPool2D",
+    "Reshape",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Dense",

@@ -137,3 +137,57 @@ def test_settings_are_validated_and_the_width_is_checked():
         ValueError, match=r"layer 1 \(BatchNormalization\) takes 5 inputs but the layer before it gives 4"
     ):
         model.compile(loss="mse", optimizer="adam")
+
+
+IMAGE_CASES = list(itertools.product([1, 2, 5], [(1, 1), (3, 4), (5, 5)], [1, 3, 6], [0.1]))[:24]
+
+
+def channels_first(array):
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
+
+
+def channels_last(array):
+    return np.ascontiguousarray(np.asarray(array).transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize(
+    "n_samples, size, channels, momentum", [case for case in IMAGE_CASES if case[0] * case[1][0] * case[1][1] > 1]
+)
+def test_batch_normalization_of_images_equals_pytorchs_batchnorm2d(n_samples, size, channels, momentum):
+    rng = np.random.default_rng(n_samples * 100 + size[0] * 10 + channels)
+    inputs = 2.0 * rng.standard_normal((n_samples, *size, channels)) + rng.standard_normal(channels)
+    gamma, beta = rng.standard_normal((1, channels)), rng.standard_normal((1, channels))
+    dvalues = rng.standard_normal(inputs.shape)
+    layer = cr.BatchNormalization(channels, momentum=momentum, dtype=np.float64)
+    layer.gamma, layer.beta = gamma.copy(), beta.copy()
+    output = layer.forward(inputs, training=True).copy()
+    layer.backward(dvalues)
+    reference = torch.nn.BatchNorm2d(channels, momentum=momentum, dtype=torch.float64).train()
+    theirs = torch_pass(reference, channels_first(inputs), gamma, beta, channels_first(dvalues))
+    assert_same((channels_first(output), channels_first(layer.dinputs), layer.dgamma, layer.dbeta), theirs)
+    assert_allclose(layer.running_mean.ravel(), reference.running_mean.numpy(), rtol=RTOL)
+    assert_allclose(layer.running_var.ravel(), reference.running_var.numpy(), rtol=RTOL)
+    reference.eval()  # inference with the same running statistics
+    layer_output = layer.forward(inputs)
+    assert_allclose(
+        layer_output, channels_last(reference(torch.from_numpy(channels_first(inputs))).detach()), rtol=RTOL
+    )
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 3), (3, 2, 2, 1)])
+def test_layer_normalization_of_images_normalises_each_position_over_its_channels_as_pytorch(shape):
+    rng = np.random.default_rng(sum(shape))
+    inputs, dvalues = rng.standard_normal(shape), rng.standard_normal(shape)
+    gamma, beta = rng.standard_normal((1, shape[-1])), rng.standard_normal((1, shape[-1]))
+    layer = cr.LayerNormalization(shape[-1], dtype=np.float64)
+    layer.gamma, layer.beta = gamma.copy(), beta.copy()
+    output = layer.forward(inputs).copy()
+    layer.backward(dvalues)
+    reference = torch.nn.LayerNorm(shape[-1], dtype=torch.float64)
+    assert_same((output, layer.dinputs, layer.dgamma, layer.dbeta), torch_pass(reference, inputs, gamma, beta, dvalues))
+
+
+def test_batch_normalization_of_images_passes_the_numerical_gradient_check():
+    inputs = np.random.default_rng(0).standard_normal((3, 4, 4, 2))
+    result = cr.gradcheck(cr.BatchNormalization(2, dtype=np.float64), inputs)
+    assert result.passed, result

@@ -207,7 +207,8 @@ def _slips(name: str, numeric: np.ndarray, context: Context) -> list[Slip]:
                 "dinputs misses a .T: dinputs = np.dot(dvalues, self.weights.T)",
             )
         )
-    if name == "weights" and dvalues is not None and inputs is not None and dvalues.shape[0] == inputs.shape[0]:
+    dense_shaped = dvalues is not None and inputs is not None and dvalues.ndim == inputs.ndim == 2
+    if name == "weights" and dense_shaped and dvalues.shape[0] == inputs.shape[0]:  # type: ignore[union-attr]
         slips.append(
             (
                 lambda: dvalues.T @ inputs,

@@ -150,6 +150,12 @@ class Layer:
             raise ValueError(f"{owner}: {name} {error}, got shape {checked.shape}") from None
         return checked
 
+    @classmethod
+    def declared_parameters(cls, config: dict[str, Any]) -> int:
+        """How many parameter values `cls(**config)` would allocate, known before building it (a
+        model file's layers are bounded before any is built); a ValueError for a bad config."""
+        return 0
+
     def parameters(self) -> dict[str, np.ndarray]:
         """Trainable arrays by name; optimizers update them in place."""
         return {}
@@ -232,7 +238,7 @@ def _check_backward(layer: Layer, dvalues: Any) -> tuple[tuple, dict]:
     output = layer.output
     if output is None:
         raise ValueError(f"{owner} called before forward: there is no output to differentiate")
-    checked = float_array(dvalues, output.dtype, "dvalues", owner)
+    checked = float_array(dvalues, output.dtype, "dvalues", owner, ndim=output.ndim, axes="shaped like the output")
     require_same_shape(checked, output.shape, "dvalues (the gradient of the output)", owner)
     return (checked,), {}
 
@@ -256,29 +262,35 @@ def _ignoring_training(forward: Callable[..., Any]) -> Callable[..., Any]:
 INIT_BLOCK = 1 << 16  # weights drawn per block by Dense.initialize
 
 
-def book_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+def book_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_inputs: int, n_neurons: int) -> np.ndarray:
     """The book's 0.01 * standard normal."""
     return 0.01 * rng.standard_normal(shape)
 
 
-def he_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+def he_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_inputs: int, n_neurons: int) -> np.ndarray:
     """He et al. (2015): normal with variance 2 / n_inputs, which keeps a ReLU network's
     activations at one scale from layer to layer."""
     return np.sqrt(2.0 / n_inputs) * rng.standard_normal(shape)
 
 
-def glorot_initializer(rng: np.random.Generator, shape: tuple[int, int], n_inputs: int, n_neurons: int) -> np.ndarray:
+def glorot_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_inputs: int, n_neurons: int) -> np.ndarray:
     """Glorot and Bengio (2010), "Xavier": uniform in +-sqrt(6 / (n_inputs + n_neurons)), variance
     2 / (n_inputs + n_neurons), for tanh and sigmoid networks (Keras' default)."""
     limit = np.sqrt(6.0 / (n_inputs + n_neurons))
     return rng.uniform(-limit, limit, shape)
 
 
-INITIALIZERS: dict[str, Callable[[np.random.Generator, tuple[int, int], int, int], np.ndarray]] = {
+def normal_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_inputs: int, n_neurons: int) -> np.ndarray:
+    """The standard normal (an Embedding's vectors, as PyTorch's)."""
+    return rng.standard_normal(shape)
+
+
+INITIALIZERS: dict[str, Callable[[np.random.Generator, tuple[int, ...], int, int], np.ndarray]] = {
     "book": book_initializer,
     "he": he_initializer,
     "glorot": glorot_initializer,
     "xavier": glorot_initializer,
+    "normal": normal_initializer,
 }
 
 
@@ -438,6 +450,11 @@ class Dense(Layer):
 
     def to_device(self, device: Device) -> None:
         self._use_storage(device.to_device(self._stacked), device.to_device(self._dstacked))
+
+    @classmethod
+    def declared_parameters(cls, config: dict[str, Any]) -> int:
+        n_inputs, n_neurons = (whole_number(config.get(key), key, "Dense") for key in ("n_inputs", "n_neurons"))
+        return (n_inputs + 1) * n_neurons
 
     def get_config(self) -> dict[str, Any]:
         return {

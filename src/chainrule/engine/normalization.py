@@ -90,6 +90,10 @@ class Normalization(Layer):
         self.dbeta = np.sum(dvalues, axis=positions).reshape(self.beta.shape)
         return dvalues * self.gamma
 
+    @classmethod
+    def declared_parameters(cls, config: dict[str, Any]) -> int:
+        return 4 * whole_number(config.get("n_features"), "n_features", cls.__name__)  # with running statistics
+
     def get_config(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "epsilon": self.epsilon, **super().get_config()}
 

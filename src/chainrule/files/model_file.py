@@ -19,7 +19,17 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from chainrule.backend.arrays import to_host
-from chainrule.engine import activations, layers, losses, normalization, optimizers
+from chainrule.engine import (
+    activations,
+    convolution,
+    embedding,
+    layers,
+    losses,
+    normalization,
+    optimizers,
+    pooling,
+    reshaping,
+)
 from chainrule.engine.validation import whole_number
 from chainrule.files.archive import Archive
 from chainrule.files.atomic import atomic_write
@@ -31,13 +41,20 @@ MAX_LAYERS = 10_000
 MAX_PARAMETERS = 10_000_000  # load_model's default cap; its max_parameters= raises it
 QUOTE_LIMIT = 200  # characters of a name from the file quoted in a message
 GENERATOR_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
-BUILT_IN_LAYERS = {
+BUILT_IN_LAYERS: dict[str, type[layers.Layer]] = {
     cls.__name__: cls
     for cls in (
         layers.Dense,
         layers.Dropout,
         normalization.BatchNormalization,
         normalization.LayerNormalization,
+        convolution.Conv2D,
+        pooling.MaxPool2D,
+        pooling.AveragePool2D,
+        pooling.GlobalAveragePool2D,
+        reshaping.Flatten,
+        reshaping.Reshape,
+        embedding.Embedding,
         *activations.ACTIVATIONS.values(),
     )
 }
@@ -189,14 +206,15 @@ def _check_architecture(architecture: Any, max_parameters: int) -> None:
     _require(isinstance(metrics, list) and len(metrics) <= 8, "its metrics are not a short list of names")
     declared = 0
     for index, description in enumerate(descriptions):
-        config = description.get("config") if isinstance(description, dict) else None
-        if isinstance(description, dict) and description.get("class") == "Dense" and isinstance(config, dict):
-            n_inputs, n_neurons = config.get("n_inputs"), config.get("n_neurons")
-            _require(
-                _is_int(n_inputs, 1, 2**31) and _is_int(n_neurons, 1, 2**31),
-                f"layer {index} declares a Dense layer of {_quoted(n_inputs)} x {_quoted(n_neurons)}",
-            )
-            declared += (int(n_inputs) + 1) * int(n_neurons)  # type: ignore[arg-type]  # checked just above
+        if not isinstance(description, dict) or not isinstance(description.get("config"), dict):
+            continue  # built later, where a malformed description gets its own message
+        cls: type[layers.Layer] | None = BUILT_IN_LAYERS.get(str(description.get("class")))
+        if cls is not None:
+            try:
+                declared += cls.declared_parameters(description["config"])
+            except ValueError as error:
+                reason = f"cannot be built: {_quoted(str(error))}"
+                raise ValueError(f"layer {index} declares a {cls.__name__} layer that {reason}") from None
     _require(
         declared <= max_parameters,
         f"it declares {declared} parameters, more than max_parameters={max_parameters} (raise it to load this file)",

@@ -167,7 +167,7 @@ class StaticTraining:
     ) -> None:
         self.model, self.store, self.matmul = model, store, matmul
         self.optimizer = optimizer = model.optimizer
-        self.input_shape = inputs.shape[1:]
+        self.input_shape, self.input_dtype = inputs.shape[1:], inputs.dtype
         self.target_shape, self.target_dtype = targets.shape[1:], targets.dtype
         self.xp, self.dtype = array_module(store.values), store.values.dtype
         self.scalars = optimizer.static_scalars(self.xp, self.dtype)
@@ -359,7 +359,7 @@ class StaticStep:
         self.shared, self.rows = shared, rows
         model, xp, dtype = shared.model, shared.xp, shared.dtype
         layers = model.layers[:-1] if model.fused_loss is not None else model.layers
-        self.inputs = xp.empty((rows, *shared.input_shape), dtype) if inputs is None else inputs
+        self.inputs = xp.empty((rows, *shared.input_shape), shared.input_dtype) if inputs is None else inputs
         self.targets = xp.empty((rows, *shared.target_shape), shared.target_dtype) if targets is None else targets
         self.ones_rows = xp.ones((1, rows), dtype)
         self.stages = []

@@ -1,0 +1,168 @@
+"""Conv2D: a Dense layer applied to every window of an image, with its weights shared.
+
+Each output pixel is one window of the (padded) input, flattened to a row of
+`kernel_h * kernel_w * in_channels` values, times the weights reshaped to
+`(kernel_h * kernel_w * in_channels, filters)`, plus the biases: Dense's forward, once per
+window. Gathering every window's row into one matrix ("im2col") makes the whole layer one
+matrix product, and the backward pass is then Dense's three lines on those rows; only `dinputs`
+needs one more step, adding each row's gradient back to the pixels its window read (`scatter`).
+
+`convolve_naive` and `convolve_naive_backward` below compute the same values with a loop over the
+output positions, the definition as written in a textbook; the tests check one against the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.engine.layers import INITIALIZERS, Layer
+from chainrule.engine.validation import whole_number
+from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, pair
+
+
+class Conv2D(Layer):
+    """A 2-D convolution (a cross-correlation, as in every deep-learning library) over
+    channels-last images `(n_samples, height, width, in_channels)`, giving
+    `(n_samples, out_height, out_width, filters)`.
+
+    weights: `(kernel_h, kernel_w, in_channels, filters)`; biases: `(1, filters)`.
+    `stride`, `padding` ("valid", "same" or a number of pixels) and `dilation` as in
+    `SlidingWindows`. The weights are drawn with `initializer` ("he" by default: the book's
+    `0.01 * randn` leaves a deep convolutional network's signal too small to learn from).
+    """
+
+    input_axes = IMAGE_AXES
+    columns: np.ndarray  # set by forward: one row per output pixel, the window it read
+    dweights: np.ndarray  # set by backward
+    dbiases: np.ndarray
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        stride: int | tuple[int, int] = 1,
+        padding: str | int = "valid",
+        dilation: int | tuple[int, int] = 1,
+        initializer: str = "he",
+        dtype: Any = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(dtype)
+        if initializer not in INITIALIZERS:
+            raise ValueError(f"Conv2D: unknown initializer {initializer!r}; choose from {sorted(INITIALIZERS)}")
+        self.in_channels = whole_number(in_channels, "in_channels", "Conv2D")
+        self.filters = whole_number(filters, "filters", "Conv2D")
+        self.windows = SlidingWindows(kernel_size, stride, padding, dilation, "Conv2D")
+        self.initializer = initializer
+        self.seed = None if seed is None else whole_number(seed, "seed", "Conv2D", minimum=0)
+        self.biases = np.zeros((1, self.filters), self.dtype)
+        self.initialize(np.random.default_rng(seed))
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        """Draw the weights with the initializer, a window's values being a neuron's inputs."""
+        height, width = self.windows.kernel
+        fan_in, fan_out = height * width * self.in_channels, height * width * self.filters
+        shape = (height, width, self.in_channels, self.filters)
+        self.weights = INITIALIZERS[self.initializer](rng, shape, fan_in, fan_out).astype(self.dtype)
+        self._drawn_weights = self.weights
+
+    def adopt_rng(self, rng: np.random.Generator) -> None:
+        if self.seed is None and self.weights is self._drawn_weights:  # not seeded, not assigned
+            self.initialize(rng)
+
+    # -- the passes -----------------------------------------------------------------------------
+
+    def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        self.inputs = inputs
+        windows = self.windows.view(self.windows.pad(inputs))  # (n, out_h, out_w, kh, kw, c): a view
+        n, out_height, out_width = windows.shape[:3]
+        self.columns = windows.reshape(n * out_height * out_width, -1)  # im2col: the one copy
+        output = self.columns @ self.weights.reshape(-1, self.filters) + self.biases
+        self.output = output.reshape(n, out_height, out_width, self.filters)
+        return self.output
+
+    def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        rows = dvalues.reshape(-1, self.filters)  # one row per output pixel, as `columns`
+        self.dweights = (self.columns.T @ rows).reshape(self.weights.shape)
+        self.dbiases = np.sum(rows, axis=0, keepdims=True)
+        dcolumns = rows @ self.weights.reshape(-1, self.filters).T
+        dwindows = dcolumns.reshape(*dvalues.shape[:3], *self.weights.shape[:3])
+        self.dinputs = self.windows.scatter(dwindows, self.inputs.shape)
+        return self.dinputs
+
+    # -- what the rest of chainrule reads --------------------------------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "biases": self.biases}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {"weights": self.dweights, "biases": self.dbiases}
+
+    @property
+    def input_width(self) -> int:
+        """The channels the inputs must have (their last axis)."""
+        return self.in_channels
+
+    @property
+    def output_width(self) -> int:
+        return self.filters
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        out_height, out_width, _ = self.windows.output_shape(input_shape, self.in_channels)
+        return out_height, out_width, self.filters
+
+    @classmethod
+    def declared_parameters(cls, config: dict[str, Any]) -> int:
+        in_channels, filters = (whole_number(config.get(key), key, "Conv2D") for key in ("in_channels", "filters"))
+        height, width = pair(config.get("kernel_size"), "kernel_size", "Conv2D")
+        return (height * width * in_channels + 1) * filters
+
+    def get_config(self) -> dict[str, Any]:
+        seed = {} if self.seed is None else {"seed": self.seed}
+        return {
+            "in_channels": self.in_channels,
+            "filters": self.filters,
+            "kernel_size": list(self.windows.kernel),
+            **self.windows.get_config(),
+            "initializer": self.initializer,
+            **seed,
+            **super().get_config(),
+        }
+
+
+def convolve_naive(inputs: np.ndarray, layer: Conv2D) -> np.ndarray:
+    """`layer`'s output by the definition: for each output pixel (y, x), the window it reads
+    times the weights, summed, plus the biases. A loop over positions: slow, and plain."""
+    windows = layer.windows
+    padded = windows.pad(inputs)
+    out_height, out_width = windows.positions(*padded.shape[1:3])
+    output = np.empty((len(inputs), out_height, out_width, layer.filters), np.result_type(inputs, layer.weights))
+    for y in range(out_height):
+        for x in range(out_width):
+            window = padded[:, windows.window(y, 0), windows.window(x, 1), :]  # (n, kh, kw, c)
+            output[:, y, x, :] = np.tensordot(window, layer.weights, axes=3) + layer.biases[0]
+    return output
+
+
+def convolve_naive_backward(
+    inputs: np.ndarray, layer: Conv2D, dvalues: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dinputs, dweights, dbiases) by the definition: each output pixel's gradient times the
+    window it read (to dweights) and times the weights (back to that window's pixels)."""
+    windows = layer.windows
+    padded = windows.pad(inputs)
+    dpadded = np.zeros_like(padded, dtype=dvalues.dtype)
+    dweights = np.zeros_like(layer.weights, dtype=dvalues.dtype)
+    for y in range(dvalues.shape[1]):
+        for x in range(dvalues.shape[2]):
+            rows, columns = windows.window(y, 0), windows.window(x, 1)
+            gradient = dvalues[:, y, x, :]  # (n, filters)
+            dweights += np.tensordot(padded[:, rows, columns, :], gradient, axes=([0], [0]))
+            dpadded[:, rows, columns, :] += np.tensordot(gradient, layer.weights, axes=([1], [3]))
+    (top, _), (left, _) = windows.pads(*inputs.shape[1:3])
+    dinputs = dpadded[:, top : top + inputs.shape[1], left : left + inputs.shape[2], :]
+    return dinputs, dweights, dvalues.sum(axis=(0, 1, 2)).reshape(1, -1)
