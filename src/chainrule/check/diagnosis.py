@@ -207,11 +207,10 @@ def _slips(name: str, numeric: np.ndarray, context: Context) -> list[Slip]:
                 "dinputs misses a .T: dinputs = np.dot(dvalues, self.weights.T)",
             )
         )
-    dense_shaped = dvalues is not None and inputs is not None and dvalues.ndim == inputs.ndim == 2
-    if name == "weights" and dense_shaped and dvalues.shape[0] == inputs.shape[0]:  # type: ignore[union-attr]
+    if name == "weights" and dvalues is not None and inputs is not None and dvalues.ndim == inputs.ndim == 2:
         slips.append(
             (
-                lambda: dvalues.T @ inputs,
+                lambda: dvalues.T @ inputs if dvalues.shape[0] == inputs.shape[0] else None,
                 "the .T belongs on the inputs: dweights = np.dot(self.inputs.T, dvalues)",
             )
         )
