@@ -3,6 +3,7 @@
 from chainrule.learn.datasets import (
     BookRandom,
     idx_shape,
+    load_digits,
     load_mnist,
     read_idx,
     sine_data,
@@ -13,6 +14,7 @@ from chainrule.learn.datasets import (
 __all__ = [
     "BookRandom",
     "idx_shape",
+    "load_digits",
     "load_mnist",
     "read_idx",
     "sine_data",

@@ -2,7 +2,6 @@
 autograd's conv2d in float64 over strides, paddings, dilations, odd sizes and a batch of one;
 central differences agree; wrong shapes get a clear error."""
 
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -146,3 +145,20 @@ def test_same_padding_keeps_the_size_and_stride_divides_it_rounding_up():
 def test_wrong_shapes_and_settings_get_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_seeded_model_fixes_unseeded_convolutions_and_keeps_assigned_weights():
+    def first_weights(dtype, assign=None):
+        layer = cr.Conv2D(1, 2, 3)
+        if assign is not None:
+            layer.weights = assign
+        return cr.Model(seed=4, dtype=dtype).add(layer).layers[0].weights
+
+    assert_allclose(first_weights(np.float64), first_weights(np.float64))
+    assert_allclose(first_weights(np.float32), first_weights(np.float32))
+    chosen = np.arange(18.0).reshape(3, 3, 1, 2)
+    assert_allclose(first_weights(np.float64, assign=chosen), chosen)
+    with pytest.raises(
+        ValueError, match=r"Conv2D.weights: weights must be a 4-D array \(3, 3, 1, 2\), got shape \(3, 3, 2\)"
+    ):
+        cr.Conv2D(1, 2, 3).weights = np.ones((3, 3, 2))

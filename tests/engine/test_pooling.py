@@ -2,7 +2,6 @@
 over pool sizes, strides (overlapping windows included) and paddings; ties send the gradient to
 the window's first maximum."""
 
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose

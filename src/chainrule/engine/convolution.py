@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.layers import INITIALIZERS, Layer
+from chainrule.engine.layers import INITIALIZERS, DrawnWeights
 from chainrule.engine.validation import whole_number
 from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, pair
 
 
-class Conv2D(Layer):
+class Conv2D(DrawnWeights):
     """A 2-D convolution (a cross-correlation, as in every deep-learning library) over
     channels-last images `(n_samples, height, width, in_channels)`, giving
     `(n_samples, out_height, out_width, filters)`.
@@ -62,17 +62,12 @@ class Conv2D(Layer):
         self.biases = np.zeros((1, self.filters), self.dtype)
         self.initialize(np.random.default_rng(seed))
 
-    def initialize(self, rng: np.random.Generator) -> None:
-        """Draw the weights with the initializer, a window's values being a neuron's inputs."""
+    def draw_weights(self, rng: np.random.Generator) -> np.ndarray:
+        """The initializer's weights, a window's values being a neuron's inputs."""
         height, width = self.windows.kernel
         fan_in, fan_out = height * width * self.in_channels, height * width * self.filters
         shape = (height, width, self.in_channels, self.filters)
-        self.weights = INITIALIZERS[self.initializer](rng, shape, fan_in, fan_out).astype(self.dtype)
-        self._drawn_weights = self.weights
-
-    def adopt_rng(self, rng: np.random.Generator) -> None:
-        if self.seed is None and self.weights is self._drawn_weights:  # not seeded, not assigned
-            self.initialize(rng)
+        return INITIALIZERS[self.initializer](rng, shape, fan_in, fan_out).astype(self.dtype)
 
     # -- the passes -----------------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.layers import INITIALIZERS, Layer
+from chainrule.engine.layers import INITIALIZERS, DrawnWeights
 from chainrule.engine.validation import numeric_array, whole_number
 
 
-class Embedding(Layer):
+class Embedding(DrawnWeights):
     """`n_embeddings` learned vectors of `dimensions` values: integer inputs of any shape
     `(n_samples, ...)` in [0, n_embeddings) become `(n_samples, ..., dimensions)`.
 
@@ -36,15 +36,10 @@ class Embedding(Layer):
         self.seed = None if seed is None else whole_number(seed, "seed", "Embedding", minimum=0)
         self.initialize(np.random.default_rng(seed))
 
-    def initialize(self, rng: np.random.Generator) -> None:
-        """Draw the weights from a standard normal."""
+    def draw_weights(self, rng: np.random.Generator) -> np.ndarray:
+        """Standard normal weights."""
         shape = (self.n_embeddings, self.dimensions)
-        self.weights = INITIALIZERS["normal"](rng, shape, *shape).astype(self.dtype)
-        self._drawn_weights = self.weights
-
-    def adopt_rng(self, rng: np.random.Generator) -> None:
-        if self.seed is None and self.weights is self._drawn_weights:  # not seeded, not assigned
-            self.initialize(rng)
+        return INITIALIZERS["normal"](rng, shape, *shape).astype(self.dtype)
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs

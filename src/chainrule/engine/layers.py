@@ -294,6 +294,52 @@ INITIALIZERS: dict[str, Callable[[np.random.Generator, tuple[int, ...], int, int
 }
 
 
+class DrawnWeights(Layer):
+    """A layer whose `weights` are drawn when it is built: from its own `seed`, or, without one,
+    again from a Model's seeded generator when it joins the Model (so `cr.Model(seed=...)`
+    fixes every layer), unless they were assigned (`layer.weights = ...`, checked against the
+    shape) in between. A subclass draws them in `draw_weights`."""
+
+    seed: int | None = None
+    _weights: np.ndarray
+    _assigned = False
+
+    def draw_weights(self, rng: np.random.Generator) -> np.ndarray:
+        """Fresh weights in the layer's dtype."""
+        raise NotImplementedError
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        """Draw the weights (`draw_weights`) from `rng`."""
+        self._weights = self.draw_weights(rng)
+
+    def adopt_rng(self, rng: np.random.Generator) -> None:
+        if self.seed is None and not self._assigned:
+            self.initialize(rng)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._weights
+
+    @weights.setter
+    def weights(self, values: Any) -> None:
+        owner = f"{type(self).__name__}.weights"
+        shape = self._weights.shape
+        checked = float_array(values, self.dtype, "weights", owner, ndim=len(shape), axes=str(shape))
+        require_same_shape(checked, self._weights.shape, "weights", owner)
+        self._weights = checked
+        self._assigned = True
+
+    def set_dtype(self, dtype: Any) -> None:
+        assigned = self._assigned  # a conversion is not an assignment
+        super().set_dtype(dtype)
+        self._assigned = assigned
+
+    def to_device(self, device: Device) -> None:
+        assigned = self._assigned
+        super().to_device(device)
+        self._assigned = assigned
+
+
 class Dense(Layer):
     """A fully connected layer: `output = inputs @ weights + biases`.
 

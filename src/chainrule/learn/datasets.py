@@ -197,12 +197,13 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def load_mnist(
-    path: str | Path, *, shard: tuple[int, int] | None = None
+    path: str | Path, *, shard: tuple[int, int] | None = None, images: bool = False
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load MNIST or Fashion-MNIST from the four IDX files in folder `path`.
 
     Returns ((X_train, y_train), (X_test, y_test)) with images flattened to float32 rows scaled
-    to [-1, 1], as the book does, and int64 labels. `shard=(rank, size)` returns only part
+    to [-1, 1], as the book does, and int64 labels; `images=True` keeps each as a channels-last
+    image (28, 28, 1) for Conv2D. `shard=(rank, size)` returns only part
     `rank` of `size` consecutive, near-equal parts of each split, reading no other rows: the
     rows of one process in a sharded distributed fit.
     """
@@ -221,13 +222,27 @@ def load_mnist(
         rows = None if shard is None else shard_rows(idx_shape(file)[0], *shard)
         arrays[name] = read_idx(file, rows=rows)
 
-    def images(raw: np.ndarray) -> np.ndarray:
-        return ((raw.reshape(len(raw), -1).astype(np.float32) - 127.5) / 127.5).astype(np.float32)
+    def scaled(raw: np.ndarray) -> np.ndarray:
+        shape = (len(raw), *raw.shape[1:], 1) if images else (len(raw), -1)
+        return ((raw.reshape(shape).astype(np.float32) - 127.5) / 127.5).astype(np.float32)
 
     for split in ("train", "test"):
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise ValueError(f"load_mnist: {split} images and labels differ in count in {folder}")
     return (
-        (images(arrays["train_images"]), arrays["train_labels"].astype(np.int64)),
-        (images(arrays["test_images"]), arrays["test_labels"].astype(np.int64)),
+        (scaled(arrays["train_images"]), arrays["train_labels"].astype(np.int64)),
+        (scaled(arrays["test_images"]), arrays["test_labels"].astype(np.int64)),
     )
+
+
+def load_digits(*, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 of them, 10 classes; extra `sklearn`):
+    float32 pixels scaled from 0-16 to [0, 1], as rows of 64 or, with `images=True`,
+    channels-last images (8, 8, 1) for Conv2D; int64 labels."""
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as error:
+        raise ImportError("load_digits reads scikit-learn's copy: pip install 'chainrule[sklearn]'") from error
+    digits = sklearn_digits()
+    shape = (-1, 8, 8, 1) if images else (-1, 64)
+    return (digits.data / 16.0).astype(np.float32).reshape(shape), digits.target.astype(np.int64)

@@ -146,8 +146,12 @@ class Model:
             try:
                 shape = layer.output_shape(shape)
             except ValueError as error:
-                where = "" if index == 0 else f" reach layer {index} ({type(layer).__name__}) as {shape}: its inputs"
-                raise ValueError(f"{owner}: {name}{where} {error}, got shape (n_samples, *{input_shape})") from None
+                if index == 0:
+                    raise ValueError(f"{owner}: {name} {error}, got samples of shape {input_shape}") from None
+                raise ValueError(
+                    f"{owner}: samples of {name} of shape {input_shape} reach layer {index} ({type(layer).__name__}) "
+                    f"with shape {shape}, but its inputs {error}"
+                ) from None
             shapes.append(shape)
         return shapes
 
