@@ -87,3 +87,42 @@ def test_layer_normalization_needs_opset_17():
     model.compile(loss="mse", optimizer="sgd")
     with pytest.raises(ValueError, match=r"layer 1 \(LayerNormalization\) needs opset 17 or later, got 13"):
         cr_onnx.to_onnx(model, opset=13)
+
+
+def image_network(kind):
+    """Small trained networks of every image layer (and one of an Embedding)."""
+    model = cr.Model(seed=0)
+    if kind == "cnn":
+        model.add(cr.Conv2D(1, 4, 3, padding="same")).add(cr.ReLU()).add(cr.MaxPool2D(2))
+        model.add(cr.Conv2D(4, 6, (3, 2), stride=(1, 2), padding=1, dilation=(2, 1))).add(cr.ReLU())
+        model.add(cr.AveragePool2D(2, stride=1, padding=1)).add(cr.Flatten()).add(cr.Dense(2 * 3 * 6, 3))
+    elif kind == "batchnorm":
+        model.add(cr.Conv2D(1, 4, 3, stride=2, padding="same")).add(cr.BatchNormalization(4)).add(cr.ReLU())
+        model.add(cr.GlobalAveragePool2D()).add(cr.Dense(4, 8)).add(cr.BatchNormalization(8)).add(cr.Tanh())
+        model.add(cr.Reshape((2, 2, 2))).add(cr.Flatten()).add(cr.Dense(8, 3))
+    else:
+        model.add(cr.Embedding(10, 3)).add(cr.LayerNormalization(3)).add(cr.Flatten()).add(cr.Dense(12, 3))
+    model.add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 10, (64, 4)) if kind == "embedding" else rng.standard_normal((64, 7, 6, 1))
+    model.fit(X, rng.integers(0, 3, 64), epochs=3, batch_size=16, verbose=0)
+    return model, X
+
+
+@pytest.mark.parametrize("kind", ["cnn", "batchnorm", "embedding"])
+def test_onnxruntime_matches_predict_for_image_and_embedding_networks(tmp_path, kind):
+    model, X = image_network(kind)
+    path = tmp_path / "model.onnx"
+    cr.onnx.export(model, path, input_shape=X.shape[1:])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = X[:9] if kind == "embedding" else X[:9].astype(np.float32)
+    (result,) = session.run(["output"], {"input": inputs})
+    np.testing.assert_allclose(result, model.predict(X[:9]), atol=1e-5, rtol=1e-5)
+
+
+def test_an_image_network_needs_its_input_shape():
+    model, _ = image_network("cnn")
+    with pytest.raises(ValueError, match=r"pass input_shape=.*layer 0 \(Conv2D\) does not fix it"):
+        cr_onnx.to_onnx(model)
+    with pytest.raises(ValueError, match=r"onnx.export: samples of input_shape of shape \(9, 9, 1\) reach layer 7"):
+        cr_onnx.to_onnx(model, input_shape=(9, 9, 1))

@@ -40,7 +40,7 @@ class Normalization(Layer):
     """What both normalisations share: `n_features` (the last axis: the features of a 2-D batch,
     the channels of images), `epsilon`, `gamma` (ones) and `beta` (zeros)."""
 
-    input_axes = None  # (n_samples, n_features), or images (n_samples, height, width, channels)
+    input_axes = None  # (n_samples, ..., n_features): rows, images, sequences
 
     dgamma: np.ndarray  # set by backward
     dbeta: np.ndarray
@@ -62,11 +62,6 @@ class Normalization(Layer):
     @property
     def output_width(self) -> int:
         return self.n_features
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) not in (1, 3):
-            raise ValueError("must be (n_samples, n_features) or images (n_samples, height, width, channels)")
-        return super().output_shape(input_shape)
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"gamma": self.gamma, "beta": self.beta}
@@ -139,6 +134,11 @@ class BatchNormalization(Normalization):
         else:  # the running statistics are constants
             self.dinputs = dx_hat * self.inverse_std
         return self.dinputs
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) not in (1, 3):
+            raise ValueError("must be (n_samples, n_features) or images (n_samples, height, width, channels)")
+        return super().output_shape(input_shape)
 
     def update_running_statistics(self, mean: np.ndarray, variance: np.ndarray, n_samples: int) -> None:
         """Move the running averages towards this batch's statistics (see the class)."""
