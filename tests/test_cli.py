@@ -33,6 +33,19 @@ def test_train_prints_a_summary_and_writes_the_run_folder(tmp_path):
     assert evaluated.returncode == 0 and evaluated.stdout.startswith("loss ")
 
 
+def test_train_conv_trains_a_small_cnn_on_the_digits_and_evaluate_reads_it(tmp_path):
+    pytest.importorskip("sklearn")
+    run = tmp_path / "run"
+    result = chainrule("train", "--dataset", "digits", "--conv", "--epochs", "3", "--out", str(run), "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    validation = float(result.stdout.splitlines()[2].split("accuracy ")[1])
+    assert validation > 0.9  # three epochs of the small CNN already reach about 0.96
+    evaluated = chainrule("evaluate", str(run / "model.npz"), "--dataset", "digits")
+    assert evaluated.returncode == 0 and f"accuracy {validation:.4f}" in evaluated.stdout
+    refused = chainrule("train", "--conv", "--dataset", "spiral")
+    assert refused.returncode == 2 and "--conv trains on images: use --dataset digits or mnist" in refused.stderr
+
+
 def test_train_regression_with_options(tmp_path):
     result = chainrule(
         "train",
@@ -184,7 +197,14 @@ def test_an_interrupted_run_writes_its_files_and_exits_130(tmp_path):
 
 def test_help_shows_every_default():
     result = chainrule("train", "--help")
-    for option in ("(default: 0.05)", "(default: adam)", "(default: relu)", "(default: 10000)", "(default: 5e-07)"):
+    for option in (
+        "(default: 0.05, or 0.003 with --conv)",
+        "(default: adam)",
+        "(default: relu)",
+        "(default: 10000, or 20 with --conv)",
+        "(default: 5e-07, or 0.001 with --conv)",
+        "(default: all, or 64 with --conv)",
+    ):
         assert option in " ".join(result.stdout.split()), option
 
 

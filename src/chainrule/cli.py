@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,16 +27,31 @@ from chainrule.check.numeric import EPSILON, TOLERANCE
 from chainrule.engine.activations import Linear, Sigmoid, Softmax
 from chainrule.engine.layers import Dense
 from chainrule.engine.optimizers import OPTIMIZERS
+from chainrule.engine.windows import IMAGE_AXES
 from chainrule.files import onnx
 from chainrule.learn import datasets, explain
 from chainrule.learn.plotting import plot_decision_boundary, plot_history
 from chainrule.training.distributed import RankFailedError, data_parallel
 from chainrule.training.history import History
 from chainrule.training.model import Model
-from chainrule.training.network import build_network, training_bytes
+from chainrule.training.network import activation_bytes, build_cnn, build_network, training_bytes
 from chainrule.training.saving import load_model
 
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+IMAGE_DATASETS = ("digits", "mnist")
+
+
+class PerNetwork(NamedTuple):
+    """The default of a `train` setting that depends on the network: Dense, or --conv."""
+
+    dense: Any
+    convolutional: Any
+
+    def __str__(self) -> str:  # as --help shows it
+        dense = "all" if self.dense is None else self.dense
+        return f"{dense}, or {self.convolutional} with --conv"
+
+
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 MAX_WIDTH = 100_000  # the widest layer the command line builds
 RUN_FOLDER_BYTES = 16 << 20  # free disk space `train` wants before it starts
@@ -48,8 +63,17 @@ class UsageError(Exception):
     """A mistake in the command line, reported on one line."""
 
 
-def load_dataset(name: str, seed: int, data: str | None) -> Dataset:
-    """(training, validation) pairs for a named data set; validation comes from another seed."""
+def load_dataset(name: str, seed: int, data: str | None, images: bool = False) -> Dataset:
+    """(training, validation) pairs for a named data set; validation comes from another seed (the
+    digits: a stratified quarter, drawn with `seed`). `images`: images for a convolutional network."""
+    if images and name not in IMAGE_DATASETS:
+        raise UsageError(f"--conv trains on images: use --dataset {' or '.join(IMAGE_DATASETS)}")
+    if name == "digits":
+        from sklearn.model_selection import train_test_split
+
+        X, y = datasets.load_digits(images=images)
+        X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+        return (X_train, y_train), (X_val, y_val)
     if name == "spiral":
         return datasets.spiral_data(100, 3, seed=seed), datasets.spiral_data(100, 3, seed=seed + 1)
     if name == "vertical":
@@ -58,7 +82,7 @@ def load_dataset(name: str, seed: int, data: str | None) -> Dataset:
         return datasets.sine_data(1000), datasets.sine_data(777)
     if data is None:
         raise UsageError("--dataset mnist needs --data DIR, the folder holding the IDX files")
-    return datasets.load_mnist(data)
+    return datasets.load_mnist(data, images=images)
 
 
 def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regression: bool) -> Model:
@@ -75,6 +99,11 @@ def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regre
         regularize_output=False,
         seed=args.seed,
     )
+    return compiled(model, args, regression)
+
+
+def compiled(model: Model, args: argparse.Namespace, regression: bool) -> Model:
+    """`model` compiled with the options' optimizer, loss and metrics."""
     settings = {"learning_rate": args.learning_rate, "decay": args.decay}
     if args.optimizer == "sgd":
         settings["momentum"] = args.momentum
@@ -120,12 +149,20 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{args.dataset}")
     if root:
         output_folder(out)
-    (X, y), (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
+    for name, value in vars(args).items():
+        if isinstance(value, PerNetwork):
+            setattr(args, name, value.convolutional if args.conv else value.dense)
+    (X, y), (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data, images=args.conv)
     regression = args.dataset == "sine"
     n_outputs = 1 if regression else int(max(y.max(), y_val.max())) + 1
-    sizes = [X.shape[1], *args.hidden, n_outputs]
-    require_memory(training_bytes(sizes, min(args.batch_size or len(X), len(X)), np.float32), "this network")
-    model = build_model(args, X.shape[1], n_outputs, regression)
+    batch_rows = min(args.batch_size or len(X), len(X))
+    if args.conv:
+        model = compiled(build_cnn(X.shape[1:], n_outputs, dropout=args.dropout, seed=args.seed), args, regression)
+        require_memory(activation_bytes(model, X.shape[1:], batch_rows, np.float32), "this network")
+    else:
+        sizes = [X.shape[1], *args.hidden, n_outputs]
+        require_memory(training_bytes(sizes, batch_rows, np.float32), "this network")
+        model = build_model(args, X.shape[1], n_outputs, regression)
     history = model.fit(
         X,
         y,
@@ -150,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
     model.save(out / "model.npz", include_optimizer=True)
     plot_history(history, out / "curves.png")
     written = ["history.csv", "model.npz", "curves.png"]
-    if X.shape[1] == 2 and not regression:
+    if X.shape[1:] == (2,) and not regression:
         plot_decision_boundary(model, X_val, y_val, out / "decision_boundary.png", title="the validation points")
         written.append("decision_boundary.png")
     print(f"wrote {', '.join(str(out / name) for name in written)}")
@@ -198,7 +235,8 @@ def require_memory(needed: int, what: str) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Load a model file and print its loss and metrics on a data set's validation split."""
     model = load_model(args.model)
-    _, (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data)
+    images = model.layers[0].input_axes == IMAGE_AXES  # a convolutional network reads images
+    _, (X_val, y_val) = load_dataset(args.dataset, args.seed, args.data, images=images)
     print(describe(model.evaluate(X_val, y_val)))
     return 0
 
@@ -335,9 +373,10 @@ def positive_float(text: str) -> float:
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
-        choices=["spiral", "vertical", "sine", "mnist"],
+        choices=["spiral", "vertical", "sine", "digits", "mnist"],
         default="spiral",
-        help="spiral/vertical: 3 classes, 100 points each; sine: regression; mnist: --data DIR",
+        help="spiral/vertical: 3 classes, 100 points each; sine: regression; digits: scikit-learn's 8x8 digits "
+        "(extra sklearn); mnist: --data DIR",
     )
     parser.add_argument("--data", help="folder with the MNIST or Fashion-MNIST IDX files (for --dataset mnist)")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of data, initial weights and shuffling")
@@ -366,14 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="of the hidden layers")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="the update rule")
-    train.add_argument("--learning-rate", type=float, default=0.05, help="the optimizer's step size")
-    train.add_argument("--decay", type=float, default=5e-7, help="learning rate / (1 + decay * step)")
+    train.add_argument(
+        "--conv",
+        action="store_true",
+        help="train a small convolutional network instead (two Conv2D with ReLU and max pooling, then Dense) on "
+        "--dataset digits or mnist; --hidden and --activation do not apply",
+    )
+    train.add_argument("--learning-rate", type=float, default=PerNetwork(0.05, 0.003), help="the optimizer's step size")
+    train.add_argument("--decay", type=float, default=PerNetwork(5e-7, 1e-3), help="learning rate / (1 + decay * step)")
     train.add_argument("--momentum", type=float, default=0.0, help="for --optimizer sgd")
     train.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     train.add_argument("--l1", type=float, default=0.0, help="L1 penalty on hidden layers' weights and biases")
     train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on hidden layers' weights and biases")
-    train.add_argument("--epochs", type=count, default=10_000, help="passes over the training data")
-    train.add_argument("--batch-size", type=count, default=None, help="mini-batch size (default: all)")
+    train.add_argument("--epochs", type=count, default=PerNetwork(10_000, 20), help="passes over the training data")
+    train.add_argument("--batch-size", type=count, default=PerNetwork(None, 64), help="mini-batch size")
     train.add_argument("--out", help="run folder (default runs/DATASET)")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="0 quiet, 1 a bar, 2 a line per epoch")
     train.add_argument(

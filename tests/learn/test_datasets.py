@@ -146,3 +146,13 @@ def test_book_data_and_weights_equal_the_nnfs_package_array_for_array(tmp_path):
             assert np.array_equal(array, theirs[name]), name
     assert np.array_equal(datasets.spiral_data(100, 3, nnfs_compatible=True)[0], ours["X"])
     assert np.array_equal(np.random.get_state()[1], state)  # NumPy's global state untouched
+
+
+def test_the_digits_load_as_images_or_rows():
+    pytest.importorskip("sklearn")
+    images, labels = datasets.load_digits(images=True)
+    rows, _ = datasets.load_digits()
+    assert images.shape == (1797, 8, 8, 1) and rows.shape == (1797, 64)
+    assert images.dtype == np.float32 and labels.dtype == np.int64
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert_allclose(images.reshape(1797, 64), rows)

@@ -27,15 +27,6 @@ def digits_split(seed, images=True):
     return train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
 
 
-def test_the_digits_load_as_images_or_rows():
-    images, labels = cr.datasets.load_digits(images=True)
-    rows, _ = cr.datasets.load_digits()
-    assert images.shape == (1797, 8, 8, 1) and rows.shape == (1797, 64)
-    assert images.dtype == np.float32 and labels.dtype == np.int64
-    assert images.min() == 0.0 and images.max() == 1.0
-    assert_allclose(images.reshape(1797, 64), rows)
-
-
 def test_a_cnn_trains_the_same_through_static_and_eager_steps_in_float64():
     X_train, _, y_train, _ = digits_split(0)
     histories, weights = [], []

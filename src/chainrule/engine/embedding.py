@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.layers import INITIALIZERS, DrawnWeights
+from chainrule.engine.layers import DrawnWeights
 from chainrule.engine.validation import numeric_array, whole_number
 
 
@@ -38,8 +38,7 @@ class Embedding(DrawnWeights):
 
     def draw_weights(self, rng: np.random.Generator) -> np.ndarray:
         """Standard normal weights."""
-        shape = (self.n_embeddings, self.dimensions)
-        return INITIALIZERS["normal"](rng, shape, *shape).astype(self.dtype)
+        return rng.standard_normal((self.n_embeddings, self.dimensions)).astype(self.dtype)
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs

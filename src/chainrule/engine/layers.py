@@ -280,17 +280,11 @@ def glorot_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_input
     return rng.uniform(-limit, limit, shape)
 
 
-def normal_initializer(rng: np.random.Generator, shape: tuple[int, ...], n_inputs: int, n_neurons: int) -> np.ndarray:
-    """The standard normal (an Embedding's vectors, as PyTorch's)."""
-    return rng.standard_normal(shape)
-
-
 INITIALIZERS: dict[str, Callable[[np.random.Generator, tuple[int, ...], int, int], np.ndarray]] = {
     "book": book_initializer,
     "he": he_initializer,
     "glorot": glorot_initializer,
     "xavier": glorot_initializer,
-    "normal": normal_initializer,
 }
 
 

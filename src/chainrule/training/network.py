@@ -1,5 +1,5 @@
-"""One builder for the usual network: Dense layers with an activation between them, the
-command line's and the scikit-learn estimators' alike."""
+"""Builders of the usual networks: Dense layers with an activation between them (the command
+line's and the scikit-learn estimators'), and a small convolutional network for images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.activations import ACTIVATIONS
+from chainrule.engine.activations import ACTIVATIONS, ReLU, Softmax
+from chainrule.engine.convolution import Conv2D
 from chainrule.engine.layers import Dense, Dropout, Layer
+from chainrule.engine.pooling import MaxPool2D
+from chainrule.engine.reshaping import Flatten
 from chainrule.training.model import Model
 
 
@@ -64,3 +67,38 @@ def training_bytes(sizes: Sequence[int], batch_rows: int, dtype: Any) -> int:
     itemsize = np.dtype(dtype).itemsize
     parameters = sum((n_inputs + 1) * n_neurons for n_inputs, n_neurons in zip(sizes, sizes[1:], strict=False))
     return itemsize * (5 * parameters + 4 * batch_rows * sum(sizes))
+
+
+def build_cnn(
+    image_shape: Sequence[int],
+    n_classes: int,
+    *,
+    dropout: float = 0.3,
+    dtype: Any = np.float32,
+    seed: int | None = None,
+) -> Model:
+    """Two 3x3 convolutions ("same" padding, 32 then 64 filters), each with ReLU and 2x2 max
+    pooling, then Flatten, Dropout and Dense to a Softmax over `n_classes`: a LeNet-like network
+    for images of `image_shape` (height, width, channels) of at least 4x4 pixels."""
+    height, width, channels = image_shape
+    model = Model(seed=seed, dtype=dtype)
+    model.add(Conv2D(channels, 32, 3, padding="same", dtype=dtype)).add(ReLU()).add(MaxPool2D(2))
+    model.add(Conv2D(32, 64, 3, padding="same", dtype=dtype)).add(ReLU()).add(MaxPool2D(2))
+    model.add(Flatten())
+    if dropout:
+        model.add(Dropout(dropout))
+    model.add(Dense((height // 2 // 2) * (width // 2 // 2) * 64, n_classes, dtype=dtype)).add(Softmax())
+    return model
+
+
+def activation_bytes(model: Model, sample_shape: tuple[int, ...], batch_rows: int, dtype: Any) -> int:
+    """About the memory a training step of `model` takes beyond its parameters: every layer's
+    output four times over (outputs, masks, gradients) and each convolution's im2col rows twice
+    (the rows and their gradient)."""
+    itemsize, total = np.dtype(dtype).itemsize, 0
+    for layer, shape in zip(model.layers, model.sample_shapes(sample_shape, "X", "training_bytes"), strict=True):
+        total += 4 * int(np.prod(shape))
+        if isinstance(layer, Conv2D):
+            height, width = layer.windows.kernel
+            total += 2 * int(np.prod(shape[:2])) * height * width * layer.in_channels
+    return itemsize * batch_rows * total
