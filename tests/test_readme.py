@@ -22,7 +22,7 @@ def python_blocks() -> list[str]:
 )
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
-    assert len(blocks) == 11
+    assert len(blocks) == 12
     monkeypatch.chdir(tmp_path)  # an example saves a model file
     namespace: dict = {}
     for block in blocks:
