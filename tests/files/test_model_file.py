@@ -162,7 +162,17 @@ def architecture_with(**changes):
     [
         (architecture_with(version=99), "format version 99"),
         (architecture_with(format="other"), "not a chainrule model file"),
-        (architecture_with(layers=[{"class": "Conv2D", "config": {}}]), "not built into chainrule"),
+        (architecture_with(layers=[{"class": "Conv3D", "config": {}}]), "not built into chainrule"),
+        (
+            architecture_with(layers=[{"class": "Conv2D", "config": {"in_channels": 1, "filters": 2}}]),
+            "layer 0 declares a Conv2D layer that cannot be built: 'Conv2D: kernel_size must be a positive integer",
+        ),
+        (
+            architecture_with(
+                layers=[{"class": "Conv2D", "config": {"in_channels": 4096, "filters": 4096, "kernel_size": 9}}]
+            ),
+            "it declares 1358958592 parameters, more than max_parameters",
+        ),
         (lambda name, a: None if name == "layer0.weights" else a, r"the member layer0.weights is missing"),
         (
             lambda name, a: a[:, :2] if name == "layer0.weights" else a,

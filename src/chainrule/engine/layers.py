@@ -292,7 +292,8 @@ class DrawnWeights(Layer):
     """A layer whose `weights` are drawn when it is built: from its own `seed`, or, without one,
     again from a Model's seeded generator when it joins the Model (so `cr.Model(seed=...)`
     fixes every layer), unless they were assigned (`layer.weights = ...`, checked against the
-    shape) in between. A subclass draws them in `draw_weights`."""
+    shape) in between. A subclass draws them in `draw_weights` (Dense, which keeps its weights
+    in storage a Model may bind, draws them in place in its own `initialize`)."""
 
     seed: int | None = None
     _weights: np.ndarray
@@ -334,7 +335,7 @@ class DrawnWeights(Layer):
         self._assigned = assigned
 
 
-class Dense(Layer):
+class Dense(DrawnWeights):
     """A fully connected layer: `output = inputs @ weights + biases`.
 
     Weights are stored (n_inputs, n_neurons), so the forward pass needs no transpose, and the
@@ -369,7 +370,6 @@ class Dense(Layer):
         self.bias_regularizer_l1 = finite_number(bias_regularizer_l1, "bias_regularizer_l1", "Dense", minimum=0)
         self.bias_regularizer_l2 = finite_number(bias_regularizer_l2, "bias_regularizer_l2", "Dense", minimum=0)
         self.seed = None if seed is None else whole_number(seed, "seed", "Dense", minimum=0)
-        self._weights_assigned = False
         shape = (self.n_inputs + 1, self.n_neurons)
         self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
         self.initialize(np.random.default_rng(seed))
@@ -448,10 +448,6 @@ class Dense(Layer):
             )
         self._biases[...] = 0
 
-    def adopt_rng(self, rng: np.random.Generator) -> None:
-        if self.seed is None and not self._weights_assigned:
-            self.initialize(rng)
-
     @property
     def weights(self) -> np.ndarray:
         """Weights, shape (n_inputs, n_neurons)."""
@@ -462,7 +458,7 @@ class Dense(Layer):
         checked = float_array(values, self.dtype, "weights", "Dense.weights", ndim=max(np.ndim(values), 1))
         require_same_shape(checked, (self.n_inputs, self.n_neurons), "weights (n_inputs, n_neurons)", "Dense.weights")
         assign(self._weights, checked)  # in place: a Model may hold this array as a view of its parameter buffer
-        self._weights_assigned = True
+        self._assigned = True
 
     @property
     def biases(self) -> np.ndarray:
@@ -474,7 +470,7 @@ class Dense(Layer):
         checked = float_array(values, self.dtype, "biases", "Dense.biases", ndim=max(np.ndim(values), 1))
         require_same_shape(checked, (1, self.n_neurons), "biases (1, n_neurons)", "Dense.biases")
         assign(self._biases, checked)
-        self._weights_assigned = True
+        self._assigned = True
 
     @property
     def input_width(self) -> int:
