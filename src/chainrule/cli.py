@@ -29,7 +29,7 @@ from chainrule.engine.layers import Dense
 from chainrule.engine.optimizers import OPTIMIZERS
 from chainrule.engine.windows import IMAGE_AXES
 from chainrule.files import onnx
-from chainrule.learn import datasets, explain
+from chainrule.learn import datasets, explain, explain_layers
 from chainrule.learn.plotting import plot_decision_boundary, plot_history
 from chainrule.training.distributed import RankFailedError, data_parallel
 from chainrule.training.history import History
@@ -284,6 +284,10 @@ def run_explain(args: argparse.Namespace) -> int:
         result = explain.layer(args.inputs, args.weights, args.biases, args.dvalues, relu=args.relu)
     elif args.what == "network":
         result = explain.network(hidden=args.hidden, learning_rate=args.learning_rate, seed=args.seed)
+    elif args.what == "conv2d":
+        result = explain_layers.convolution(stride=args.stride, padding=args.padding, seed=args.seed)
+    elif args.what == "batchnorm":
+        result = explain_layers.batch_normalization(args.inputs, args.dvalues, seed=args.seed)
     else:
         logits = np.log([[0.7, 0.1, 0.2]]) if args.logits is None else np.atleast_2d(args.logits)
         result = explain.softmax_crossentropy(logits, args.labels, measure_speed=args.time)
@@ -461,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--learning-rate", type=positive_float, default=1.0, help="SGD step (1.0)")
     network.add_argument("--seed", type=seed_number, default=0, help="seed of the spiral points and weights (0)")
     network.add_argument("--png", help="also draw parameters, gradients and updates to this PNG file")
+    conv = topics.add_parser("conv2d", help="a convolution: one output, one dweights and one dinputs element as sums")
+    conv.add_argument("--stride", type=whole_number(1, 3), default=1, help="of the 3x3 kernel over a 5x5 image (1)")
+    conv.add_argument("--padding", type=whole_number(0, 2), default=0, help="zeros around the image (0)")
+    conv.add_argument("--seed", type=seed_number, default=0, help="seed of the image and dvalues (0)")
+    norm = topics.add_parser("batchnorm", help="batch normalisation: one dinputs element through mean and variance")
+    norm.add_argument("--inputs", type=numbers, default=None, help="rows separated by ';' (4x2 drawn from --seed)")
+    norm.add_argument("--dvalues", type=numbers, default=None, help="rows separated by ';', like --inputs")
+    norm.add_argument("--seed", type=seed_number, default=0, help="seed of what is not given (0)")
     explainer.set_defaults(run=run_explain)
 
     check = commands.add_parser(

@@ -1,4 +1,4 @@
-"""`chainrule.explain`, the documented path of `chainrule.learn.explain`."""
+"""`chainrule.explain`, the documented path of `chainrule.learn.explain` and `explain_layers`."""
 
 from chainrule.learn.explain import (
     Explanation,
@@ -11,6 +11,7 @@ from chainrule.learn.explain import (
     neuron,
     softmax_crossentropy,
 )
+from chainrule.learn.explain_layers import batch_normalization, convolution
 
 __all__ = [
     "Explanation",
@@ -18,6 +19,8 @@ __all__ = [
     "NetworkExplanation",
     "NeuronExplanation",
     "SoftmaxExplanation",
+    "batch_normalization",
+    "convolution",
     "layer",
     "network",
     "neuron",
