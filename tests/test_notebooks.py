@@ -9,8 +9,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "examples" / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_six_notebooks_stored_without_outputs():
-    assert len(NOTEBOOKS) == 6
+def test_there_are_eight_notebooks_stored_without_outputs():
+    assert len(NOTEBOOKS) == 8
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
         assert all(
