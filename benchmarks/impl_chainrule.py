@@ -12,6 +12,10 @@ from benchmarks.workloads import Workload
 
 def build(workload: Workload, device: str = "cpu") -> cr.Model:
     model = cr.Model(seed=workload.seed, device=device)
+    for in_channels, filters, kernel in workload.convolutions:
+        model.add(cr.Conv2D(in_channels, filters, kernel)).add(cr.ReLU()).add(cr.MaxPool2D(2))
+    if workload.convolutions:
+        model.add(cr.Flatten())
     for index, (n_inputs, n_neurons) in enumerate(zip(workload.sizes, workload.sizes[1:], strict=False)):
         model.add(cr.Dense(n_inputs, n_neurons))
         model.add(cr.ReLU() if index < len(workload.sizes) - 2 else cr.Softmax())

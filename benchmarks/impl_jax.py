@@ -19,8 +19,16 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 
 
 def initial_state(workload: Workload) -> tuple:
+    """Convolution weights (kernel, kernel, in, out) drawn as He's, Dense ones as 0.01 * randn."""
     rng = np.random.default_rng(workload.seed)
     params = [
+        (
+            jnp.asarray(rng.standard_normal((k, k, c, f)) * np.sqrt(2 / (k * k * c)), jnp.float32),
+            jnp.zeros(f, jnp.float32),
+        )
+        for c, f, k in workload.convolutions
+    ]
+    params += [
         (jnp.asarray(0.01 * rng.standard_normal((a, b)), jnp.float32), jnp.zeros(b, jnp.float32))
         for a, b in zip(workload.sizes, workload.sizes[1:], strict=False)
     ]
@@ -30,10 +38,17 @@ def initial_state(workload: Workload) -> tuple:
 
 
 def logits_of(params: list, x: jax.Array) -> jax.Array:
+    """4-D weights: a valid convolution of channels-last images, ReLU, 2x2 max pooling; 2-D
+    weights: Dense (the images flattened first), ReLU after all but the last."""
     for weights, biases in params[:-1]:
-        x = jax.nn.relu(x @ weights + biases)
+        if weights.ndim == 4:
+            x = jax.lax.conv_general_dilated(x, weights, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            x = jax.nn.relu(x + biases)
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        else:
+            x = jax.nn.relu(x.reshape(len(x), -1) @ weights + biases)
     weights, biases = params[-1]
-    return x @ weights + biases
+    return x.reshape(len(x), -1) @ weights + biases
 
 
 def loss_of(params: list, x: jax.Array, y: jax.Array) -> jax.Array:

@@ -18,7 +18,11 @@ from benchmarks.workloads import Workload
 
 def build(workload: Workload) -> torch.nn.Sequential:
     torch.manual_seed(workload.seed)
-    layers = []
+    layers: list[torch.nn.Module] = []
+    for in_channels, filters, kernel in workload.convolutions:  # PyTorch's default initialisation
+        layers += [torch.nn.Conv2d(in_channels, filters, kernel), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+    if workload.convolutions:
+        layers.append(torch.nn.Flatten())
     for index, (n_inputs, n_neurons) in enumerate(zip(workload.sizes, workload.sizes[1:], strict=False)):
         linear = torch.nn.Linear(n_inputs, n_neurons)
         with torch.no_grad():
@@ -38,6 +42,8 @@ def run(
     model = build(workload).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=workload.learning_rate, eps=1e-7, fused=fused or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + workload.decay * step))
+    if X.ndim == 4:  # PyTorch's convolutions take channels-first images
+        X = np.ascontiguousarray(X.transpose(0, 3, 1, 2))
     features, labels = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
     generator = torch.Generator().manual_seed(workload.seed)
     size = workload.batch_size or len(X)

@@ -99,7 +99,7 @@ def child(implementation: str, workload_name: str) -> None:
         # no mid-training sample: NaN).
         growth_mib=middle[-1] - middle[0] if workload.epochs > 1 else float("nan"),
     )
-    if implementation == "chainrule" and workload.batch_size:
+    if implementation == "chainrule" and workload.batch_size and not workload.convolutions:
         batch = workload.batch_size
         widest = max(zip(workload.sizes, workload.sizes[1:], strict=False), key=lambda pair: pair[0] * pair[1])
         result["achieved_gflops"] = workload.matmul_flops_per_step(batch) / (result["us_per_step"] / 1e6) / 1e9

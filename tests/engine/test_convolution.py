@@ -100,6 +100,17 @@ def test_the_im2col_convolution_equals_the_loop_over_positions(case):
 
 
 @pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
+def test_the_first_layers_backward_sets_the_same_parameter_gradients(case):
+    layer, inputs, rng = build(case, seed=3)
+    dvalues = rng.standard_normal(layer.forward(inputs).shape)
+    layer.backward(dvalues)
+    dweights, dbiases = layer.dweights.copy(), layer.dbiases.copy()
+    layer.backward_parameters(dvalues)  # what a Model runs for its first layer: no dinputs
+    assert_allclose(layer.dweights, dweights, rtol=0, atol=0)
+    assert_allclose(layer.dbiases, dbiases, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
 def test_conv2d_passes_the_numerical_gradient_check(case):
     layer, inputs, _ = build(case, seed=2)
     result = cr.gradcheck(layer, inputs)

@@ -81,13 +81,22 @@ class Conv2D(DrawnWeights):
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
+        self.parameter_gradients(dvalues)
         rows = dvalues.reshape(-1, self.filters)  # one row per output pixel, as `columns`
-        self.dweights = (self.columns.T @ rows).reshape(self.weights.shape)
-        self.dbiases = np.sum(rows, axis=0, keepdims=True)
         dcolumns = rows @ self.weights.reshape(-1, self.filters).T
         dwindows = dcolumns.reshape(*dvalues.shape[:3], *self.weights.shape[:3])
         self.dinputs = self.windows.scatter(dwindows, self.inputs.shape)
         return self.dinputs
+
+    def parameter_gradients(self, dvalues: np.ndarray) -> None:
+        """dweights and dbiases: Dense's two lines on the rows of `columns`; `backward`'s first step."""
+        rows = dvalues.reshape(-1, self.filters)
+        self.dweights = (self.columns.T @ rows).reshape(self.weights.shape)
+        self.dbiases = np.sum(rows, axis=0, keepdims=True)
+
+    # All a network's first layer needs: nothing reads its dinputs (a subclass that writes its own
+    # backward gets Layer's, which runs that backward).
+    backward_parameters = parameter_gradients
 
     # -- what the rest of chainrule reads --------------------------------------------------------
 
