@@ -41,6 +41,8 @@ IMPLEMENTATIONS = {
     "pytorch-cuda-fused-adam": ("benchmarks.impl_torch", "run_cuda_fused"),
     "pytorch-cuda-graph": ("benchmarks.impl_torch", "run_cuda_graph"),
 }
+# The seed notebooks' classes have no convolution.
+DENSE_ONLY = {"seed-numpy"}
 # Per device: the implementations and workloads run by default, the reference of the ratio
 # column, and the table's file. JAX runs on the GPU whenever its CUDA build is installed.
 GPU_IMPLEMENTATIONS = [name for name in IMPLEMENTATIONS if "cuda" in name]
@@ -216,6 +218,8 @@ def main() -> None:
     for round_number in range(args.runs):
         for workload in args.workloads:
             for implementation in args.implementations:
+                if implementation in DENSE_ONLY and WORKLOADS[workload].convolutions:
+                    continue
                 result = measure(implementation, workload)
                 results.setdefault((implementation, workload), []).append(result)
                 print(
