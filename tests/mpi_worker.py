@@ -22,6 +22,23 @@ def network(seed=0):
     return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
 
 
+def convolutional_network(batch_norm):
+    model = cr.Model(seed=0, dtype=np.float64).add(cr.Conv2D(1, 4, 3, padding="same"))
+    if batch_norm:
+        model.add(cr.BatchNormalization(4))
+    model.add(cr.ReLU()).add(cr.MaxPool2D(2)).add(cr.Flatten()).add(cr.Dense(3 * 3 * 4, 3)).add(cr.Softmax())
+    return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+
+
+def layer_arrays(model, prefix):
+    """Each layer's trainable parameters (p...) and running statistics (s...), by layer index."""
+    arrays = {}
+    for index, layer in enumerate(model.layers):
+        arrays |= {f"{prefix}p{index}{name}": value for name, value in layer.parameters().items()}
+        arrays |= {f"{prefix}s{index}{name}": value for name, value in getattr(layer, "non_trainable", dict)().items()}
+    return arrays
+
+
 def record(out, rank, **arrays):
     np.savez(out / f"rank{rank}.npz", **arrays)
 
@@ -97,6 +114,15 @@ def main(scenario, out):
         model.compile(loss="mse", optimizer=cr.SGD(1.0)).fit(
             X_mine, y.astype(float), epochs=3, verbose=0, distributed="mpi", sharded=True
         )
+    elif scenario == "cnn":
+        rng = np.random.default_rng(3)
+        images, labels = rng.standard_normal((64, 6, 6, 1)), rng.integers(0, 3, 64)
+        arrays = {}
+        for batch_norm in (False, True):
+            model = convolutional_network(batch_norm)
+            model.fit(images, labels, epochs=4, batch_size=16, verbose=0, distributed="mpi")
+            arrays |= layer_arrays(model, "bn_" if batch_norm else "plain_")
+        record(out, rank, **arrays)
     elif scenario == "ctrl-c":
         history = network().fit(X, y, epochs=10, verbose=0, distributed="mpi", callbacks=[PressCtrlC(rank)])
         record(out, rank, interrupted=history.interrupted, epochs=len(history.epoch))

@@ -63,6 +63,23 @@ def test_two_ranks_hold_one_model_and_agree_with_one_rank(tmp_path):
 
 
 @needs_mpiexec
+def test_a_convolutional_network_trains_data_parallel_with_batch_statistics_per_process(tmp_path):
+    one, (alone,) = run_scenario("cnn", 1, tmp_path / "one")
+    two, (first, second) = run_scenario("cnn", 2, tmp_path / "two")
+    assert one.returncode == two.returncode == 0, two.stderr
+    plain = [key for key in alone if key.startswith("plain_")]
+    trainable = [key for key in alone if key.startswith("bn_p")]
+    statistics = [key for key in alone if key.startswith("bn_s")]
+    assert len(plain) == 4 and len(trainable) == 6 and len(statistics) == 2
+    for key in plain:  # Conv2D, pooling and Dense: N = 2 equals N = 1 up to the order of the sums
+        np.testing.assert_allclose(first[key], alone[key], rtol=1e-7, atol=1e-12, err_msg=key)
+    for key in plain + trainable:  # every rank applies the same averaged gradient
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    for key in statistics:  # BatchNorm's running statistics come from each process's own batches
+        assert not np.allclose(first[key], second[key]), key
+
+
+@needs_mpiexec
 def test_sharded_rows_train_exactly_like_replicated_ones(tmp_path):
     completed, ranks = run_scenario("sharded", 2, tmp_path)
     assert completed.returncode == 0, completed.stderr
