@@ -403,3 +403,34 @@ def test_a_column_with_missing_values_is_refused_by_its_own_dtype_name(spiral):
 
     with pytest.raises(TypeError, match="must be numeric without missing values, got dtype Float64"):
         classifier().fit(X[:3], NullableColumn(), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+@pytest.mark.parametrize("graph", [None, False])
+def test_read_only_and_memory_mapped_data_train_like_ordinary_arrays(spiral, tmp_path, batch_size, graph):
+    X, y = spiral
+    expected = classifier().fit(X, y, epochs=4, batch_size=batch_size, graph=graph, verbose=0).history["loss"]
+    read_only_X, read_only_y = X.copy(), y.copy()
+    read_only_X.flags.writeable = read_only_y.flags.writeable = False
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    for data in [(read_only_X, read_only_y), mapped]:
+        history = classifier().fit(*data, epochs=4, batch_size=batch_size, graph=graph, verbose=0)
+        assert history.history["loss"] == expected
+    assert not read_only_X.flags.writeable  # the caller's arrays are left as they were
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_non_finite_weight_is_refused_before_training_and_saving(spiral, tmp_path, value):
+    X, y = spiral
+    model = classifier()
+    model.layers[0].weights[1, 3] = value  # ReLU would hide it from the loss: training would go on
+    before = [array.copy() for array in model.get_weights()]
+    with pytest.raises(ValueError, match=r"Model.fit: layer 0 \(Dense\) weights contain NaN or inf"):
+        model.fit(X, y, epochs=2, verbose=0)
+    for kept, now in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, now)  # nothing trained
+    with pytest.raises(ValueError, match=r"Model.save: layer 0 \(Dense\) weights contain NaN or inf"):
+        model.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()

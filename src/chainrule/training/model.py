@@ -36,7 +36,7 @@ from chainrule.engine.losses import (
 from chainrule.engine.metrics import METRICS, Metric
 from chainrule.engine.optimizers import OPTIMIZERS, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
-from chainrule.engine.validation import float_dtype, named_instance, whole_number
+from chainrule.engine.validation import all_finite, float_dtype, named_instance, whole_number
 from chainrule.files.model_file import save_model
 from chainrule.training import loop, static_step
 from chainrule.training.callbacks import Callback
@@ -341,6 +341,18 @@ class Model:
 
     # -- training ---------------------------------------------------------------------------
 
+    def check_parameters_finite(self, owner: str) -> None:
+        """Refuse NaN or inf in any parameter: ReLU can hide a NaN weight from the loss (its
+        output is 0 where the weight's product is NaN), so training would go on and save a file
+        that cannot be loaded."""
+        for index, layer in enumerate(self.layers):
+            for name, values in layer.parameters().items():
+                if not all_finite(values):
+                    raise ValueError(
+                        f"{owner}: layer {index} ({type(layer).__name__}) {name} contain NaN or inf; "
+                        "training cannot recover from them (initialise the layer again or load good weights)"
+                    )
+
     def fit(
         self,
         X: Any,
@@ -380,6 +392,7 @@ class Model:
         parallel = data_parallel(distributed, sharded, "Model.fit")
         with parallel.agreement():  # bad data on one rank stops every rank here, before training
             inputs, targets = self.validated(X, y, "Model.fit")
+            self.check_parameters_finite("Model.fit")
             epochs = whole_number(epochs, "epochs", "Model.fit")
             batch_size = _batch_size(batch_size, "Model.fit")
             if verbose not in (0, 1, 2):
@@ -494,6 +507,7 @@ class Model:
         After a distributed fit, only rank 0 writes (every rank holds the same model)."""
         if not self.processes.is_root:
             return
+        self.check_parameters_finite("Model.save")  # load_model would refuse the file
         save_model(self, path, include_optimizer=include_optimizer)
 
     def summary(self) -> str:

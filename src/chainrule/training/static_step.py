@@ -58,6 +58,12 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
+def usable_in_place(inputs: np.ndarray, targets: np.ndarray) -> bool:
+    """Whether a full batch can be the step's own input buffers: C-ordered and writable (a step's
+    compiled kernels write their buffers; read-only data, memory-mapped or flagged, is copied)."""
+    return all(array.flags.c_contiguous and array.flags.writeable for array in (inputs, targets))
+
+
 def softmax_output(model: TrainingModel) -> bool:
     """Whether the network ends in Softmax with categorical cross-entropy (fused)."""
     return isinstance(model.fused_loss, SoftmaxCategoricalCrossentropy)
@@ -210,7 +216,7 @@ class StaticTraining:
         seen = 0
         for rows in batches:
             count = len(range(len(inputs))[rows])
-            if order is None and count == len(inputs) and inputs.flags.c_contiguous:
+            if order is None and count == len(inputs) and usable_in_place(inputs, targets):
                 step = self.step_for(count, inputs, targets)
             else:
                 step = self.step_for(count)
@@ -282,8 +288,11 @@ class StaticTraining:
         what the arguments hold); each epoch's summed loss and correct predictions go to a row of
         `epoch_totals`. Returns the number of epochs run: fewer when the last one run diverged."""
         count = len(inputs)
-        in_place = len(orders) == 0 and batch_rows == count
+        whole = len(orders) == 0 and batch_rows == count
+        in_place = whole and usable_in_place(inputs, targets)
         full = self.step_for(batch_rows, inputs if in_place else None, targets if in_place else None)
+        if whole and not in_place:  # read-only data: copied once into the step's own buffers
+            full.inputs[...], full.targets[...] = inputs, targets
         last = self.step_for(count % batch_rows or batch_rows)
         epochs_run = step_kernels.static_epochs(
             inputs, targets, orders, batch_rows, full.kernel_buffers, last.kernel_buffers, self.sums,
