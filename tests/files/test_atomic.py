@@ -1,5 +1,6 @@
 """Atomic writes: all or nothing, private as the umask says, faithful to the target, nothing left behind."""
 
+import fcntl
 import os
 import signal
 import stat
@@ -36,11 +37,66 @@ def test_targets_that_are_not_regular_files_are_refused(tmp_path):
         atomic_write("", lambda stream: stream.write(b"x"))
 
 
-def test_a_symlink_is_written_through_to_its_target(tmp_path):
-    (tmp_path / "real.bin").write_bytes(b"old")
-    (tmp_path / "link.bin").symlink_to(tmp_path / "real.bin")
-    atomic_write(tmp_path / "link.bin", lambda stream: stream.write(b"new"))
-    assert (tmp_path / "link.bin").is_symlink() and (tmp_path / "real.bin").read_bytes() == b"new"
+def test_a_symlink_at_the_target_is_refused_not_followed(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "victim.bin").write_bytes(b"theirs")
+    (tmp_path / "link.bin").symlink_to(tmp_path / "elsewhere" / "victim.bin")
+    (tmp_path / "dangling.bin").symlink_to(tmp_path / "elsewhere" / "created.bin")
+    for link in ("link.bin", "dangling.bin"):
+        with pytest.raises(ValueError, match=rf"{link} is a symbolic link .*refusing to write through it"):
+            atomic_write(tmp_path / link, lambda stream: stream.write(b"new"))
+    assert (tmp_path / "elsewhere" / "victim.bin").read_bytes() == b"theirs"
+    assert sorted(os.listdir(tmp_path / "elsewhere")) == ["victim.bin"]
+    assert sorted(os.listdir(tmp_path)) == ["dangling.bin", "elsewhere", "link.bin"]
+
+
+def test_any_legal_file_name_can_be_saved(tmp_path):
+    longest = tmp_path / ("m" * 251 + ".npz")  # 255 characters: the most a name may have
+    atomic_write(longest, lambda stream: stream.write(b"x"))
+    assert longest.read_bytes() == b"x" and sorted(os.listdir(tmp_path)) == [longest.name]
+
+
+def test_a_parent_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"notes.txt is a file, not a folder"):
+        atomic_write(tmp_path / "notes.txt" / "model.npz", lambda stream: stream.write(b"x"))
+
+
+def test_a_live_writers_temporary_file_is_never_cleaned_up(tmp_path):
+    # Another saver (in this or any other process or container) holds its temporary file's lock.
+    target = tmp_path / "model.bin"
+    live = tmp_path / ".model.bin.0123456789abcdef.tmp"
+    with open(live, "wb") as stream:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+        stream.write(b"half")
+        stream.flush()
+        atomic_write(target, lambda out: out.write(b"new"))
+        assert live.exists()
+    atomic_write(target, lambda out: out.write(b"newer"))  # its writer is gone: the lock is free
+    assert sorted(os.listdir(tmp_path)) == ["model.bin"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_replacing_another_users_file_keeps_its_owner(tmp_path):
+    target = tmp_path / "theirs.bin"
+    target.write_bytes(b"old")
+    os.chown(target, 1234, 5678)
+    atomic_write(target, lambda stream: stream.write(b"new"))
+    assert (target.stat().st_uid, target.stat().st_gid) == (1234, 5678) and target.read_bytes() == b"new"
+
+
+def test_a_file_whose_owner_cannot_be_kept_is_not_replaced(tmp_path, monkeypatch):
+    target = tmp_path / "theirs.bin"
+    target.write_bytes(b"old")
+
+    def not_permitted(descriptor, uid, gid):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchown", not_permitted)
+    monkeypatch.setattr(os, "geteuid", lambda: target.stat().st_uid + 1)  # as if another user saved
+    with pytest.raises(PermissionError, match=r"theirs.bin: it belongs to user .* refusing to replace it"):
+        atomic_write(target, lambda stream: stream.write(b"new"))
+    assert target.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["theirs.bin"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):

@@ -3,35 +3,51 @@
 The new contents go to a hidden temporary file in the target's folder, are flushed to disk, and
 are then renamed over the target in one step. On any failure the temporary file is removed; a
 SIGTERM during the write is turned into an exception so that it is removed too. A process killed
-outright (SIGKILL) cannot clean up: the next save of the same file removes what it left. The
-file gets the target's permission bits if it exists, or the usual ones (0666 less the umask,
-applied by the system: the process umask is never changed). A symlink is written through to its
-target; anything that is not a regular file (a folder, a device, a FIFO) is refused.
+outright (SIGKILL) cannot clean up: the next save of the same file removes what it left, knowing
+it for a dead writer's because nobody holds its lock (a writer holds an flock on its temporary
+file until it is renamed; unlike a process id, that holds across containers). The temporary
+name keeps at most 64 characters of the target's, so any legal file name can be saved.
+
+The file gets the target's permission bits if it exists, or the usual ones (0666 less the umask,
+applied by the system: the process umask is never changed), and keeps the owner of the file it
+replaces (or the write is refused, before anything is written). A symbolic link at the target is
+refused rather than followed (a planted link must not redirect a save into another folder), as
+is anything that is not a regular file (a folder, a device, a FIFO).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import secrets
 import signal
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+NAME_KEPT = 64  # characters of the target's name in its temporary file's name
+ABANDONED_SECONDS = 60  # an empty, unlocked temporary file this old was left by a dead writer
+
 
 def _target(path: str | os.PathLike) -> Path:
-    """The regular file to (re)place: the target of a symlink, never a folder, device or FIFO."""
+    """The regular file to (re)place: never a symbolic link, folder, device or FIFO."""
     if str(path) == "":
         raise ValueError("no file name given")
     target = Path(path)
     if target.is_symlink():
-        target = target.resolve()
+        raise ValueError(
+            f"{path} is a symbolic link (to {os.readlink(target)}); refusing to write through it: "
+            "save to the file it names, or remove the link"
+        )
     if target.exists() and not target.is_file():
         raise ValueError(f"{path} is not a regular file (a folder, device or FIFO); refusing to replace it")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {target.parent} is a file, not a folder")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {target.parent} does not exist")
     return target
@@ -46,21 +62,39 @@ def _sync_folder(folder: Path) -> None:
 
 
 def _remove_leftovers(target: Path) -> None:
-    """Delete temporary files of earlier saves of `target` whose process no longer runs."""
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        pid = leftover.name[len(target.name) + 2 :].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            leftover.unlink(missing_ok=True)
+    """Delete temporary files of earlier saves of `target` that no live writer holds: unlocked,
+    and written to (a writer writes only once it holds the lock) or long abandoned."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name[:NAME_KEPT])}.*.tmp"):
+        try:
+            descriptor = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not ours to open
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            status = os.fstat(descriptor)
+            if stat.S_ISREG(status.st_mode) and (status.st_size or _age(status) > ABANDONED_SECONDS):
+                leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # locked: a live writer's
+        finally:
+            os.close(descriptor)
 
 
-def _running(pid: int) -> bool:
+def _age(status: os.stat_result) -> float:
+    return time.time() - status.st_mtime
+
+
+def _keep_owner(descriptor: int, existing: os.stat_result | None, path: str | os.PathLike) -> None:
+    """Give the new file the owner and group of the one it replaces, or refuse."""
+    if existing is None or (existing.st_uid, existing.st_gid) == (os.geteuid(), os.getegid()):
+        return
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        os.fchown(descriptor, existing.st_uid, existing.st_gid)
+    except PermissionError as error:
+        raise PermissionError(
+            f"cannot write {path}: it belongs to user {existing.st_uid} (group {existing.st_gid}), and the new file "
+            "could not keep that owner; refusing to replace it"
+        ) from error
 
 
 class Terminated(Exception):
@@ -88,21 +122,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     """Call `write(stream)` on a temporary file beside `path`, then put it in place in one rename."""
     target = _target(path)
     _remove_leftovers(target)
-    existing_mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
-    temporary = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    existing = target.stat() if target.exists() else None
+    temporary = target.parent / f".{target.name[:NAME_KEPT]}.{secrets.token_hex(8)}.tmp"
     try:
         with _sigterm_raises():
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
             with os.fdopen(descriptor, "wb") as stream:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)  # held until closed: this file is being written
+                _keep_owner(descriptor, existing, path)
                 write(stream)
                 stream.flush()
-                if existing_mode is not None:
-                    os.fchmod(stream.fileno(), existing_mode)
+                if existing is not None:
+                    os.fchmod(stream.fileno(), stat.S_IMODE(existing.st_mode))
                 os.fsync(stream.fileno())
-            os.replace(temporary, target)
+                os.replace(temporary, target)  # still locked: a cleanup never sees it unlocked
         _sync_folder(target.parent)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError):  # name the user's path, not the hidden temporary one
+        if isinstance(error, OSError) and error.errno is not None:  # the user's path, not the temporary one
             raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
         raise
