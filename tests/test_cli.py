@@ -177,6 +177,50 @@ def test_png_into_a_folder_reports_the_file_written(tmp_path):
     assert (tmp_path / "neuron.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_png_without_a_suffix_reports_the_file_it_wrote_and_another_suffix_is_refused(tmp_path):
+    result = chainrule("explain", "neuron", "--png", str(tmp_path / "noext"))
+    assert result.returncode == 0 and f"wrote {tmp_path / 'noext.png'}" in result.stdout
+    assert (tmp_path / "noext.png").read_bytes().startswith(PNG_SIGNATURE)
+    refused = chainrule("explain", "neuron", "--png", str(tmp_path / "picture.jpg"))
+    assert refused.returncode == 2 and "the picture is a PNG; name a .png file" in refused.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["noext.png"]
+
+
+def test_momentum_with_another_optimizer_than_sgd_is_refused_before_anything_is_written(tmp_path):
+    result = chainrule("train", "--momentum", "0.9", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "--momentum applies to --optimizer sgd, not adam" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_refuses_to_write_over_its_own_model(tmp_path):
+    pytest.importorskip("onnx")
+    run = tmp_path / "run"
+    assert chainrule("train", "--epochs", "5", "--out", str(run), "--verbose", "0").returncode == 0
+    before = (run / "model.npz").read_bytes()
+    for target in (run / "model.npz", run / ".." / "run" / "model.npz"):
+        result = chainrule("export", str(run / "model.npz"), "--onnx", str(target))
+        assert result.returncode == 2 and "is the model file itself" in result.stderr
+    assert (run / "model.npz").read_bytes() == before
+
+
+def test_names_from_a_hostile_file_reach_the_terminal_escaped(tmp_path):
+    import json
+
+    import numpy as np
+
+    run = tmp_path / "run"
+    assert chainrule("train", "--epochs", "5", "--out", str(run), "--verbose", "0").returncode == 0
+    with np.load(run / "model.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    record = json.loads(arrays["architecture"].tobytes())
+    record["layers"][0]["class"] = "X\nchainrule evaluate: OK\x1b[2J"
+    arrays["architecture"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "forged.npz", **arrays)
+    result = chainrule("evaluate", str(tmp_path / "forged.npz"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "\x1b" not in result.stderr and "\\x1b[2J" in result.stderr and "\\n" in result.stderr
+
+
 def test_an_interrupted_run_writes_its_files_and_exits_130(tmp_path):
     import signal
     import time

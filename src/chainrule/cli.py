@@ -105,7 +105,7 @@ def build_model(args: argparse.Namespace, n_features: int, n_outputs: int, regre
 def compiled(model: Model, args: argparse.Namespace, regression: bool) -> Model:
     """`model` compiled with the options' optimizer, loss and metrics."""
     settings = {"learning_rate": args.learning_rate, "decay": args.decay}
-    if args.optimizer == "sgd":
+    if args.momentum is not None:  # --optimizer sgd (run_train refuses it for the others)
         settings["momentum"] = args.momentum
     return model.compile(
         loss="mse" if regression else "categorical_crossentropy",
@@ -145,6 +145,8 @@ def describe(scores: dict[str, float]) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print the final scores, and write history.csv, curves.png, decision_boundary.png, model.npz."""
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise UsageError(f"--momentum applies to --optimizer sgd, not {args.optimizer}")
     root = data_parallel(args.distributed, False, "chainrule train").is_root  # rank 0 alone prints and writes
     out = Path(args.out or f"runs/{args.dataset}")
     if root:
@@ -214,6 +216,10 @@ def png_target(path: str, default_name: str) -> Path:
     target = Path(path)
     if target.is_dir():
         target = target / default_name
+    elif target.suffix == "":
+        target = target.with_name(f"{target.name}.png")  # as the picture is written: say where
+    elif target.suffix.lower() != ".png":
+        raise UsageError(f"--png {path}: the picture is a PNG; name a .png file")
     if not target.parent.is_dir():
         raise UsageError(f"--png {path}: the folder {target.parent} does not exist")
     if target.exists() and not target.is_file():
@@ -339,6 +345,9 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Convert a saved model to ONNX for deployment (needs the extra 'onnx')."""
+    model_file, onnx_file = Path(args.model), Path(args.onnx)
+    if onnx_file.resolve() == model_file.resolve() or (onnx_file.exists() and onnx_file.samefile(model_file)):
+        raise UsageError(f"--onnx {args.onnx} is the model file itself; writing it would replace the model")
     onnx.export(load_model(args.model), args.onnx, opset=args.opset)
     print(f"wrote {args.onnx}")
     return 0
@@ -417,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--learning-rate", type=float, default=PerNetwork(0.05, 0.003), help="the optimizer's step size")
     train.add_argument("--decay", type=float, default=PerNetwork(5e-7, 1e-3), help="learning rate / (1 + decay * step)")
-    train.add_argument("--momentum", type=float, default=0.0, help="for --optimizer sgd")
+    train.add_argument("--momentum", type=float, default=None, help="for --optimizer sgd (0)")
     train.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     train.add_argument("--l1", type=float, default=0.0, help="L1 penalty on hidden layers' weights and biases")
     train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on hidden layers' weights and biases")
@@ -533,5 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def fail(args: argparse.Namespace, message: str, code: int) -> int:
-    print(f"chainrule {args.command}: {message}"[:MESSAGE_LIMIT], file=sys.stderr)
+    print(f"chainrule {args.command}: {printable(message)}"[:MESSAGE_LIMIT], file=sys.stderr)
     return code
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (a name read from a file may hold a newline or a
+    terminal escape sequence: it must not forge a line or drive the terminal)."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)

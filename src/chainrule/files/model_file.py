@@ -166,18 +166,18 @@ def _build(description: Any, classes: dict[str, type], kind: str) -> Any:
         if kind == "layer":
             raise ValueError(
                 f"layer class {_quoted(name)} is not built into chainrule; pass the class you wrote, as "
-                f"load_model(path, custom_layers={{{_quoted(name)}: {name[:QUOTE_LIMIT]}}})"
+                f"load_model(path, custom_layers={{{_quoted(name)}: {name if name.isidentifier() else 'YourClass'}}})"
             )
         raise ValueError(f"unknown {kind} {_quoted(name)}")
     config = description.get("config")
     if not isinstance(config, dict):
-        raise ValueError(f"{kind} {name} has no settings")
+        raise ValueError(f"{kind} {_quoted(name)} has no settings")
     try:
         return classes[name](**config)
     except TypeError as error:
         raise ValueError(
-            f"{kind} {name}(**{_quoted(config)}) failed ({error}); its get_config() must return the constructor's "
-            "arguments"
+            f"{kind} {_quoted(name)}(**{_quoted(config)}) failed ({error}); its get_config() must return the "
+            "constructor's arguments"
         ) from error
 
 
