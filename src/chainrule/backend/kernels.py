@@ -7,7 +7,8 @@ classes and the fused softmax + cross-entropy gradient. Without Numba (or with t
 variable CHAINRULE_COMPILED=0) `ENABLED` is False and the NumPy code runs: it stays the
 reference, and tests/backend/test_kernels.py checks that both give the same numbers.
 
-Kernels compile on first use for each dtype (a second or two, cached on disk afterwards).
+Kernels compile on first use for each dtype (a second or two), cached afterwards in a private
+folder of the user's (`kernel_cache`), or only in memory where there is none.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import kernel_cache
 from chainrule.backend.arrays import on_host
 
 try:
@@ -26,6 +28,7 @@ except ImportError:  # the NumPy speed paths run instead
     numba = None  # type: ignore[assignment]
 
 ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
+CACHED = ENABLED and kernel_cache.install(numba)  # False: compiled in memory, nothing written
 ROW_KERNEL_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
 
 
@@ -47,7 +50,7 @@ def compile_kernel(fastmath: bool | set[str] = False):
     kernel names the ones it may use."""
     if numba is None:
         return lambda function: function
-    return numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")
+    return numba.njit(cache=CACHED, fastmath=fastmath, nogil=True, error_model="numpy")
 
 
 def inline_kernel():
