@@ -311,6 +311,10 @@ def test_fit_takes_the_compiled_whole_step_by_default_for_small_networks_and_num
     wide = network(hidden=(2048, 1024))  # 60 x 2048 x 1024 multiply-adds per batch: above SMALL_WORK
     wide.fit(X, y, epochs=1, verbose=0, callbacks=watched)
     assert calls == ["static_step"] * 2 + ["adam_step"]
+    # Beyond WHOLE_STEP_LAYERS Dense layers the whole step would compile anew for each depth.
+    deep = network(hidden=(16,) * static_step.WHOLE_STEP_LAYERS)
+    deep.fit(X, y, epochs=1, verbose=0, callbacks=watched)
+    assert calls == ["static_step"] * 2 + ["adam_step"] * 2
 
 
 @pytest.fixture

@@ -48,6 +48,11 @@ from chainrule.training.protocol import TrainingModel
 # spiral-book (57k) and spiral-minibatch (131k) run twice as fast as one call; on mlp-medium (51M)
 # Numba's BLAS binding made the whole step a sixth slower than the kernels between NumPy's products.
 SMALL_WORK = 1 << 20
+# Dense layers up to which the whole step is compiled as one call. Numba compiles it anew for each
+# depth (the layers' arrays are tuples of that length), cached afterwards: a new depth cost 8 s of
+# compiling here at 3 to 8 layers, 14 s at 12 and 90 s at 28, where the eager fit took a fraction
+# of a second. Deeper networks take the kernels between NumPy's products, compiled once for all.
+WHOLE_STEP_LAYERS = 4
 
 Matmul = Callable[[Any, Any, Any], object]
 LOG = logging.getLogger("chainrule")
@@ -187,7 +192,8 @@ class StaticTraining:
         # with its replays (`cuda_graph`).
         self.run: Callable[[Any], None] = StaticStep.run
         if self.compiled:
-            small = model.largest_matmul_work(batch_rows) <= SMALL_WORK
+            depth = sum(isinstance(layer, Dense) for layer in model.layers)
+            small = model.largest_matmul_work(batch_rows) <= SMALL_WORK and depth <= WHOLE_STEP_LAYERS
             self.run = CompiledStep.run_compiled if small else CompiledStep.run_with_numpy_products
         self._steps: dict[int, StaticStep | CompiledStep] = {}
 
