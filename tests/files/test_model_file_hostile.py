@@ -116,7 +116,42 @@ def long_class_name(path):
     write_zip(path, {"architecture": npy_bytes(architecture(layers=layers)), **GOOD_WEIGHTS})
 
 
+def zero_dense(path):
+    """A zero-filled Dense(3000, 3000), under max_parameters: 36 MB of weights in a few KB of deflate."""
+    layers = [{"class": "Dense", "config": {"n_inputs": 3000, "n_neurons": 3000}}, {"class": "Softmax", "config": {}}]
+    weights = npy_bytes(np.zeros((0,), np.float32)).replace(b"(0,)", b"(3000, 3000)")
+    write_zip(
+        path,
+        {
+            "architecture": npy_bytes(architecture(layers=layers)),
+            "layer0.weights": weights + bytes(4 * 3000 * 3000),
+            "layer0.biases": npy_bytes(np.zeros((1, 3000), np.float32)),
+        },
+    )
+
+
+def duplicate_member(path):
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        write_zip_twice(path)
+
+
+def write_zip_twice(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("architecture.npy", npy_bytes(architecture()))
+        for name, content in [*GOOD_WEIGHTS.items(), ("layer0.weights", npy_bytes(np.ones((2, 3), np.float32)))]:
+            archive.writestr(f"{name}.npy", content)
+
+
+def long_header(path):
+    dictionary = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".ljust(20_000) + "\n"
+    header = b"\x93NUMPY\x02\x00" + len(dictionary).to_bytes(4, "little") + dictionary.encode()
+    write_zip(path, {"architecture": npy_bytes(architecture()), **GOOD_WEIGHTS, "layer0.weights": header + bytes(24)})
+
+
 HOSTILE_MODELS = {
+    "a zero Dense(3000, 3000) deflated to a few KB": (zero_dense, "more than 32 times"),
+    "a member stored twice": (duplicate_member, "it holds the member 'layer0.weights' more than once"),
+    "an .npy header of 20,000 bytes": (long_header, "or one over 10000 bytes"),
     "an unused member inflating to 400 MB": (junk_member, "loaded"),
     "the architecture followed by 64 MB of spaces": (padded_architecture, "bytes; at most 1048576 are allowed"),
     "Dense(16000, 16000)": (huge_dense, "more than max_parameters=10000000"),

@@ -4,7 +4,9 @@ A member is read only when asked for by name, and only after its declared size (
 directory) and its `.npy` header (shape and dtype) have been checked against what the caller
 expects: a member that inflates to gigabytes, or a header that promises one array and holds
 another, is refused before anything is allocated. Object dtypes are never read, so no pickle
-ever runs.
+ever runs. A compressed member may inflate to at most INFLATION times its stored size (chainrule
+writes members uncompressed; a trained model's numbers compress little): a small file cannot make
+the reader allocate and fill far more memory than the file holds. Every member name is unique.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import BinaryIO
 import numpy as np
 
 HEADER_LIMIT = 10_000  # bytes of an .npy header, as NumPy's own default
+INFLATION = 32  # the most a compressed member may grow when read (beyond SMALL_MEMBER bytes)
+SMALL_MEMBER = 1 << 20
 READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -28,6 +32,10 @@ class Archive:
         except zipfile.BadZipFile as error:
             raise ValueError("it is not an .npz archive") from error
         self.members = {info.filename.removesuffix(".npy"): info for info in self.zip.infolist()}
+        if len(self.members) != len(self.zip.infolist()):
+            names = [info.filename.removesuffix(".npy") for info in self.zip.infolist()]
+            twice = next(name for name in names if names.count(name) > 1)
+            raise ValueError(f"it holds the member {twice!r} more than once")
 
     def __contains__(self, name: str) -> bool:
         return name in self.members
@@ -44,7 +52,12 @@ class Archive:
             version = np.lib.format.read_magic(member)
             if version not in READERS:
                 raise ValueError(f"the member {name} has .npy format version {version}; expected 1.0 or 2.0")
-            found_shape, fortran_order, dtype = READERS[version](member, max_header_size=HEADER_LIMIT)
+            try:
+                found_shape, fortran_order, dtype = READERS[version](member, max_header_size=HEADER_LIMIT)
+            except ValueError as error:
+                raise ValueError(
+                    f"the member {name} has a malformed .npy header, or one over {HEADER_LIMIT} bytes"
+                ) from error
             if dtype.hasobject or dtype.kind not in kinds or dtype.byteorder not in "=|<":
                 raise ValueError(f"the member {name} holds {dtype}; expected a plain numeric array")
             if shape is not None and found_shape != shape:
@@ -52,6 +65,11 @@ class Archive:
             size = math.prod(found_shape) * dtype.itemsize
             if max_bytes is not None and size > max_bytes:
                 raise ValueError(f"the member {name} holds {size} bytes; at most {max_bytes} are allowed")
+            if info.compress_type != zipfile.ZIP_STORED and size > max(SMALL_MEMBER, INFLATION * info.compress_size):
+                raise ValueError(
+                    f"the member {name} inflates {info.compress_size} stored bytes to {size}, "
+                    f"more than {INFLATION} times"
+                )
             if info.file_size != member.tell() + size:
                 raise ValueError(f"the member {name} declares {info.file_size} bytes but its header says otherwise")
             array = np.empty(found_shape, dtype=dtype, order="F" if fortran_order else "C")
