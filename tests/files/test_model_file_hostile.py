@@ -227,3 +227,18 @@ def test_a_negative_iteration_count_is_refused(tmp_path):
     write_zip(tmp_path / "bad.npz", members)
     with pytest.raises(ValueError, match="iteration count -1 is not >= 0"):
         cr.load_model(tmp_path / "bad.npz")
+
+
+def test_partial_optimizer_state_is_refused_not_resumed_in_part(tmp_path):
+    model = cr.Model(seed=0).add(cr.Dense(2, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model.fit(np.ones((4, 2)), [0, 1, 2, 0], epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz", include_optimizer=True)
+    assert cr.load_model(tmp_path / "m.npz").optimizer.iterations == 1  # whole: it resumes
+    with np.load(tmp_path / "m.npz") as archive:
+        members = {name: npy_bytes(archive[name]) for name in archive.files if name != "optimizer.0.biases.momentum"}
+    write_zip(tmp_path / "bad.npz", members)
+    with pytest.raises(
+        ValueError, match=r"the optimizer state \['optimizer.0.biases.momentum'\] is missing; it is partial"
+    ):
+        cr.load_model(tmp_path / "bad.npz")

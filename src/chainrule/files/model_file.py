@@ -284,16 +284,25 @@ def _restore_training_state(archive: Archive, architecture: dict[str, Any], mode
     and the generators' states, so `fit` continues exactly where it stopped."""
     optimizer = model.optimizer
     state = {}
-    for index, layer in enumerate(model.layers):
-        for name, parameter in layer.parameters().items():
-            for slot in optimizer.slots:
-                key = f"optimizer.{index}.{name}.{slot}"
-                if key not in archive:
-                    continue
-                values = archive.read(key, shape=parameter.shape)
-                _require(bool(np.isfinite(values).all()), f"the optimizer state {key} contains NaN or inf")
-                _require(slot != "cache" or bool((values >= 0).all()), f"the optimizer state {key} has negative values")
-                state[f"{index}.{name}.{slot}"] = values
+    expected = [
+        (f"optimizer.{index}.{name}.{slot}", parameter)
+        for index, layer in enumerate(model.layers)
+        for name, parameter in layer.parameters().items()
+        for slot in optimizer.slots
+    ]
+    missing = [key for key, _ in expected if key not in archive]
+    _require(  # all of the optimizer's state, or none yet (it has not taken a step)
+        not missing or len(missing) == len(expected), f"the optimizer state {missing[:1]} is missing; it is partial"
+    )
+    for key, parameter in expected:
+        if key in archive:
+            values = archive.read(key, shape=parameter.shape)
+            _require(bool(np.isfinite(values).all()), f"the optimizer state {key} contains NaN or inf")
+            _require(
+                not key.endswith(".cache") or bool((values >= 0).all()),
+                f"the optimizer state {key} has negative values",
+            )
+            state[key.removeprefix("optimizer.")] = values
     optimizer.set_state(model.layers, state, architecture["optimizer_iterations"])
     rng_states = architecture["rng_states"]
     _require("model" in rng_states, "the model's generator state is missing")
