@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -288,3 +289,16 @@ def test_a_learners_layer_whose_weights_are_not_its_parameters_is_refused(tmp_pa
     with pytest.raises(ValueError, match="holds weights, biases that its parameters\\(\\) does not return"):
         model.save(tmp_path / "model.npz")
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_a_path_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path):
+    os.mkfifo(tmp_path / "fifo.npz")  # opening it would wait for a writer forever
+    for path, kind in [
+        (tmp_path, "a folder"),
+        ("/dev/zero", "not a regular file"),
+        (tmp_path / "fifo.npz", "not a regular"),
+    ]:
+        with pytest.raises(ValueError, match=rf"load_model: {path} is {kind}"):
+            cr.load_model(path)
+    with pytest.raises(FileNotFoundError, match="load_model: no such file"):
+        cr.load_model(tmp_path / "missing.npz")

@@ -330,8 +330,11 @@ def read_model(
     layer_classes = {**BUILT_IN_LAYERS, **_checked_custom_layers(custom_layers)}
     max_parameters = whole_number(max_parameters, "max_parameters", "load_model")
     source = Path(path)
-    if not source.is_file():
+    if not source.exists():
         raise FileNotFoundError(f"load_model: no such file {source}")
+    if not source.is_file():
+        kind = "a folder" if source.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise ValueError(f"load_model: {source} is {kind}, not a model file")
     try:
         with open(source, "rb") as stream:
             archive = Archive(stream)
