@@ -242,3 +242,15 @@ def test_partial_optimizer_state_is_refused_not_resumed_in_part(tmp_path):
         ValueError, match=r"the optimizer state \['optimizer.0.biases.momentum'\] is missing; it is partial"
     ):
         cr.load_model(tmp_path / "bad.npz")
+
+
+def test_a_file_of_5000_dense_layers_loads_in_linear_time(tmp_path):
+    model = cr.Model(seed=0)  # each added layer's dtype was compared with every earlier one's
+    for _ in range(5000):
+        model.add(cr.Dense(2, 2))
+    model.add(cr.Dense(2, 3)).add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer="adam")
+    model.save(tmp_path / "deep.npz")
+    assert (tmp_path / "deep.npz").stat().st_size < 4 * 2**20
+    result = measured(tmp_path / "deep.npz")
+    assert result["outcome"] == "loaded"
+    assert result["grown_mib"] < MEMORY_MIB and result["seconds"] < SECONDS, result

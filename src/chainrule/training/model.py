@@ -10,6 +10,7 @@ state.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -97,8 +98,10 @@ class Model:
         if self.requested_dtype is not None:
             layer.set_dtype(self.requested_dtype)
         elif layer.dtype is not None:
-            for index, other in enumerate(self.layers):
-                if other.dtype is not None and other.dtype != layer.dtype:
+            # Every layer with a dtype has the first one's (checked as each was added): one comparison.
+            typed = ((index, other) for index, other in enumerate(self.layers) if other.dtype is not None)
+            for index, other in itertools.islice(typed, 1):
+                if other.dtype != layer.dtype:
                     raise TypeError(
                         f"Model.add: layer {len(self.layers)} ({type(layer).__name__}) computes in {layer.dtype}, "
                         f"but layer {index} ({type(other).__name__}) computes in {other.dtype}. Give both the "
