@@ -346,7 +346,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     """Convert a saved model to ONNX for deployment (needs the extra 'onnx')."""
     model_file, onnx_file = Path(args.model), Path(args.onnx)
-    if onnx_file.resolve() == model_file.resolve() or (onnx_file.exists() and onnx_file.samefile(model_file)):
+    if model_file.exists() and onnx_file.exists() and onnx_file.samefile(model_file):
         raise UsageError(f"--onnx {args.onnx} is the model file itself; writing it would replace the model")
     onnx.export(load_model(args.model), args.onnx, opset=args.opset)
     print(f"wrote {args.onnx}")

@@ -99,8 +99,5 @@ def install(numba: Any) -> bool:
                 return None  # not chainrule's: Numba's own locators decide
             return super().from_function(py_func, py_file)
 
-    if not any(
-        getattr(locator, "__qualname__", "").endswith("PrivateLocator") for locator in locators._locator_classes
-    ):
-        locators._locator_classes.insert(0, PrivateLocator)
+    locators._locator_classes.insert(0, PrivateLocator)  # tried first: for chainrule's sources only
     return True

@@ -33,9 +33,12 @@ class Archive:
             raise ValueError("it is not an .npz archive") from error
         self.members = {info.filename.removesuffix(".npy"): info for info in self.zip.infolist()}
         if len(self.members) != len(self.zip.infolist()):
-            names = [info.filename.removesuffix(".npy") for info in self.zip.infolist()]
-            twice = next(name for name in names if names.count(name) > 1)
-            raise ValueError(f"it holds the member {twice!r} more than once")
+            seen: set[str] = set()
+            for info in self.zip.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name in seen:
+                    raise ValueError(f"it holds the member {name!r} more than once")
+                seen.add(name)
 
     def __contains__(self, name: str) -> bool:
         return name in self.members

@@ -72,16 +72,12 @@ def _remove_leftovers(target: Path) -> None:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             status = os.fstat(descriptor)
-            if stat.S_ISREG(status.st_mode) and (status.st_size or _age(status) > ABANDONED_SECONDS):
+            if stat.S_ISREG(status.st_mode) and (status.st_size or time.time() - status.st_mtime > ABANDONED_SECONDS):
                 leftover.unlink(missing_ok=True)
         except OSError:
             pass  # locked: a live writer's
         finally:
             os.close(descriptor)
-
-
-def _age(status: os.stat_result) -> float:
-    return time.time() - status.st_mtime
 
 
 def _keep_owner(descriptor: int, existing: os.stat_result | None, path: str | os.PathLike) -> None:

@@ -49,7 +49,8 @@ def _vector(values: Any, name: str, owner: str) -> np.ndarray:
     return array
 
 
-def _scalar(value: Any, name: str, owner: str) -> float:
+def scalar(value: Any, name: str, owner: str) -> float:
+    """One finite number from `value` (a number or a one-element array), or a ValueError naming it."""
     array = _vector(value, name, owner)
     if array.size != 1:
         raise ValueError(f"{owner}: {name} must be one number, got {array.size}")
@@ -183,9 +184,9 @@ def neuron(x: Any, w: Any, b: Any, *, dvalue: float = 1.0, learning_rate: float 
     inputs, weights = _vector(x, "x", owner), _vector(w, "w", owner)
     if len(inputs) != len(weights):
         raise ValueError(f"{owner}: x has {len(inputs)} values but w has {len(weights)}; they must match")
-    bias = _scalar(b, "b", owner)
-    upstream = _scalar(dvalue, "dvalue", owner)
-    rate = _scalar(learning_rate, "learning_rate", owner)
+    bias = scalar(b, "b", owner)
+    upstream = scalar(dvalue, "dvalue", owner)
+    rate = scalar(learning_rate, "learning_rate", owner)
 
     dense, relu = Dense(len(inputs), 1, dtype=F64), ReLU(dtype=F64)
     dense.weights, dense.biases = weights[:, None], [[bias]]
@@ -521,7 +522,7 @@ def network(
         X, y = X[away], y[away]
     inputs = float_array(X, F64, "X", owner)
     hidden = whole_number(hidden, "hidden", owner)
-    rate = _scalar(learning_rate, "learning_rate", owner)
+    rate = scalar(learning_rate, "learning_rate", owner)
     rng = np.random.default_rng(seed)
     dense1, relu = Dense(inputs.shape[1], hidden, dtype=F64), ReLU()
     dense2, loss = Dense(hidden, 3, dtype=F64), SoftmaxCategoricalCrossentropy()

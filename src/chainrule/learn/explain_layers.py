@@ -16,7 +16,7 @@ import numpy as np
 from chainrule.engine.convolution import Conv2D
 from chainrule.engine.normalization import BatchNormalization
 from chainrule.engine.validation import float_array, whole_number
-from chainrule.learn.explain import F64, Explanation, _scalar, counted, fmt
+from chainrule.learn.explain import F64, Explanation, counted, fmt, scalar
 
 EDGE_KERNEL = np.array([[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]])  # a vertical-edge detector
 STEP = 1e-6  # of the central differences: exact for these linear and quadratic dependencies up to rounding
@@ -72,7 +72,7 @@ def convolution(
     weights = EDGE_KERNEL if kernel is None else _matrix_of(kernel, "kernel", owner)
     layer = Conv2D(1, 1, weights.shape, stride=stride, padding=padding, dtype=F64)
     layer.weights = weights.reshape(*weights.shape, 1, 1)
-    layer.biases = np.array([[_scalar(bias, "bias", owner)]])
+    layer.biases = np.array([[scalar(bias, "bias", owner)]])
     inputs = pixels.reshape(1, *pixels.shape, 1)
     output = layer.forward(inputs)[0, :, :, 0]
     if dvalues is None:
@@ -195,8 +195,8 @@ def batch_normalization(
     if m < 2:
         raise ValueError(f"{owner}: a batch needs at least 2 samples to have a variance, got {m}")
     layer = BatchNormalization(n_features, epsilon=epsilon, dtype=F64)
-    layer.gamma = np.full((1, n_features), _scalar(gamma, "gamma", owner))
-    layer.beta = np.full((1, n_features), _scalar(beta, "beta", owner))
+    layer.gamma = np.full((1, n_features), scalar(gamma, "gamma", owner))
+    layer.beta = np.full((1, n_features), scalar(beta, "beta", owner))
     upstream = (
         rng.integers(-2, 3, batch.shape).astype(F64) if dvalues is None else _matrix_of(dvalues, "dvalues", owner)
     )

@@ -10,7 +10,6 @@ state.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -99,14 +98,14 @@ class Model:
             layer.set_dtype(self.requested_dtype)
         elif layer.dtype is not None:
             # Every layer with a dtype has the first one's (checked as each was added): one comparison.
-            typed = ((index, other) for index, other in enumerate(self.layers) if other.dtype is not None)
-            for index, other in itertools.islice(typed, 1):
-                if other.dtype != layer.dtype:
-                    raise TypeError(
-                        f"Model.add: layer {len(self.layers)} ({type(layer).__name__}) computes in {layer.dtype}, "
-                        f"but layer {index} ({type(other).__name__}) computes in {other.dtype}. Give both the "
-                        f"same dtype=, or build the model as cr.Model(dtype=np.{other.dtype}) to set every layer."
-                    )
+            first = next(((index, other) for index, other in enumerate(self.layers) if other.dtype is not None), None)
+            if first is not None and first[1].dtype != layer.dtype:
+                index, other = first
+                raise TypeError(
+                    f"Model.add: layer {len(self.layers)} ({type(layer).__name__}) computes in {layer.dtype}, "
+                    f"but layer {index} ({type(other).__name__}) computes in {other.dtype}. Give both the "
+                    f"same dtype=, or build the model as cr.Model(dtype=np.{other.dtype}) to set every layer."
+                )
         layer.adopt_rng(self.rng)
         layer.to_device(self.device)
         self.layers.append(layer)
