@@ -95,6 +95,22 @@ def test_a_seeded_dropout_resumes_exactly(tmp_path):
     assert resumed.layers[2].seed == 11 and resumed.layers[2].rng is not resumed.rng
 
 
+def test_a_fused_sigmoid_output_resumes_through_the_same_gradient(tmp_path):
+    def build():
+        model = cr.Model(seed=3)
+        model.add(cr.Dense(2, 16)).add(cr.Tanh()).add(cr.Dense(16, 1)).add(cr.Sigmoid())
+        return model.compile(loss="binary_crossentropy", optimizer=cr.Adam(0.01), fuse_sigmoid=True)
+
+    resumed = assert_resumes_exactly(tmp_path, build, 20, 20)
+    assert isinstance(resumed.fused_loss, cr.SigmoidBinaryCrossentropy)
+
+
+def test_a_sigmoid_output_saved_unfused_loads_unfused(tmp_path):
+    model = cr.Model(seed=3).add(cr.Dense(2, 1)).add(cr.Sigmoid())
+    model.compile(loss="binary_crossentropy", optimizer="adam").save(tmp_path / "m.npz")
+    assert cr.load_model(tmp_path / "m.npz").fused_loss is None
+
+
 def test_numpy_integer_seeds_save(tmp_path):
     model = cr.Model(seed=np.int64(3)).add(cr.Dense(2, 3)).add(cr.Softmax())
     model.compile(loss="categorical_crossentropy", optimizer="sgd").save(tmp_path / "m.npz")
@@ -163,6 +179,7 @@ def architecture_with(**changes):
     [
         (architecture_with(version=99), "format version 99"),
         (architecture_with(format="other"), "not a chainrule model file"),
+        (architecture_with(fuse_sigmoid="yes"), "its fuse_sigmoid 'yes' is not true or false"),
         (architecture_with(layers=[{"class": "Conv3D", "config": {}}]), "not built into chainrule"),
         (
             architecture_with(layers=[{"class": "Conv2D", "config": {"in_channels": 1, "filters": 2}}]),

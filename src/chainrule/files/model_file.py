@@ -71,6 +71,7 @@ class SavedModel(Protocol):
     layers: list[layers.Layer]
     loss: Any
     optimizer: Any
+    fused_loss: Any
     metrics: dict[str, Any]
     rng: np.random.Generator
 
@@ -79,7 +80,7 @@ class SavedModel(Protocol):
 
     def add(self, layer: Any) -> Any: ...
 
-    def compile(self, *, loss: Any, optimizer: Any, metrics: list[str]) -> Any: ...
+    def compile(self, *, loss: Any, optimizer: Any, metrics: list[str], fuse_sigmoid: bool) -> Any: ...
 
 
 ModelT = TypeVar("ModelT", bound=SavedModel)
@@ -131,6 +132,7 @@ def save_model(model: SavedModel, path: str | os.PathLike, *, include_optimizer:
         "loss": _described(model.loss),
         "optimizer": _described(model.optimizer),
         "metrics": list(model.metrics),
+        "fuse_sigmoid": isinstance(model.fused_loss, losses.SigmoidBinaryCrossentropy),
         "training_state": include_optimizer,
     }
     arrays = {
@@ -204,6 +206,8 @@ def _check_architecture(architecture: Any, max_parameters: int) -> None:
     )
     metrics = architecture.get("metrics")
     _require(isinstance(metrics, list) and len(metrics) <= 8, "its metrics are not a short list of names")
+    fuse_sigmoid = architecture.get("fuse_sigmoid", False)  # absent from files written before it was saved
+    _require(isinstance(fuse_sigmoid, bool), f"its fuse_sigmoid {_quoted(fuse_sigmoid)} is not true or false")
     declared = 0
     for index, description in enumerate(descriptions):
         if not isinstance(description, dict) or not isinstance(description.get("config"), dict):
@@ -261,6 +265,7 @@ def _restore(
         loss=_build(architecture["loss"], LOSS_CLASSES, "loss"),
         optimizer=_build(architecture["optimizer"], OPTIMIZER_CLASSES, "optimizer"),
         metrics=architecture["metrics"],
+        fuse_sigmoid=architecture.get("fuse_sigmoid", False),
     )
     for index, layer in enumerate(model.layers):
         for name, parameter in {**layer.parameters(), **layer.non_trainable()}.items():
