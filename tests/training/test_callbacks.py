@@ -90,6 +90,30 @@ def test_the_estimators_end_their_callbacks_when_one_raises_mid_training():
     assert calls.count(("a", "train_end")) == 1
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda model: model.add(cr.Dense(3, 3)),
+        lambda model: model.compile(loss="mse", optimizer="sgd"),
+        lambda model: model.to("cpu"),
+    ],
+)
+@pytest.mark.parametrize("graph", [False, None])
+def test_a_callback_that_changes_the_network_mid_fit_is_refused(change, graph):
+    class Changer(cr.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            change(self.model)
+
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    model = cr.Model(seed=0).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    with pytest.raises(RuntimeError, match="the model is training"):
+        model.fit(X, y, epochs=3, verbose=0, callbacks=[Changer()], graph=graph)
+    assert len(model.layers) == 4 and type(model.loss).__name__ == "CategoricalCrossentropy"
+    model.add(cr.Dense(3, 3))  # after fit, the network is the user's to change again
+    assert len(model.layers) == 5
+
+
 def test_early_stopping_restores_its_best_weights_at_the_end():
     X, y = cr.datasets.spiral_data(30, 3, seed=0)
     model = spiral_model()

@@ -79,17 +79,20 @@ class Model:
         self._store: ParameterStore | None = None
 
     processes: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
+    fitting = False  # True while fit runs: the layers and the loss are fixed until it returns
 
     def __getstate__(self) -> dict[str, Any]:
         # The next fit rebuilds the flat buffers; an MPI communicator does not travel.
         state = {**self.__dict__, "_store": None}
         state.pop("processes", None)
+        state.pop("fitting", None)  # a copy taken mid-fit (by a callback) is not training
         return state
 
     # -- building ---------------------------------------------------------------------------
 
     def add(self, layer: Layer) -> Model:
         """Append a layer; unseeded layers draw their randomness from the model's generator."""
+        self._refuse_while_fitting("Model.add")
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Model.add: expected a Layer (Dense, ReLU, or a subclass of cr.Layer), got {type(layer).__name__}"
@@ -114,6 +117,7 @@ class Model:
     def to(self, device: str | Device) -> Model:
         """Move the parameters and the optimizer's state to `device` ('cpu' or 'cuda'); returns
         the model. Training then runs there; `predict` still returns NumPy arrays."""
+        self._refuse_while_fitting("Model.to")
         target = find_device(device, "Model.to")
         for layer in self.layers:
             layer.to_device(target)
@@ -197,6 +201,7 @@ class Model:
         binary cross-entropy, `(s - y) / n`: exact where the sigmoid saturates, but not the
         book's separate steps, so it is off unless asked for.
         """
+        self._refuse_while_fitting("Model.compile")
         if not self.layers:
             raise ValueError("Model.compile: the model has no layers")
         self._widths()
@@ -343,6 +348,15 @@ class Model:
 
     # -- training ---------------------------------------------------------------------------
 
+    def _refuse_while_fitting(self, owner: str) -> None:
+        """A callback that changes the network mid-fit would train layers the step has no buffers,
+        gradients or optimizer state for: refused, before anything changes."""
+        if self.fitting:
+            raise RuntimeError(
+                f"{owner}: the model is training (called from a callback during fit); "
+                "change the layers, the loss or the device before fit or after it returns"
+            )
+
     def check_parameters_finite(self, owner: str) -> None:
         """Refuse NaN or inf in any parameter: ReLU can hide a NaN weight from the loss (its
         output is 0 where the weight's product is NaN), so training would go on and save a file
@@ -411,18 +425,22 @@ class Model:
             static = static_step.static_training(
                 self, inputs, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
             )
-        return loop.train(
-            self,
-            inputs,
-            targets,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            validation=validation,
-            callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
-            parallel=parallel,
-            static=static,
-        )
+        self.fitting = True
+        try:
+            return loop.train(
+                self,
+                inputs,
+                targets,
+                epochs=epochs,
+                batch_size=batch_size,
+                shuffle=shuffle,
+                validation=validation,
+                callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
+                parallel=parallel,
+                static=static,
+            )
+        finally:
+            self.fitting = False
 
     # -- inference --------------------------------------------------------------------------
 
