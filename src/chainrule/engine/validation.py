@@ -60,10 +60,38 @@ def numeric_array(values: Any, name: str, owner: str) -> np.ndarray:
         array = np.asarray(values) if array_module(values) is np else values  # a GPU's array stays there
     except ValueError as error:
         raise ValueError(f"{owner}: {name} is not a rectangular array ({error})") from error
+    if array.dtype == object:
+        array = nullable_columns(values, array)
     if array.dtype.kind not in NUMERIC_KINDS:
-        dtype = getattr(values, "dtype", array.dtype)  # a pandas column names its own dtype (Float64, ...)
-        raise TypeError(f"{owner}: {name} must be numeric without missing values, got dtype {dtype}")
+        raise TypeError(f"{owner}: {name} must be numeric without missing values, got dtype {declared_dtype(values)}")
     return array
+
+
+def column_dtypes(values: Any) -> list[Any]:
+    """The dtype of each column of a pandas DataFrame, or the one dtype of anything else."""
+    if getattr(values, "ndim", None) == 2 and hasattr(values, "dtypes"):
+        return list(values.dtypes)
+    return [getattr(values, "dtype", None)]
+
+
+def declared_dtype(values: Any) -> str:
+    """The dtype(s) `values` declares, for a message: a pandas column names its own (Float64, ...)."""
+    return ", ".join(sorted({str(dtype) for dtype in column_dtypes(values)}))
+
+
+def nullable_columns(values: Any, array: np.ndarray) -> np.ndarray:
+    """pandas' nullable columns (Float64, Int64, boolean) as their NumPy dtype: NumPy sees them as
+    objects. `array` unchanged where they hold a missing value (refused by the caller) or are not
+    such columns."""
+    numpy_dtypes = [
+        dtype if isinstance(dtype, np.dtype) else getattr(dtype, "numpy_dtype", None) for dtype in column_dtypes(values)
+    ]
+    if any(dtype is None for dtype in numpy_dtypes) or not hasattr(values, "to_numpy"):  # not `in`: dtype == None
+        return array
+    try:
+        return np.asarray(values.to_numpy(dtype=np.result_type(*numpy_dtypes)))
+    except (TypeError, ValueError):  # pandas: "cannot convert to '<dtype>' with missing values"
+        return array
 
 
 def all_finite(array: np.ndarray) -> bool:
