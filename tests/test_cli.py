@@ -1,6 +1,7 @@
 """The chainrule command, run as a user runs it: in a subprocess."""
 
 import csv
+import shutil
 import subprocess
 import sys
 
@@ -160,6 +161,9 @@ def failing_commands(tmp_path):
         (["evaluate", str(tmp_path / "damaged.npz")], 2, "cannot load"),
         (["train", "--dataset", "mnist", "--data", str(tmp_path / "somedir")], 2, "train-images-idx3-ubyte"),
         (["fly"], 2, "invalid choice"),
+        (["explain", "neuron", "--dvalue", "-inf"], 2, "dvalue contains NaN or inf"),
+        (["explain", "neuron", "--x", "1e308,1,1"], 2, "inputs contains NaN or inf"),  # no overflow warnings first
+        (["gradcheck", "--sizes", "2,1000,1000,3"], 2, "minutes here; pass --max-minutes"),
     ]
 
 
@@ -169,6 +173,28 @@ def test_every_failure_is_one_line_with_its_exit_code_and_no_traceback(tmp_path)
         assert result.returncode == code, (arguments, result.stderr)
         assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, (arguments, result.stderr)
         assert words in result.stderr, (arguments, result.stderr)
+
+
+def test_a_run_folder_on_a_full_disk_is_refused_before_anything_is_created(tmp_path, monkeypatch):
+    from chainrule import cli
+
+    usage = shutil.disk_usage
+    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: usage(path)._replace(free=1 << 20))
+    with pytest.raises(cli.UsageError, match=f"the disk holding {tmp_path} has less than 16 MiB free"):
+        cli.output_folder(tmp_path / "runs" / "spiral")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_that_cannot_be_written_is_removed_again(tmp_path, monkeypatch):
+    from chainrule import cli
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(cli.UsageError, match="cannot write to the run folder .*: Permission denied"):
+        cli.output_folder(tmp_path / "runs" / "spiral")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_png_into_a_folder_reports_the_file_written(tmp_path):
