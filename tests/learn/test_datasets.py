@@ -100,6 +100,16 @@ def test_read_idx_rejects_a_truncated_file(tmp_path):
         datasets.read_idx(path)
 
 
+def test_a_small_compressed_file_cannot_declare_gigabytes(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as stream:  # a true header, and that many zeros: they compress 1000 times
+        stream.write(bytes([0, 0, 8, 3]) + np.array([2**14, 32, 32], ">u4").tobytes())
+        stream.write(bytes(2**24))
+    assert path.stat().st_size < 2**16
+    with pytest.raises(ValueError, match=r"declares shape \(16384, 32, 32\) from \d+ compressed bytes, more than 32"):
+        datasets.read_idx(path)
+
+
 NNFS_RUN = """
 import sys
 import numpy as np

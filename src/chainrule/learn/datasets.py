@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule.engine.layers import Dense
 from chainrule.engine.validation import whole_number
+from chainrule.files.archive import INFLATION, SMALL_MEMBER
 from chainrule.training.distributed import shard_rows
 
 
@@ -166,7 +167,8 @@ def read_idx(path: str | Path, *, max_values: int = MAX_IDX_VALUES, rows: slice 
     """Read one IDX file of unsigned bytes (plain or .gz): magic 0x0000 08 nd, sizes, data.
 
     The header is read first and the data no further than the size it declares (at most
-    `max_values`), so a compressed file cannot inflate beyond what it promises. `rows` (a slice
+    `max_values`), so a compressed file cannot inflate beyond what it promises; and it may
+    promise at most INFLATION times its compressed size, so a small file cannot fill gigabytes. `rows` (a slice
     with step 1) reads only those entries along the first axis: the rest is skipped, not held.
     """
     path = Path(path)
@@ -176,6 +178,11 @@ def read_idx(path: str | Path, *, max_values: int = MAX_IDX_VALUES, rows: slice 
             count = math.prod(shape)
             if count > max_values:
                 raise ValueError(f"read_idx: {path} declares shape {shape}, more than max_values={max_values} values")
+            if path.suffix == ".gz" and count > max(SMALL_MEMBER, INFLATION * path.stat().st_size):
+                raise ValueError(
+                    f"read_idx: {path} declares shape {shape} from {path.stat().st_size} compressed bytes, more than "
+                    f"{INFLATION} times its size (MNIST compresses about 5 times): decompress it first to read it"
+                )
             start, stop, _ = (rows or slice(None)).indices(shape[0])
             entry = math.prod(shape[1:])
             stream.seek(start * entry, io.SEEK_CUR)
