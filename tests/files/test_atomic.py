@@ -112,6 +112,27 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.bin"]
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_folder_renamed_mid_write_gets_the_file_or_nothing_and_no_temporary_file(tmp_path, fails):
+    folder = tmp_path / "run"
+    folder.mkdir()
+
+    def write_while_moved(stream):
+        stream.write(b"new")
+        folder.rename(tmp_path / "moved")
+        if fails:
+            raise OSError(28, "No space left on device")
+
+    if fails:
+        with pytest.raises(OSError, match="No space left on device"):
+            atomic_write(folder / "model.bin", write_while_moved)
+        assert os.listdir(tmp_path / "moved") == []
+    else:
+        atomic_write(folder / "model.bin", write_while_moved)
+        assert os.listdir(tmp_path / "moved") == ["model.bin"]
+        assert (tmp_path / "moved" / "model.bin").read_bytes() == b"new"
+
+
 KILLED_MID_WRITE = """
 import os, sys, time
 from chainrule.files.atomic import atomic_write

@@ -53,14 +53,6 @@ def _target(path: str | os.PathLike) -> Path:
     return target
 
 
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _remove_leftovers(target: Path) -> None:
     """Delete temporary files of earlier saves of `target` that no live writer holds: unlocked,
     and written to (a writer writes only once it holds the lock) or long abandoned."""
@@ -115,14 +107,20 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(stream)` on a temporary file beside `path`, then put it in place in one rename."""
+    """Call `write(stream)` on a temporary file beside `path`, then put it in place in one rename.
+
+    Every step names the folder through one descriptor opened at the start, so a folder renamed
+    or replaced by a link during the write still gets the file (under its new name), and the
+    temporary file is always found again to be removed."""
     target = _target(path)
     _remove_leftovers(target)
     existing = target.stat() if target.exists() else None
-    temporary = target.parent / f".{target.name[:NAME_KEPT]}.{secrets.token_hex(8)}.tmp"
+    temporary = f".{target.name[:NAME_KEPT]}.{secrets.token_hex(8)}.tmp"
+    folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with _sigterm_raises():
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            descriptor = os.open(temporary, flags, 0o666, dir_fd=folder)
             with os.fdopen(descriptor, "wb") as stream:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)  # held until closed: this file is being written
                 _keep_owner(descriptor, existing, path)
@@ -131,10 +129,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
                 if existing is not None:
                     os.fchmod(stream.fileno(), stat.S_IMODE(existing.st_mode))
                 os.fsync(stream.fileno())
-                os.replace(temporary, target)  # still locked: a cleanup never sees it unlocked
-        _sync_folder(target.parent)
+                # still locked: a cleanup never sees it unlocked
+                os.replace(temporary, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
     except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=folder)
         if isinstance(error, OSError) and error.errno is not None:  # the user's path, not the temporary one
             raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
         raise
+    finally:
+        os.close(folder)
