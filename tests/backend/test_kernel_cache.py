@@ -16,7 +16,7 @@ TRAIN = (
     "X, y = cr.datasets.spiral_data(20, 3, seed=0)\n"
     "model = cr.Model(seed=0).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())\n"
     "model.compile(loss='categorical_crossentropy', optimizer='adam').fit(X, y, epochs=2, verbose=0)\n"
-    "print('cached' if kernels.CACHED else 'in memory')\n"
+    "print('cached' if kernels.caching() else 'in memory')\n"
 )
 
 

@@ -7,14 +7,20 @@ classes and the fused softmax + cross-entropy gradient. Without Numba (or with t
 variable CHAINRULE_COMPILED=0) `ENABLED` is False and the NumPy code runs: it stays the
 reference, and tests/backend/test_kernels.py checks that both give the same numbers.
 
-Kernels compile on first use for each dtype (a second or two), cached afterwards in a private
-folder of the user's (`kernel_cache`), or only in memory where there is none.
+Numba is imported when a kernel first runs, not with chainrule; each kernel compiles on its first
+call for each dtype (a second or two), cached afterwards in a private folder of the user's
+(`kernel_cache`), or only in memory where there is none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+import importlib.util
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,20 +28,41 @@ import numpy as np
 from chainrule.backend import kernel_cache
 from chainrule.backend.arrays import on_host
 
-try:
-    import numba
-except ImportError:  # the NumPy speed paths run instead
-    numba = None  # type: ignore[assignment]
-
-ENABLED = numba is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
-CACHED = ENABLED and kernel_cache.install(numba)  # False: compiled in memory, nothing written
+ENABLED = importlib.util.find_spec("numba") is not None and os.environ.get("CHAINRULE_COMPILED", "1") != "0"
 ROW_KERNEL_COLUMNS = 64  # row kernels pay for rows up to this wide; NumPy's vector loops win beyond
+TEXTBOOK = contextvars.ContextVar("TEXTBOOK", default=False)  # set by `numpy_only`
+
+
+@contextlib.contextmanager
+def numpy_only() -> Iterator[None]:
+    """Run the NumPy code instead of the kernels inside: the checks and the explanations show
+    the textbook arithmetic, and a one-off calculation is not worth loading a compiler for."""
+    token = TEXTBOOK.set(True)
+    try:
+        yield
+    finally:
+        TEXTBOOK.reset(token)
+
+
+@functools.cache
+def numba_compiler() -> Any:
+    """Numba, imported the first time a kernel runs (importing it takes longer than all of
+    chainrule), with the kernels' cache routed to a private folder (`kernel_cache`)."""
+    import numba
+
+    return numba
+
+
+@functools.cache
+def caching() -> bool:
+    """Whether kernels are cached on disk (False: compiled in memory, nothing written)."""
+    return kernel_cache.install(numba_compiler())
 
 
 def applies(*arrays: np.ndarray) -> bool:
     """Whether the kernels can take these arrays: Numba is on and they are C-ordered NumPy arrays
     (not a GPU's, for one). A plain loop: this runs several times per training step."""
-    if not ENABLED:
+    if not ENABLED or TEXTBOOK.get():
         return False
     for array in arrays:  # noqa: SIM110 - all() over a generator costs 0.5 us more per call
         if not (on_host(array) and array.flags.c_contiguous):
@@ -43,20 +70,55 @@ def applies(*arrays: np.ndarray) -> bool:
     return True
 
 
-def compile_kernel(fastmath: bool | set[str] = False):
+class Kernel:
+    """A function that Numba compiles the first time it is called, from Python or from another
+    kernel, so that `import chainrule` never imports Numba.
+
+    Numba reads it as it reads its own dispatchers: `py_func` and `targetoptions` let a kernel
+    that calls it inline it, and `_numba_type_` types a call to it as a call to the compiled
+    function."""
+
+    def __init__(self, function: Any, options: dict[str, Any]) -> None:
+        functools.update_wrapper(self, function)
+        self.py_func = function
+        self.targetoptions = options
+        self.compiled: Any = None
+
+    def dispatcher(self) -> Any:
+        """Numba's dispatcher for the function, made on first use."""
+        if self.compiled is None:
+            options = (
+                {**self.targetoptions, "cache": caching()} if "cache" in self.targetoptions else self.targetoptions
+            )
+            self.compiled = numba_compiler().njit(**options)(self.py_func)
+        return self.compiled
+
+    @property
+    def _numba_type_(self) -> Any:
+        return numba_compiler().types.Dispatcher(self.dispatcher())
+
+    def __call__(self, *args: Any) -> Any:
+        compiled = self.compiled
+        if compiled is None:
+            compiled = self.dispatcher()
+        return compiled(*args)
+
+
+def compile_kernel(fastmath: bool | set[str] = False) -> Any:
     """Numba's compiler with NumPy's error model: a division by zero gives inf or NaN as in
     NumPy, instead of a check in every loop that raises, which keeps the loops from vectorising
     (Adam's update of 670k parameters: 2.6 ms -> 0.3). `fastmath`: Numba's flags, off unless a
-    kernel names the ones it may use."""
-    if numba is None:
+    kernel names the ones it may use. Without Numba the function runs as written."""
+    if not ENABLED:
         return lambda function: function
-    return numba.njit(cache=CACHED, fastmath=fastmath, nogil=True, error_model="numpy")
+    options = {"cache": True, "fastmath": fastmath, "nogil": True, "error_model": "numpy"}
+    return lambda function: Kernel(function, options)
 
 
-def inline_kernel():
+def inline_kernel() -> Any:
     """A function that compiled kernels inline where they call it; Python code calls its
     `python_form`, the function as written."""
-    return (lambda function: function) if numba is None else numba.njit(inline="always")
+    return (lambda function: function) if not ENABLED else (lambda function: Kernel(function, {"inline": "always"}))
 
 
 def python_form(function: Any) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import kernels
 from chainrule.engine.layers import Layer
 from chainrule.engine.losses import Loss
 
@@ -168,9 +169,11 @@ class Conditions:
 def check_conditions(components: list[Any], owner: str) -> Iterator[Conditions]:
     """Hold random draws fixed, restore NumPy's `np.dot`, and give learners' objects float64
     copies, for the duration of one check; everything is put back afterwards. NumPy's warnings
-    are silenced meanwhile: a NaN or an inf becomes a verdict that names its cause."""
+    are silenced meanwhile: a NaN or an inf becomes a verdict that names its cause. chainrule's
+    layers run their NumPy code, the textbook's, not the compiled kernels (`kernels.numpy_only`)."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(np.errstate(all="ignore"))  # a NaN or inf is a verdict, with its cause
+        stack.enter_context(kernels.numpy_only())
         replaced = stack.enter_context(numpy_dot_restored())
         copied = {
             type(component).__name__: stack.enter_context(float64_copies(component))

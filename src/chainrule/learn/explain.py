@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import kernels
 from chainrule.display import html_table, new_figure
 from chainrule.engine.activations import ReLU, Softmax
 from chainrule.engine.layers import Dense
@@ -508,6 +509,7 @@ class NetworkExplanation(Explanation):
         figure.savefig(path, dpi=100)
 
 
+@kernels.numpy_only()  # the textbook arithmetic, with no compiler to load
 def network(
     X: Any = None, y: Any = None, *, hidden: int = 3, learning_rate: float = 1.0, seed: int = 0
 ) -> NetworkExplanation:
