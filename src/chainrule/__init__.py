@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from chainrule import callbacks, datasets, distributed, explain, metrics
-from chainrule.check.compare import Comparison, compare
-from chainrule.check.gradcheck import gradcheck
-from chainrule.check.numeric import GradcheckResult
-from chainrule.check.optimizer import OptimizerCheck, check_optimizer
+from chainrule import callbacks, distributed, metrics
 from chainrule.engine.activations import Exponential, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from chainrule.engine.convolution import Conv2D
 from chainrule.engine.embedding import Embedding
@@ -33,6 +29,13 @@ from chainrule.files.model_file import save_model
 from chainrule.training.history import History
 from chainrule.training.model import Model
 from chainrule.training.saving import load_model
+
+if TYPE_CHECKING:  # loaded on first use (see __getattr__); named here for type checkers and editors
+    from chainrule import datasets, explain, onnx, sklearn
+    from chainrule.check.compare import Comparison, compare
+    from chainrule.check.gradcheck import gradcheck
+    from chainrule.check.numeric import GradcheckResult
+    from chainrule.check.optimizer import OptimizerCheck, check_optimizer
 
 __version__ = "0.1.0"
 
@@ -91,11 +94,27 @@ __all__ = [
     "save_model",
 ]
 
-LAZY_SUBMODULES = ("onnx", "sklearn")  # they import optional extras, so they load on first use
+# Loaded on first use (PEP 562): `import chainrule` stays quick, and the extras behind `onnx` and
+# `sklearn` load only when they are used.
+LAZY_SUBMODULES = ("datasets", "explain", "onnx", "sklearn")
+LAZY_ATTRIBUTES = {
+    "Comparison": "chainrule.check.compare",
+    "compare": "chainrule.check.compare",
+    "gradcheck": "chainrule.check.gradcheck",
+    "GradcheckResult": "chainrule.check.numeric",
+    "OptimizerCheck": "chainrule.check.optimizer",
+    "check_optimizer": "chainrule.check.optimizer",
+}
 
 
-def __getattr__(name: str) -> ModuleType:
-    """`cr.onnx` and `cr.sklearn` import their module (and its extra) on first use (PEP 562)."""
+def __getattr__(name: str) -> Any:
+    """A submodule or a checking function, imported the first time it is asked for."""
     if name in LAZY_SUBMODULES:
         return importlib.import_module(f"chainrule.{name}")
+    if name in LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(LAZY_ATTRIBUTES[name]), name)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,7 +20,6 @@ from chainrule.backend import kernels
 from chainrule.backend.arrays import CPU, Device, assign, find_device, to_host
 from chainrule.backend.runtime import quiet_float_errors
 from chainrule.check.diagnosis import Context
-from chainrule.check.network import gradcheck_network
 from chainrule.check.numeric import EPSILON, TOLERANCE, GradcheckResult, check_arrays
 from chainrule.display import html_table
 from chainrule.engine.layers import Dense, Layer
@@ -508,6 +507,8 @@ class Model:
             return self._gradcheck(inputs, targets, epsilon, tolerance)
 
     def _gradcheck(self, inputs: np.ndarray, targets: np.ndarray, epsilon: float, tolerance: float) -> GradcheckResult:
+        from chainrule.check.network import gradcheck_network  # the checker loads when it is first used
+
         result = gradcheck_network([*self.layers, self.loss], inputs, targets, epsilon=epsilon, tolerance=tolerance)
 
         def total_loss() -> float:
