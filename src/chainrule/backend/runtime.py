@@ -7,13 +7,14 @@ arithmetic never has to think about them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 SMALL_MATMUL_WORK = 1 << 20  # multiply-adds of the largest product below which BLAS runs on one thread
 
@@ -36,12 +37,24 @@ def quiet_float_errors() -> contextlib.AbstractContextManager:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
+@functools.cache
+def blas_controller() -> ThreadpoolController:
+    """The thread pools of the BLAS libraries loaded (NumPy's, loaded with it), found once: each
+    search walks every library of the process (37% of a 32-row `partial_fit` when done per call)."""
+    return ThreadpoolController()
+
+
+def one_thread_limit() -> Any:
+    """BLAS limited to one thread until the returned limiter's `restore_original_limits()`."""
+    return blas_controller().limit(limits=1, user_api="blas")
+
+
 def blas_threads(largest_matmul_work: int) -> contextlib.AbstractContextManager:
     """One BLAS thread when every matrix product is small: handing it to more threads costs
     more than they save (about 20% of a step on the book's spiral network)."""
     if not one_blas_thread(largest_matmul_work):
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return one_thread_limit()
 
 
 def one_blas_thread(largest_matmul_work: int) -> bool:
@@ -93,7 +106,7 @@ def training_guard(largest_matmul_work: int) -> Iterator[Interruption]:
             if threading.current_thread() is threading.main_thread():
                 previous = signal.signal(signal.SIGINT, interruption.handle)
             if one_blas_thread(largest_matmul_work):
-                limiter = threadpool_limits(limits=1, user_api="blas")
+                limiter = one_thread_limit()
         interruption.armed = True
         with quiet_float_errors():
             yield interruption
