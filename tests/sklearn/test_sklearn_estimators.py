@@ -290,3 +290,19 @@ def test_same_random_state_same_model(digits):
     X_train, _, y_train, _ = digits
     a, b = (MLPClassifier(hidden_layer_sizes=(16,), dropout=0.2, random_state=5).fit(X_train, y_train) for _ in "ab")
     assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("predict_dtype", [np.float32, np.float64])
+def test_outputs_come_in_the_dtype_scikit_learn_gives(fit_dtype, predict_dtype):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    labels, values = (X[:, 0] > 0).astype(int), X[:, 1]
+    for ours, theirs, y, method in [
+        (MLPClassifier, neural_network.MLPClassifier, labels, "predict_proba"),
+        (MLPRegressor, neural_network.MLPRegressor, values, "predict"),
+    ]:
+        expected = getattr(theirs(max_iter=3).fit(X.astype(fit_dtype), y), method)(X.astype(predict_dtype)).dtype
+        got = getattr(ours(max_iter=3).fit(X.astype(fit_dtype), y), method)(X.astype(predict_dtype)).dtype
+        assert got == expected, (ours.__name__, method)

@@ -346,7 +346,8 @@ class _ChainruleMLP(BaseEstimator):
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
-        return self.model_.predict(X).astype(np.float64)
+        # float32 stays float32 unless the model or the input is float64, as scikit-learn's products give
+        return self.model_.predict(X).astype(np.result_type(X.dtype, self.model_.dtype), copy=False)
 
     def _outputs_of(self, rows: Rows) -> np.ndarray:
         return self._predictions(self.model_.forward_trusted(rows.inputs, False))
