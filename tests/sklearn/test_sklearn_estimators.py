@@ -306,3 +306,14 @@ def test_outputs_come_in_the_dtype_scikit_learn_gives(fit_dtype, predict_dtype):
         expected = getattr(theirs(max_iter=3).fit(X.astype(fit_dtype), y), method)(X.astype(predict_dtype)).dtype
         got = getattr(ours(max_iter=3).fit(X.astype(fit_dtype), y), method)(X.astype(predict_dtype)).dtype
         assert got == expected, (ours.__name__, method)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_single_class_fits_and_predicts_it_as_scikit_learn_does():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = np.full(20, 7)
+    theirs = neural_network.MLPClassifier(max_iter=5).fit(X, y)
+    ours = MLPClassifier(max_iter=5).fit(X, y)
+    assert ours.classes_.tolist() == theirs.classes_.tolist() == [7]
+    assert ours.predict(X).tolist() == theirs.predict(X).tolist() == [7] * 20
+    assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape == (20, 2)

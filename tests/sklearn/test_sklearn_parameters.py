@@ -34,7 +34,7 @@ def test_accepted_values(settings):
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("momentum", 1.0, r"momentum must be a number in \[0, 1\), got 1.0"),
+        ("momentum", 1.5, r"momentum must be a number in \[0, 1\], got 1.5"),
         ("shuffle", "yes", "shuffle must be True or False"),
         ("tol", float("nan"), "tol must be a number"),
         ("validation_fraction", 1, "validation_fraction must be a number in"),

@@ -204,7 +204,7 @@ class SGD(Optimizer):
         self, learning_rate: float = 1.0, decay: float = 0.0, momentum: float = 0.0, nesterov: bool = False
     ) -> None:
         super().__init__(learning_rate, decay)
-        self.momentum = finite_number(momentum, "momentum", "SGD", minimum=0, below=1)
+        self.momentum = finite_number(momentum, "momentum", "SGD", minimum=0, maximum=1)  # 1: velocity never decays
         if nesterov and not self.momentum:
             raise ValueError("SGD: nesterov=True needs a momentum above 0")
         self.nesterov = bool(nesterov)

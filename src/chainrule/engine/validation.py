@@ -26,18 +26,27 @@ def whole_number(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
 
 
 def finite_number(
-    value: Any, name: str, owner: str, *, minimum: float | None = None, below: float | None = None
+    value: Any,
+    name: str,
+    owner: str,
+    *,
+    minimum: float | None = None,
+    below: float | None = None,
+    maximum: float | None = None,
 ) -> float:
-    """Return `value` as a finite float in [minimum, below), or raise naming the setting and the range."""
+    """Return `value` as a finite float in [minimum, below) (or [minimum, maximum]), or raise
+    naming the setting and the range."""
     number = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     if (
         not number
         or not np.isfinite(value)
         or (minimum is not None and value < minimum)
         or (below is not None and value >= below)
+        or (maximum is not None and value > maximum)
     ):
         bounds = [f">= {minimum:g}"] if minimum is not None else []
         bounds += [f"below {below:g}"] if below is not None else []
+        bounds += [f"<= {maximum:g}"] if maximum is not None else []
         wanted = "a finite number" + (f" {' and '.join(bounds)}" if bounds else "")
         raise ValueError(f"{owner}: {name} must be {wanted}, got {value!r}")
     return float(value)

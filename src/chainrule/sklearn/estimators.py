@@ -420,11 +420,7 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
         check_classification_targets(y)
         if not hasattr(self, "classes_") or not (self.warm_start or incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
-            self.classes_ = self._label_binarizer.classes_
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"MLPClassifier: needs samples of at least 2 classes; got 1 class ({self.classes_[0]})"
-                )
+            self.classes_ = self._label_binarizer.classes_  # one class: one logistic output, as scikit-learn
         else:
             classes = unique_labels(y)
             if self.warm_start and not incremental and set(classes) != set(self.classes_):

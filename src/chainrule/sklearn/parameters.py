@@ -86,7 +86,7 @@ PARAMETERS: dict[str, tuple[Check, str]] = {
     "tol": _number(0),
     "verbose": _either(_BOOLEAN, _integer(0)),
     "warm_start": _BOOLEAN,
-    "momentum": _UNIT,  # chainrule's SGD needs momentum below 1; scikit-learn also allows exactly 1
+    "momentum": _number(0, 1, high_open=False),
     "nesterovs_momentum": _BOOLEAN,
     "early_stopping": _BOOLEAN,
     "validation_fraction": _UNIT,
