@@ -317,3 +317,18 @@ def test_a_single_class_fits_and_predicts_it_as_scikit_learn_does():
     assert ours.classes_.tolist() == theirs.classes_.tolist() == [7]
     assert ours.predict(X).tolist() == theirs.predict(X).tolist() == [7] * 20
     assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape == (20, 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_diverging_network_with_early_stopping_records_nan_scores_as_scikit_learn_does():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3)) * 100
+    y = X @ [1.0, 2.0, 3.0] * 1e3
+    settings = {"solver": "sgd", "learning_rate_init": 10.0, "early_stopping": True, "max_iter": 20, "random_state": 0}
+    with np.errstate(all="ignore"):  # scikit-learn warns of the overflow on its way
+        theirs = neural_network.MLPRegressor(**settings).fit(X, y)
+    ours = MLPRegressor(**settings).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert np.isnan(ours.validation_scores_).tolist() == np.isnan(theirs.validation_scores_).tolist()
+    assert np.isnan(ours.validation_scores_).any()
+    assert np.isfinite(ours.predict(X)).all()  # the best (first) epoch's weights are kept

@@ -112,7 +112,7 @@ class _ChainruleMLP(BaseEstimator):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _score_rows(self, rows: Rows) -> float:
+    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
         raise NotImplementedError
 
     # -- training ---------------------------------------------------------------------------
@@ -303,8 +303,9 @@ class _ChainruleMLP(BaseEstimator):
         self.validation_loss_curve_.append(loss)
         if self.verbose:
             print(f"Validation score: {score:f}")
+        # as scikit-learn counts: a NaN score (a diverged network) compares False and resets the count
         self._no_improvement_count = (
-            0 if score >= self.best_validation_score_ + self.tol else (self._no_improvement_count + 1)
+            self._no_improvement_count + 1 if score < self.best_validation_score_ + self.tol else 0
         )
         if score > self.best_validation_score_:
             self.best_validation_score_ = score
@@ -315,7 +316,7 @@ class _ChainruleMLP(BaseEstimator):
         """Count epochs whose training loss did not fall by `tol` below the best so far."""
         loss = self.loss_curve_[-1]
         assert self.best_loss_ is not None  # tracked without early stopping
-        self._no_improvement_count = 0 if loss <= self.best_loss_ - self.tol else self._no_improvement_count + 1
+        self._no_improvement_count = self._no_improvement_count + 1 if loss > self.best_loss_ - self.tol else 0
         self.best_loss_ = min(self.best_loss_, loss)
 
     def _iteration_ends(self) -> None:
@@ -349,8 +350,13 @@ class _ChainruleMLP(BaseEstimator):
         # float32 stays float32 unless the model or the input is float64, as scikit-learn's products give
         return self.model_.predict(X).astype(np.result_type(X.dtype, self.model_.dtype), copy=False)
 
-    def _outputs_of(self, rows: Rows) -> np.ndarray:
-        return self._predictions(self.model_.forward_trusted(rows.inputs, False))
+    def _score_rows(self, rows: Rows) -> float:
+        """The validation score (accuracy or R^2); NaN where the outputs are not finite (a diverging
+        network), as scikit-learn records it before training goes on."""
+        outputs = self.model_.forward_trusted(rows.inputs, False)
+        if not np.isfinite(outputs).all():
+            return np.nan
+        return self._score_predictions(rows, self._predictions(outputs))
 
 
 class MLPClassifier(ClassifierMixin, _ChainruleMLP):
@@ -447,8 +453,8 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         return self._label_binarizer.inverse_transform(outputs.ravel() if outputs.shape[1] == 1 else outputs)
 
-    def _score_rows(self, rows: Rows) -> float:
-        return accuracy_score(rows.labels, self._outputs_of(rows), sample_weight=rows.weights)
+    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
+        return accuracy_score(rows.labels, predictions, sample_weight=rows.weights)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of `classes_` (two columns for two classes)."""
@@ -536,8 +542,8 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         return outputs[:, 0] if outputs.shape[1] == 1 else outputs
 
-    def _score_rows(self, rows: Rows) -> float:
-        return r2_score(rows.labels, self._outputs_of(rows), sample_weight=rows.weights)
+    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
+        return r2_score(rows.labels, predictions, sample_weight=rows.weights)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values, 1-D when there is one output."""
