@@ -126,6 +126,47 @@ def main(scenario, out):
     elif scenario == "ctrl-c":
         history = network().fit(X, y, epochs=10, verbose=0, distributed="mpi", callbacks=[PressCtrlC(rank)])
         record(out, rank, interrupted=history.interrupted, epochs=len(history.epoch))
+    elif scenario == "resume-on-rank-0":  # rank 0 alone trained on (as if it had loaded a checkpoint)
+        model = network()
+        if rank == 0:
+            model.fit(X, y, epochs=3, batch_size=32, verbose=0)
+        model.fit(X, y, epochs=5, batch_size=32, verbose=0, distributed="mpi")
+        record(out, rank, iterations=model.optimizer.iterations, **weights_arrays(model))
+    elif scenario == "other-network":
+        model = cr.Model(seed=0).add(cr.Dense(2, 16 if rank == 0 else 8)).add(cr.ReLU())
+        model.add(cr.Dense(16 if rank == 0 else 8, 3)).add(cr.Softmax())
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        model.fit(X, y, epochs=2, verbose=0, distributed="mpi")
+    elif scenario == "other-data":
+        network().fit(X + (rank == 1) * 1e-3, y, epochs=2, verbose=0, distributed="mpi")
+    elif scenario == "uneven-shards":
+        mine = slice(0, 100) if rank == 0 else slice(100, 110)
+        model = network()
+        history = model.fit(
+            X[mine], y[mine], epochs=1, batch_size=32, shuffle=False, verbose=0, distributed="mpi", sharded=True
+        )
+        record(out, rank, iterations=model.optimizer.iterations, **history_arrays(history), **weights_arrays(model))
+    elif scenario == "save-then-load":
+        model = network()
+        loaded = []
+        for _ in range(3):
+            model.fit(X, y, epochs=2, batch_size=32, verbose=0, distributed="mpi")
+            model.save(out / "shared.npz")
+            loaded.append(cr.load_model(out / "shared.npz").get_weights()[0])
+        record(out, rank, loaded=np.array(loaded), trained=model.get_weights()[0])
+    elif scenario == "dropout":
+        model = cr.Model(seed=5).add(cr.Dense(2, 16)).add(cr.ReLU()).add(cr.Dropout(0.5, seed=11)).add(cr.Dense(16, 3))
+        model.add(cr.Softmax()).compile(loss="categorical_crossentropy", optimizer="adam")
+        model.fit(X, y, epochs=1, batch_size=32, verbose=0, distributed="mpi")
+        record(out, rank, draws=model.layers[2].rng.random(8))
+    elif scenario == "callback-fails-on-rank-0":
+        checkpoint = cr.callbacks.ModelCheckpoint(str(out / "best.npz"), monitor="val_loss")  # no validation data
+        network().fit(X, y, epochs=3, verbose=0, distributed="mpi", callbacks=[checkpoint])
+    elif scenario == "save-on-rank-0-only":
+        model = network()
+        model.fit(X, y, epochs=1, verbose=0, distributed="mpi")
+        if rank == 0:
+            model.save(out / "alone.npz")
     else:
         raise SystemExit(f"unknown scenario {scenario}")
 

@@ -180,6 +180,7 @@ def run_train(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         distributed=args.distributed,
     )
+    model.save(out / "model.npz", include_optimizer=True)  # every rank: rank 0 writes, the others wait for it
     if not root:
         return EXIT_INTERRUPTED if history.interrupted else 0
     if history.interrupted:
@@ -192,7 +193,6 @@ def run_train(args: argparse.Namespace) -> int:
         print(note)
 
     write_history(history, out / "history.csv")
-    model.save(out / "model.npz", include_optimizer=True)
     plot_history(history, out / "curves.png")
     written = ["history.csv", "model.npz", "curves.png"]
     if X.shape[1:] == (2,) and not regression:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.training.distributed import SINGLE_PROCESS, data_parallel
+from chainrule.training.distributed import SINGLE_PROCESS, data_parallel, training_steps
 
 pytest.importorskip("mpi4py", reason="distributed training is the optional extra 'mpi'")
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -134,9 +134,88 @@ def test_the_command_line_prints_one_report_and_writes_one_set_of_files(tmp_path
     assert cr.load_model(tmp_path / "run" / "model.npz").layers
 
 
+@needs_mpiexec
+def test_a_rank_that_alone_trained_on_is_brought_back_to_rank_0s_state(tmp_path):
+    completed, ranks = run_scenario("resume-on-rank-0", 2, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert_same(ranks[0], ranks[1])  # weights and the optimizer's step count: rank 0's on every rank
+    assert int(ranks[0]["iterations"]) == 3 * 10 + 5 * 10  # 300 rows in batches of 32: 10 steps an epoch
+
+
+@needs_mpiexec
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("other-network", "rank 1 of 2 has another network than rank 0"),
+        ("other-data", "rank 1 of 2 has another data (replicated: every rank passes the same rows) than rank 0"),
+    ],
+)
+def test_ranks_that_would_train_different_things_are_refused_on_every_rank(tmp_path, scenario, message):
+    completed, _ = run_scenario(scenario, 2, tmp_path)
+    assert completed.returncode != 0
+    assert completed.stderr.count(message) == 2, completed.stderr  # rank 0 and rank 1 each raise it
+
+
+@needs_mpiexec
+def test_uneven_shards_train_every_row_of_every_rank(tmp_path):
+    completed, ranks = run_scenario("uneven-shards", 2, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert_same(ranks[0], ranks[1])
+    # batches of 32 are 16 rows from each rank: rank 0's 100 rows need 7 steps (rank 1's 10, one)
+    assert int(ranks[0]["iterations"]) == 7
+
+
+@needs_mpiexec
+def test_every_rank_loads_the_file_rank_0_just_saved(tmp_path):
+    completed, ranks = run_scenario("save-then-load", 2, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    for record in ranks:
+        np.testing.assert_array_equal(record["loaded"][-1], record["trained"])
+        assert not np.array_equal(record["loaded"][0], record["loaded"][1])  # each round read that round's file
+
+
+@needs_mpiexec
+def test_dropout_draws_other_masks_on_each_rank_and_the_same_ones_again_with_the_seed(tmp_path):
+    completed, ranks = run_scenario("dropout", 2, tmp_path / "first")
+    again, ranks_again = run_scenario("dropout", 2, tmp_path / "again")
+    assert completed.returncode == again.returncode == 0, completed.stderr
+    assert not np.array_equal(ranks[0]["draws"], ranks[1]["draws"])
+    assert_same(ranks[0], ranks_again[0])
+    assert_same(ranks[1], ranks_again[1])
+
+
+@needs_mpiexec
+def test_a_callback_failing_on_rank_0_alone_stops_the_job(tmp_path):
+    completed, _ = run_scenario("callback-fails-on-rank-0", 2, tmp_path)
+    assert completed.returncode != 0
+    assert "rank 0 of 2 failed during training: ValueError" in completed.stderr
+
+
+@needs_mpiexec
+def test_saving_on_rank_0_alone_after_a_distributed_fit_is_an_error_not_a_hang(tmp_path):
+    completed, _ = run_scenario("save-on-rank-0-only", 2, tmp_path)
+    assert completed.returncode != 0
+    assert "call save on every rank" in completed.stderr
+    assert "rank 0 of 2 raised RuntimeError; stopping every rank" in completed.stderr
+
+
 def test_without_mpi_every_hook_is_the_identity():
     assert data_parallel(None, False, "fit") is SINGLE_PROCESS
     with pytest.raises(ValueError, match="sharded=True needs distributed='mpi'"):
         data_parallel(None, True, "Model.fit")
     with pytest.raises(ValueError, match="distributed must be None or 'mpi', got 'nccl'"):
         data_parallel("nccl", False, "Model.fit")
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size", "sharded", "steps"),
+    [
+        ([300, 300], 32, False, 10),  # replicated: every rank holds the same 300 rows
+        ([150, 150], 30, True, 10),  # even shards: 15 rows from each rank per batch
+        ([100, 10], 32, True, 7),  # uneven: rank 0's 100 rows at 16 a step
+        ([10, 100], 31, True, 7),  # rank 1's share of 31 is 15 rows
+        ([5, 5], None, True, 1),  # a full batch
+    ],
+)
+def test_an_epoch_has_enough_steps_for_every_row_of_every_rank(rows, batch_size, sharded, steps):
+    assert training_steps(rows, batch_size, len(rows), sharded) == steps

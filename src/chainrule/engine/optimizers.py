@@ -167,11 +167,13 @@ class Optimizer:
 
     def get_state(self, layers: list[Any]) -> dict[str, np.ndarray]:
         """The state arrays as `"{layer index}.{parameter}.{slot}"`, for saving."""
+        index_of = {id(layer): index for index, layer in enumerate(layers)}
         state = {}
-        for index, layer in enumerate(layers):
-            for name in trainable(layer)[0]:
-                slots = self._state.get((layer, name), {})
-                state.update({f"{index}.{name}.{slot}": slots[slot] for slot in self.slots if slot in slots})
+        for (layer, name), slots in self._state.items():  # only what has taken a step (no gradients needed)
+            if id(layer) in index_of:
+                state.update(
+                    {f"{index_of[id(layer)]}.{name}.{slot}": slots[slot] for slot in self.slots if slot in slots}
+                )
         return state
 
     def set_state(self, layers: list[Layer], state: dict[str, np.ndarray], iterations: int) -> None:

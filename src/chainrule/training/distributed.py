@@ -13,14 +13,19 @@ How a global batch is formed:
   N consecutive parts, one per rank.
 - Sharded data (`sharded=True`, each rank passes its own rows): each rank shuffles its own rows
   with the model's generator and contributes its share of `batch_size` (`batch_size` split into
-  N near-equal parts) to every step; an epoch has ceil(total rows / batch_size) steps, and a
-  rank whose rows run out contributes nothing to the last steps.
+  N near-equal parts) to every step; an epoch has enough steps for every rank to use all its
+  rows (`training_steps`), and a rank whose rows run out contributes nothing to the last steps.
+
+At the start of `fit` the ranks compare their networks, dtypes, sample shapes, settings and
+(replicated) a fingerprint of their data, then take rank 0's weights, optimizer state and
+generators; Dropout layers then draw from a stream of their rank's own.
 
 Failures: errors found before training (bad data on one rank) are shared, so every rank raises
 (the failing rank its own error, the others `RankFailedError` naming it). During training the
 loss, a divergence and Ctrl-C are agreed on at every step, so all ranks stop together; any other
-error on one rank prints that rank's message and aborts the whole job (`MPI_Abort`), so no rank
-is left waiting in a collective.
+error on one rank (a callback's too) prints that rank's message and aborts the whole job
+(`MPI_Abort`), so no rank is left waiting in a collective. `Model.save` is collective: rank 0
+writes, and every rank returns once the file is complete.
 """
 
 from __future__ import annotations
@@ -29,13 +34,17 @@ import contextlib
 import functools
 import math
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from chainrule.backend.arrays import to_host
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.errors import TrainingDivergedError
+
+COLLECTIVE_SECONDS = 30  # the longest a rank waits for the others at a file operation
 
 
 class RankFailedError(RuntimeError):
@@ -49,8 +58,8 @@ class SingleProcess:
     size = 1
     is_root = True
 
-    def start(self, store: ParameterStore, n_samples: int, batch_size: int | None) -> None:
-        """Get ready to train on `n_samples` rows here."""
+    def start(self, model: Any, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, epochs: int) -> None:
+        """Get ready to train `model` on these rows here for `epochs` epochs."""
 
     def epoch_order(self, rng: np.random.Generator, n_samples: int, shuffle: bool) -> np.ndarray | None:
         """The epoch's order of the rows (None: as stored)."""
@@ -91,6 +100,12 @@ class SingleProcess:
         """Errors of one process during training stop every process."""
         yield
 
+    @contextlib.contextmanager
+    def root_writes(self) -> Iterator[bool]:
+        """Yields whether this process writes (rank 0); every process leaves only once the writing
+        is done, and a failure there is raised on every process."""
+        yield True
+
 
 SINGLE_PROCESS = SingleProcess()
 
@@ -118,14 +133,68 @@ class MpiDataParallel(SingleProcess):
         self.size = self.comm.Get_size()
         self.is_root = self.rank == 0
         self.sharded = sharded
+        abort_on_uncaught_errors()
 
-    def start(self, store: ParameterStore, n_samples: int, batch_size: int | None) -> None:
-        for array in store.arrays():  # every rank starts from rank 0's weights
-            self.comm.Bcast(array, root=0)
-        total = self._sum(n_samples) if self.sharded else n_samples
-        self.steps = 1 if batch_size is None else math.ceil(total / batch_size)
+    def start(self, model: Any, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, epochs: int) -> None:
+        with self.agreement():  # a mismatch is one error on every rank, before any collective of training
+            if self.sharded and batch_size is not None and batch_size < self.size:
+                raise ValueError(
+                    f"distributed fit: batch_size={batch_size} gives some of the {self.size} processes no rows of "
+                    "each batch; use at least one row per process"
+                )
+            self._require_same(model, inputs, targets, (batch_size, epochs))
+        self._share_rank0_state(model)
+        rows = self.comm.allgather(len(inputs)) if self.sharded else [len(inputs)] * self.size
         part = None if batch_size is None else self._part(batch_size)  # my rows of every full global batch
         self.share = None if part is None else part.stop - part.start
+        self.steps = training_steps(rows, batch_size, self.size, self.sharded)
+
+    def _require_same(self, model: Any, inputs: np.ndarray, targets: np.ndarray, settings: tuple) -> None:
+        """Refuse ranks that hold different networks, dtypes or sample shapes, batch sizes or epochs,
+        or (replicated) different data: each would train something else, or hang in a collective."""
+        mine = {
+            "batch_size and epochs": settings,
+            "network": [
+                (type(layer).__name__, [tuple(np.shape(array)) for array in layer.parameters().values()])
+                for layer in model.layers
+            ],
+            "dtype and sample shape": (str(inputs.dtype), tuple(inputs.shape[1:]), tuple(targets.shape[1:])),
+        }
+        if not self.sharded:
+            mine["data (replicated: every rank passes the same rows)"] = (len(inputs), fingerprint(inputs, targets))
+        everyone = self.comm.allgather(mine)
+        for what in mine:
+            differing = [rank for rank, theirs in enumerate(everyone) if theirs[what] != everyone[0][what]]
+            if differing:
+                raise ValueError(
+                    f"distributed fit: rank {differing[0]} of {self.size} has another {what} than rank 0 "
+                    f"({everyone[differing[0]][what]!r:.200} against {everyone[0][what]!r:.200})"
+                )
+
+    def _share_rank0_state(self, model: Any) -> None:
+        """Every rank starts from rank 0's weights, optimizer state and generators (a rank that
+        alone resumed from a file must not train a model of its own); each Dropout layer's
+        generator is then moved to a stream of its rank's, so masks differ across ranks and repeat
+        with the seed."""
+        for array in model.parameter_store().arrays():
+            self.comm.Bcast(array, root=0)
+        optimizer = model.optimizer
+        state = self.comm.bcast(
+            (optimizer.iterations, {key: to_host(value) for key, value in optimizer.get_state(model.layers).items()})
+            if self.is_root
+            else None,
+            root=0,
+        )
+        if not self.is_root:
+            optimizer.set_state(model.layers, state[1], state[0])
+        generators = [model.rng, *(layer.rng for layer in model.layers if getattr(layer, "rng", None) is not None)]
+        unique = list({id(generator): generator for generator in generators}.values())
+        states = self.comm.bcast([generator.bit_generator.state for generator in unique], root=0)
+        for generator, state_of_root in zip(unique, states, strict=True):
+            generator.bit_generator.state = state_of_root
+        for layer in model.layers:
+            if type(layer).__name__ == "Dropout" and self.rank:
+                layer.rng = np.random.Generator(layer.rng.bit_generator.jumped(self.rank))
 
     def epoch_order(self, rng: np.random.Generator, n_samples: int, shuffle: bool) -> np.ndarray | None:
         if not shuffle or self.sharded:
@@ -187,6 +256,30 @@ class MpiDataParallel(SingleProcess):
             raise RankFailedError(f"rank {rank} of {self.size} failed: {message}")
 
     @contextlib.contextmanager
+    def root_writes(self) -> Iterator[bool]:
+        error: Exception | None = None
+        try:
+            yield self.is_root
+        except Exception as raised:
+            error = raised
+        # Every rank waits for rank 0's file, but never forever: a rank that never calls this
+        # (`if rank == 0: model.save(...)`) gets an error instead of a hang.
+        failed = np.array([0 if error is None else self.rank + 1], dtype=np.int64)
+        request = self.comm.Iallreduce(self.mpi.IN_PLACE, failed, op=self.mpi.MAX)
+        deadline = time.monotonic() + COLLECTIVE_SECONDS
+        while not request.Test():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"rank {self.rank} of {self.size}: not every rank reached the file operation within "
+                    f"{COLLECTIVE_SECONDS} s; after a distributed fit, call save on every rank (rank 0 writes the file)"
+                )
+            time.sleep(0.001)
+        if error is not None:
+            raise error
+        if failed[0]:
+            raise RankFailedError(f"rank {failed[0] - 1} of {self.size} failed to write the file")
+
+    @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
         try:
             yield
@@ -208,6 +301,46 @@ class MpiDataParallel(SingleProcess):
         total = np.array([value], dtype=np.int64)
         self.comm.Allreduce(self.mpi.IN_PLACE, total, op=self.mpi.SUM)
         return int(total[0])
+
+
+@functools.lru_cache(maxsize=1)
+def abort_on_uncaught_errors() -> None:
+    """From the first distributed fit on, an exception that nothing catches, on any rank, prints
+    its traceback and then stops every rank (`MPI_Abort`): the others would otherwise wait in
+    their next collective forever. (Run the script as `python -m mpi4py script.py` to cover the
+    code before the first fit too.)"""
+    comm = mpi_world().COMM_WORLD
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        previous(kind, value, traceback)
+        rank, size = comm.Get_rank(), comm.Get_size()
+        print(f"chainrule: rank {rank} of {size} raised {kind.__name__}; stopping every rank", file=sys.stderr)
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = hook
+
+
+def training_steps(rows: list[int], batch_size: int | None, size: int, sharded: bool) -> int:
+    """Steps of an epoch: one for a full batch; replicated, ceil(rows / batch_size); sharded,
+    enough steps for every rank to use all its rows at its share of each batch (a rank whose
+    rows run out contributes nothing to the last steps), so every row trains each epoch."""
+    if batch_size is None:
+        return 1
+    if not sharded:
+        return math.ceil(rows[0] / batch_size)
+    shares = [len(range(*shard_rows(batch_size, rank, size).indices(batch_size))) for rank in range(size)]
+    return max(math.ceil(total / share) for total, share in zip(rows, shares, strict=True))
+
+
+def fingerprint(inputs: np.ndarray, targets: np.ndarray) -> float:
+    """A cheap summary of the data (sums of up to 1,000 evenly spaced rows, weighted by position):
+    equal on every rank that passes the same rows, and almost surely not otherwise."""
+    rows = np.linspace(0, len(inputs) - 1, min(len(inputs), 1000)).astype(np.int64)
+    weights = np.arange(1, len(rows) + 1, dtype=np.float64)
+    flat = [to_host(array[rows]).reshape(len(rows), -1).astype(np.float64) for array in (inputs, targets)]
+    return float(sum(weights @ np.nan_to_num(part).sum(axis=1) for part in flat))
 
 
 def shard_rows(n_rows: int, rank: int, size: int) -> slice:

@@ -87,16 +87,16 @@ def train(
     model.stop_training = False
     n_samples = len(inputs)
     store = model.parameter_store()
-    parallel.start(store, n_samples, batch_size)
+    parallel.start(model, inputs, targets, batch_size, epochs)
     weights = LastFiniteWeights(store)
     shuffle = shuffle and batch_size is not None and batch_size < n_samples  # a full batch has no order
     model.expected_logs = log_names(model, validation is not None)
     unobserved = (
         static is not None and validation is None and not hooks.needs_each_epoch and static.runs_epochs(inputs, targets)
     )
-    with hooks.training():
+    with parallel.guard(), hooks.training():  # a callback failing on one rank stops every rank
         try:
-            with parallel.guard(), training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
+            with training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
                 run = Epochs(
                     model, inputs, targets, batch_size, shuffle, validation, hooks, parallel, static, weights,
                     interruption,

@@ -10,6 +10,7 @@ state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -435,7 +436,7 @@ class Model:
                 batch_size=batch_size,
                 shuffle=shuffle,
                 validation=validation,
-                callbacks=[*callbacks, *progress_callbacks(verbose, epochs)],
+                callbacks=[*callbacks, *progress_callbacks(verbose, epochs, distributed_fit)],
                 parallel=parallel,
                 static=static,
             )
@@ -530,11 +531,14 @@ class Model:
 
     def save(self, path: Any, *, include_optimizer: bool = False) -> None:
         """Write a safe model file (see `chainrule.files.model_file`); `include_optimizer` lets `fit` resume exactly.
-        After a distributed fit, only rank 0 writes (every rank holds the same model)."""
-        if not self.processes.is_root:
-            return
-        self.check_parameters_finite("Model.save")  # load_model would refuse the file
-        save_model(self, path, include_optimizer=include_optimizer)
+        After a distributed fit, only rank 0 writes (every rank holds the same model), and every rank
+        returns once the file is complete, so any rank may load it next; a failure is raised on every rank."""
+        # From a callback mid-fit, rank 0 may be writing alone (ModelCheckpoint runs there only): no rank waits.
+        writing = contextlib.nullcontext(self.processes.is_root) if self.fitting else self.processes.root_writes()
+        with writing as writes:
+            if writes:
+                self.check_parameters_finite("Model.save")  # load_model would refuse the file
+                save_model(self, path, include_optimizer=include_optimizer)
 
     def summary(self) -> str:
         """A table of layers, their settings and parameter counts."""

@@ -46,20 +46,31 @@ class ProgressBar(Callback):
 
 
 class EpochLines(Callback):
-    """One printed line per epoch: `epoch 3/10  loss 0.9812  accuracy 0.5400 ...`."""
+    """One printed line per epoch: `epoch 3/10  loss 0.9812  accuracy 0.5400 ...`; with `lines`,
+    about that many over the run (and always the last epoch's)."""
 
     root_only = True
     needs_each_epoch = False
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, lines: int | None = None) -> None:
         self.epochs = epochs
+        self.every = 1 if lines is None else max(1, epochs // lines)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            return
         values = "  ".join(f"{key} {value:.4f}" for key, value in logs.items() if "regularization" not in key)
         print(f"epoch {epoch + 1}/{self.epochs}  {values}", flush=True)
 
 
-def progress_callbacks(verbose: int, epochs: int) -> list[Callback]:
-    """The progress output `verbose` asks for: 0 nothing, 1 a bar, 2 a line per epoch."""
+MPI_LINES = 20  # lines over a distributed run with verbose=1 when stderr is not a terminal
+
+
+def progress_callbacks(verbose: int, epochs: int, distributed: bool = False) -> list[Callback]:
+    """The progress output `verbose` asks for: 0 nothing, 1 a bar, 2 a line per epoch. Under
+    mpiexec stderr is never a terminal, so a bar would never show: rank 0 prints about MPI_LINES
+    lines instead."""
+    if verbose == 1 and distributed and not sys.stderr.isatty():
+        return [EpochLines(epochs, lines=MPI_LINES)]
     choices: dict[int, list[Callback]] = {0: [], 1: [ProgressBar(epochs)], 2: [EpochLines(epochs)]}
     return choices[verbose]
