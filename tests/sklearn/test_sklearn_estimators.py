@@ -332,3 +332,45 @@ def test_a_diverging_network_with_early_stopping_records_nan_scores_as_scikit_le
     assert np.isnan(ours.validation_scores_).tolist() == np.isnan(theirs.validation_scores_).tolist()
     assert np.isnan(ours.validation_scores_).any()
     assert np.isfinite(ours.predict(X)).all()  # the best (first) epoch's weights are kept
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [(MLPClassifier, neural_network.MLPClassifier), (MLPRegressor, neural_network.MLPRegressor)]
+)
+def test_a_sparse_one_hot_pipeline_scores_as_scikit_learns(ours, theirs):
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, (300, 4))
+    y = (X[:, 0] + X[:, 1]) % 3 if ours is MLPClassifier else X[:, 0] + 0.5 * X[:, 1]
+    scores = [
+        make_pipeline(OneHotEncoder(), estimator(max_iter=100, random_state=0))
+        .fit(X[:200], y[:200])
+        .score(X[200:], y[200:])
+        for estimator in (ours, theirs)
+    ]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sparse_text_features_train_one_dense_batch_at_a_time(monkeypatch):
+    import scipy.sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    words = ["gradient", "layer", "softmax", "loss", "weights", "bias", "batch", "epoch", "neuron", "chain"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, 6)) for _ in range(600)]
+    labels = np.array(["gradient" in text for text in texts], dtype=int)
+    densified = []
+    original = scipy.sparse.csr_matrix.toarray
+
+    def recorded(matrix, *args, **kwargs):
+        densified.append(matrix.shape[0])
+        return original(matrix, *args, **kwargs)
+
+    monkeypatch.setattr(scipy.sparse.csr_matrix, "toarray", recorded)
+    pipeline = make_pipeline(TfidfVectorizer(), MLPClassifier(max_iter=30, random_state=0, batch_size=100))
+    pipeline.fit(texts, labels)
+    assert densified and max(densified) <= 100 < len(texts)  # training: one batch at a time, never all 600 rows
+    assert pipeline.score(texts, labels) > 0.95

@@ -434,3 +434,24 @@ def test_a_non_finite_weight_is_refused_before_training_and_saving(spiral, tmp_p
     with pytest.raises(ValueError, match=r"Model.save: layer 0 \(Dense\) weights contain NaN or inf"):
         model.save(tmp_path / "model.npz")
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_sparse_rows_train_and_predict_exactly_as_their_dense_copy():
+    sparse = pytest.importorskip("scipy.sparse")
+    X = sparse.random(300, 20, density=0.1, format="csr", random_state=0)
+    y = np.random.default_rng(0).integers(0, 3, 300)
+
+    def trained(inputs):
+        model = cr.Model(seed=0).add(cr.Dense(20, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        validation = (inputs[:50], y[:50])
+        history = model.fit(inputs, y, epochs=3, batch_size=64, validation_data=validation, verbose=0, graph=False)
+        return model, history  # eager steps, as sparse rows always take
+
+    (model, history), (dense_model, dense_history) = trained(X), trained(X.toarray())
+    assert history.history == dense_history.history
+    np.testing.assert_array_equal(model.predict(sparse.csc_array(X)), dense_model.predict(X.toarray()))
+    assert model.evaluate(X, y) == dense_model.evaluate(X.toarray(), y)
+    X.data[0] = np.nan
+    with pytest.raises(ValueError, match="Model.fit: X contains NaN or inf"):
+        model.fit(X, y, verbose=0)

@@ -22,7 +22,9 @@ from chainrule.engine.validation import (
     finite_number,
     float_array,
     float_dtype,
+    is_sparse,
     require_same_shape,
+    sparse_rows,
     whole_number,
 )
 
@@ -143,7 +145,10 @@ class Layer:
         with the dimensions of `input_axes` and a shape `output_shape` accepts."""
         axes = self.input_axes
         ndim, layout = (None, "") if axes is None else (len(axes), f"({', '.join(axes)})")
-        checked = float_array(values, dtype, name, owner, ndim=ndim, axes=layout)
+        if is_sparse(values) and ndim == 2:  # rows of features: kept sparse, densified a batch at a time
+            checked = sparse_rows(values, dtype, name, owner)
+        else:
+            checked = float_array(values, dtype, name, owner, ndim=ndim, axes=layout)
         try:
             self.output_shape(checked.shape[1:])
         except ValueError as error:

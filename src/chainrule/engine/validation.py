@@ -103,6 +103,30 @@ def nullable_columns(values: Any, array: np.ndarray) -> np.ndarray:
         return array
 
 
+def is_sparse(values: Any) -> bool:
+    """Whether `values` is a SciPy sparse matrix or array (recognised without importing SciPy)."""
+    return hasattr(values, "tocsr") and hasattr(values, "nnz")
+
+
+def sparse_rows(values: Any, dtype: Any, name: str, owner: str) -> Any:
+    """A 2-D SciPy sparse matrix as finite CSR rows of `dtype` (None: its own float dtype, see
+    `compute_dtype`); the network densifies one batch of rows at a time (`dense`)."""
+    if values.ndim != 2:
+        raise ValueError(f"{owner}: {name} must be 2-D (n_samples, n_features), got shape {values.shape}")
+    if values.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"{owner}: {name} must be numeric, got dtype {values.dtype}")
+    rows = values.tocsr()
+    rows = rows.astype(compute_dtype(rows) if dtype is None else dtype, copy=False)
+    if not all_finite(rows.data):
+        raise ValueError(f"{owner}: {name} contains NaN or inf (or values too large for {rows.dtype})")
+    return rows
+
+
+def dense(inputs: Any) -> Any:
+    """A batch as the layers compute on it: sparse rows become a dense array (this batch's only)."""
+    return inputs.toarray() if is_sparse(inputs) else inputs
+
+
 def all_finite(array: np.ndarray) -> bool:
     """Whether every value of `array` is finite, checked in blocks of rows along the first axis:
     a large data set needs no boolean copy of its own size (a quarter of it for float32)."""

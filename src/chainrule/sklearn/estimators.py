@@ -53,6 +53,7 @@ OUTPUT_ACTIVATIONS: dict[type[Layer], str] = {
 }
 SMALLEST_ADAPTIVE_RATE = 1e-6  # learning_rate='adaptive' stops once the rate is this small
 INPUT_DTYPES = (np.float64, np.float32)
+SPARSE_FORMATS = ["csr", "csc"]  # kept sparse; the network makes each batch dense as it takes it
 
 
 def _set_parameters(estimator: BaseEstimator, arguments: dict[str, Any]) -> None:
@@ -70,6 +71,11 @@ def _stochastic_solver(estimator: _ChainruleMLP) -> bool:
 
 class _ChainruleMLP(BaseEstimator):
     """What the classifier and the regressor share: the network, its training and its attributes."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR and CSC rows, made dense one batch at a time
+        return tags
 
     # -- fitted attributes that follow from the network -------------------------------------
 
@@ -346,7 +352,7 @@ class _ChainruleMLP(BaseEstimator):
 
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
+        X = validate_data(self, X, accept_sparse=SPARSE_FORMATS, dtype=INPUT_DTYPES, reset=False)
         # float32 stays float32 unless the model or the input is float64, as scikit-learn's products give
         return self.model_.predict(X).astype(np.result_type(X.dtype, self.model_.dtype), copy=False)
 
@@ -420,7 +426,9 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
 
     def _rows(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool) -> Rows:
         reset = not hasattr(self, "model_") or not (self.warm_start or incremental)
-        X, y = validate_data(self, X, y, multi_output=True, dtype=INPUT_DTYPES, reset=reset)
+        X, y = validate_data(
+            self, X, y, accept_sparse=SPARSE_FORMATS, multi_output=True, dtype=INPUT_DTYPES, reset=reset
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -438,7 +446,7 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
         encoded = self._label_binarizer.transform(y)
         multiclass = self._label_binarizer.y_type_ == "multiclass"
         targets = encoded.argmax(axis=1) if multiclass else encoded.astype(np.float64)
-        weights = self._sample_weights(sample_weight, len(X))
+        weights = self._sample_weights(sample_weight, X.shape[0])
         if self.class_weight is not None:
             by_class = compute_sample_weight(self.class_weight, y)
             weights = by_class if weights is None else weights * by_class
@@ -525,11 +533,13 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
 
     def _rows(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool) -> Rows:
         reset = not hasattr(self, "model_") or not (self.warm_start or incremental)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=INPUT_DTYPES, reset=reset)
+        X, y = validate_data(
+            self, X, y, accept_sparse=SPARSE_FORMATS, multi_output=True, y_numeric=True, dtype=INPUT_DTYPES, reset=reset
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
-        return Rows(X, targets, self._sample_weights(sample_weight, len(X)), y)
+        return Rows(X, targets, self._sample_weights(sample_weight, X.shape[0]), y)
 
     def _output(self, data: Rows, clip: float) -> tuple[int, type[Layer], Loss, float]:
         n_outputs = data.targets.shape[1]

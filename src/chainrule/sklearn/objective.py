@@ -31,7 +31,7 @@ class Rows:
     labels: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.inputs)
+        return self.inputs.shape[0]  # a sparse matrix has no len()
 
     def take(self, rows: np.ndarray | slice) -> Rows:
         """The rows at `rows` (indices or a slice)."""

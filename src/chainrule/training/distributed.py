@@ -42,6 +42,7 @@ import numpy as np
 
 from chainrule.backend.arrays import to_host
 from chainrule.engine.parameter_store import ParameterStore
+from chainrule.engine.validation import dense
 from chainrule.errors import TrainingDivergedError
 
 COLLECTIVE_SECONDS = 30  # the longest a rank waits for the others at a file operation
@@ -144,7 +145,7 @@ class MpiDataParallel(SingleProcess):
                 )
             self._require_same(model, inputs, targets, (batch_size, epochs))
         self._share_rank0_state(model)
-        rows = self.comm.allgather(len(inputs)) if self.sharded else [len(inputs)] * self.size
+        rows = self.comm.allgather(inputs.shape[0]) if self.sharded else [inputs.shape[0]] * self.size
         part = None if batch_size is None else self._part(batch_size)  # my rows of every full global batch
         self.share = None if part is None else part.stop - part.start
         self.steps = training_steps(rows, batch_size, self.size, self.sharded)
@@ -161,7 +162,7 @@ class MpiDataParallel(SingleProcess):
             "dtype and sample shape": (str(inputs.dtype), tuple(inputs.shape[1:]), tuple(targets.shape[1:])),
         }
         if not self.sharded:
-            mine["data (replicated: every rank passes the same rows)"] = (len(inputs), fingerprint(inputs, targets))
+            mine["data (replicated: every rank passes the same rows)"] = (inputs.shape[0], fingerprint(inputs, targets))
         everyone = self.comm.allgather(mine)
         for what in mine:
             differing = [rank for rank, theirs in enumerate(everyone) if theirs[what] != everyone[0][what]]
@@ -337,9 +338,9 @@ def training_steps(rows: list[int], batch_size: int | None, size: int, sharded: 
 def fingerprint(inputs: np.ndarray, targets: np.ndarray) -> float:
     """A cheap summary of the data (sums of up to 1,000 evenly spaced rows, weighted by position):
     equal on every rank that passes the same rows, and almost surely not otherwise."""
-    rows = np.linspace(0, len(inputs) - 1, min(len(inputs), 1000)).astype(np.int64)
+    rows = np.linspace(0, inputs.shape[0] - 1, min(inputs.shape[0], 1000)).astype(np.int64)
     weights = np.arange(1, len(rows) + 1, dtype=np.float64)
-    flat = [to_host(array[rows]).reshape(len(rows), -1).astype(np.float64) for array in (inputs, targets)]
+    flat = [to_host(dense(array[rows])).reshape(len(rows), -1).astype(np.float64) for array in (inputs, targets)]
     return float(sum(weights @ np.nan_to_num(part).sum(axis=1) for part in flat))
 
 

@@ -85,7 +85,7 @@ def train(
         [history, *(callback for callback in callbacks if parallel.is_root or not callback.root_only)], model
     )
     model.stop_training = False
-    n_samples = len(inputs)
+    n_samples = inputs.shape[0]  # a sparse matrix has no len()
     store = model.parameter_store()
     parallel.start(model, inputs, targets, batch_size, epochs)
     weights = LastFiniteWeights(store)
@@ -133,7 +133,7 @@ class Epochs:
     def observed(self, epochs: int) -> tuple[int, bool]:
         """Epoch by epoch, the callbacks around each. Returns the last epoch run and whether a
         Ctrl-C (agreed by every process) stopped training."""
-        model, parallel, weights, n_samples = self.model, self.parallel, self.weights, len(self.inputs)
+        model, parallel, weights, n_samples = self.model, self.parallel, self.weights, self.inputs.shape[0]
         for epoch in range(epochs):
             self.callbacks.on_epoch_begin(epoch)
             weights.epoch_begins()
@@ -151,7 +151,7 @@ class Epochs:
             logs = summarise(model, *parallel.reduce_totals(totals, seen))
             if self.validation is not None:
                 inputs, targets = self.validation
-                rows = parallel.validation_rows(len(inputs))
+                rows = parallel.validation_rows(inputs.shape[0])
                 validation_totals = evaluation_totals(model, inputs[rows], targets[rows], self.batch_size)
                 logs.update(summarise(model, *parallel.reduce_totals(*validation_totals), prefix="val_"))
                 if not math.isfinite(logs["val_loss"]):
@@ -173,7 +173,7 @@ class Epochs:
             # gather one batch at a time: no shuffled copy of the data set
             rows = batch if order is None else order[batch]
             batch_inputs, batch_targets = self.inputs[rows], self.targets[rows]
-            n_rows = len(batch_inputs)
+            n_rows = batch_inputs.shape[0]
             output, loss_sum = None, 0.0  # an empty share of a distributed batch computes nothing
             if n_rows:
                 output = model.forward_trusted(batch_inputs, True)
@@ -198,7 +198,7 @@ class Epochs:
         work between epochs. The callbacks get each epoch's logs after the call. A call runs about
         CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
         Ctrl-C stopped training."""
-        model, weights, static, n_samples = self.model, self.weights, self.static, len(self.inputs)
+        model, weights, static, n_samples = self.model, self.weights, self.static, self.inputs.shape[0]
         assert static is not None  # `train` runs unobserved epochs only with static steps
         batch_rows = min(self.batch_size or n_samples, n_samples)
         penalty = regularization_loss(model.layers)  # the compiled pattern has no L1/L2 penalties: 0 at every epoch

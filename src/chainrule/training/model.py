@@ -37,7 +37,7 @@ from chainrule.engine.losses import (
 from chainrule.engine.metrics import METRICS, Metric
 from chainrule.engine.optimizers import OPTIMIZERS, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
-from chainrule.engine.validation import all_finite, float_dtype, named_instance, whole_number
+from chainrule.engine.validation import all_finite, dense, float_dtype, is_sparse, named_instance, whole_number
 from chainrule.files.model_file import save_model
 from chainrule.training import loop, static_step
 from chainrule.training.callbacks import Callback
@@ -287,12 +287,16 @@ class Model:
             raise ValueError(f"{owner}: the model has no layers")
         inputs = self.layers[0].checked_inputs(X, self.dtype, "X", owner)
         self.sample_shapes(inputs.shape[1:], "X", owner)
-        if not len(inputs) and not allow_empty:
+        if not inputs.shape[0] and not allow_empty:
             raise ValueError(f"{owner}: X has no samples (shape {inputs.shape})")
+        if is_sparse(inputs):
+            if self.device != CPU:
+                raise ValueError(f"{owner}: sparse X trains on the CPU; pass a dense array to use {self.device.name}")
+            return inputs
         return self.device.to_device(inputs)
 
     def _targets(self, y: Any, inputs: np.ndarray, owner: str) -> np.ndarray:
-        output_shape = (len(inputs), *self.sample_shapes(inputs.shape[1:], "X", owner)[-1])
+        output_shape = (inputs.shape[0], *self.sample_shapes(inputs.shape[1:], "X", owner)[-1])
         if output_shape[1:] == (1,) and not isinstance(self.loss, CategoricalCrossentropy) and np.ndim(y) == 1:
             y = np.reshape(y, (-1, 1))
         return self.device.to_device(self.loss.prepare_targets(y, output_shape, owner, self.dtype))
@@ -306,7 +310,9 @@ class Model:
     # -- the trusted passes (validated data only) -------------------------------------------
 
     def forward_trusted(self, inputs: np.ndarray, training: bool) -> np.ndarray:
-        """Every layer's forward pass on validated inputs; returns the last output."""
+        """Every layer's forward pass on validated inputs (sparse rows made dense here, one batch
+        at a time); returns the last output."""
+        inputs = dense(inputs)
         for layer in self.layers:
             layer.forward_trusted(inputs, training)
             inputs = layer.output
@@ -459,12 +465,12 @@ class Model:
         they come back as a NumPy array unless `as_numpy=False`."""
         inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
-        if not len(inputs):
+        if not inputs.shape[0]:
             return np.empty((0, *self.sample_shapes(inputs.shape[1:], "X", "Model.predict")[-1]), dtype=self.dtype)
         with quiet_float_errors():
             outputs = [
                 self.forward_trusted(inputs[rows], False).copy()
-                for rows in loop.batches(len(inputs), batch_size or INFERENCE_ROWS)
+                for rows in loop.batches(inputs.shape[0], batch_size or INFERENCE_ROWS)
             ]
         predictions = np.concatenate(outputs)
         return to_host(predictions) if as_numpy else predictions

@@ -58,9 +58,9 @@ def evaluation_totals(
     """Summed loss and metrics on validated data, `batch_size` rows at a time (default
     INFERENCE_ROWS), and the number of rows."""
     totals = empty_totals(model)
-    for rows in SINGLE_PROCESS.batches(len(inputs), batch_size or INFERENCE_ROWS):
+    for rows in SINGLE_PROCESS.batches(inputs.shape[0], batch_size or INFERENCE_ROWS):
         add_batch(model, model.forward_trusted(inputs[rows], False), targets[rows], totals)
-    return totals, len(inputs)
+    return totals, inputs.shape[0]
 
 
 def evaluate(

@@ -40,6 +40,7 @@ from chainrule.engine.losses import CategoricalCrossentropy, SoftmaxCategoricalC
 from chainrule.engine.metrics import ELEMENTWISE_METRICS, METRICS
 from chainrule.engine.optimizers import Adam, Optimizer
 from chainrule.engine.parameter_store import ParameterStore
+from chainrule.engine.validation import is_sparse
 from chainrule.training import step_kernels
 from chainrule.training.protocol import TrainingModel
 
@@ -145,6 +146,8 @@ def static_training(
     reason = unsupported(model, targets)
     if reason is None and distributed:
         reason = "the fit is distributed over several processes"
+    if reason is None and is_sparse(inputs):
+        reason = "X is sparse (each batch is made dense as it is taken)"
     if reason is not None:
         if graph:
             LOG.warning("Model.fit(graph=True) runs eager steps: %s", reason)
