@@ -11,6 +11,7 @@ deployed runtimes refuse.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -75,11 +76,28 @@ def _window_attributes(windows: SlidingWindows, image_shape: tuple[int, ...]) ->
     return {"kernel_shape": list(windows.kernel), "strides": list(windows.stride), "pads": [top, left, bottom, right]}
 
 
-def to_onnx(model: ExportedNetwork, *, opset: int = 17, input_shape: tuple[int, ...] | None = None) -> Any:
+Head = Callable[["GraphBuilder", str, tuple[int, ...]], list[Any]]
+
+
+def output_head(graph: GraphBuilder, current: str, shape: tuple[int, ...]) -> list[Any]:
+    """The network's last values as the float32 output 'output'."""
+    graph.node("Identity", [current], "output")
+    return [graph.helper.make_tensor_value_info("output", _onnx().TensorProto.FLOAT, ["batch", *shape])]
+
+
+def to_onnx(
+    model: ExportedNetwork,
+    *,
+    opset: int = 17,
+    input_shape: tuple[int, ...] | None = None,
+    head: Head = output_head,
+) -> Any:
     """Build the `onnx.ModelProto` for `model` (input 'input', output 'output', float32; int64
     indices into an Embedding). `input_shape` is one sample's shape, needed where the layers do
     not fix it (a network of images: `(height, width, channels)`); a network of rows reads its
-    width from its first layer."""
+    width from its first layer. `head` turns the last layer's values (their name and sample
+    shape) into the graph's outputs, returning their descriptions: the scikit-learn estimators
+    give labels and probabilities."""
     onnx = _onnx()
     if opset not in IR_VERSION_FOR_OPSET:
         raise ValueError(f"onnx.export: opset must be one of {sorted(IR_VERSION_FOR_OPSET)}, got {opset}")
@@ -101,7 +119,7 @@ def to_onnx(model: ExportedNetwork, *, opset: int = 17, input_shape: tuple[int, 
     for index, layer in enumerate(model.layers):
         current = _layer_nodes(graph, layer, index, current, shape, opset)
         shape = shapes[index]
-    graph.node("Identity", [current], "output")
+    outputs = head(graph, current, shapes[-1])
 
     indices = isinstance(first, Embedding)
     input_type = onnx.TensorProto.INT64 if indices else onnx.TensorProto.FLOAT
@@ -109,7 +127,7 @@ def to_onnx(model: ExportedNetwork, *, opset: int = 17, input_shape: tuple[int, 
         graph.nodes,
         "chainrule",
         [onnx.helper.make_tensor_value_info("input", input_type, ["batch", *input_shape])],
-        [onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", *shapes[-1]])],
+        outputs,
         graph.initializers,
     )
     proto = onnx.helper.make_model(
@@ -174,8 +192,11 @@ def _layer_nodes(
 def export(
     model: ExportedNetwork, path: str | os.PathLike, *, opset: int = 17, input_shape: tuple[int, ...] | None = None
 ) -> None:
-    """Write `model` as an ONNX file (atomically: a temporary file renamed into place); see `to_onnx`."""
-    proto = to_onnx(model, opset=opset, input_shape=input_shape)
+    """Write `model` as an ONNX file (atomically: a temporary file renamed into place); see
+    `to_onnx`. Anything that builds its own graph with a `to_onnx(opset=)` method is written
+    through it (chainrule's scikit-learn estimators: labels and probabilities)."""
+    own_graph = getattr(model, "to_onnx", None)
+    proto = own_graph(opset=opset) if callable(own_graph) else to_onnx(model, opset=opset, input_shape=input_shape)
 
     def write(stream: BinaryIO) -> None:
         stream.write(proto.SerializeToString())

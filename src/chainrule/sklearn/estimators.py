@@ -38,8 +38,10 @@ from chainrule.engine.losses import (
 )
 from chainrule.engine.optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
 from chainrule.engine.parameter_store import ParameterStore
+from chainrule.files.onnx import Head, to_onnx
 from chainrule.sklearn import lbfgs
 from chainrule.sklearn.objective import Objective, Rows
+from chainrule.sklearn.onnx_heads import classifier_head, regressor_head
 from chainrule.sklearn.parameters import STOCHASTIC_SOLVERS, check_parameters
 from chainrule.training.callbacks import CallbackList
 from chainrule.training.loop import batches
@@ -356,6 +358,15 @@ class _ChainruleMLP(BaseEstimator):
         # float32 stays float32 unless the model or the input is float64, as scikit-learn's products give
         return self.model_.predict(X).astype(np.result_type(X.dtype, self.model_.dtype), copy=False)
 
+    def to_onnx(self, *, opset: int = 17) -> Any:
+        """The fitted network as an `onnx.ModelProto` (input 'input', float32) with scikit-learn's
+        outputs (`chainrule.sklearn.onnx_heads`); `chainrule.onnx.export(estimator, path)` writes it."""
+        check_is_fitted(self)
+        return to_onnx(self.model_, opset=opset, head=self._onnx_head())
+
+    def _onnx_head(self) -> Head:
+        raise NotImplementedError
+
     def _score_rows(self, rows: Rows) -> float:
         """The validation score (accuracy or R^2); NaN where the outputs are not finite (a diverging
         network), as scikit-learn records it before training goes on."""
@@ -464,6 +475,9 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
     def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
         return accuracy_score(rows.labels, predictions, sample_weight=rows.weights)
 
+    def _onnx_head(self) -> Head:
+        return classifier_head(self.classes_, self._label_binarizer.y_type_ == "multilabel-indicator")
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of `classes_` (two columns for two classes)."""
         probabilities = self._forward(X)
@@ -554,6 +568,9 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
 
     def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
         return r2_score(rows.labels, predictions, sample_weight=rows.weights)
+
+    def _onnx_head(self) -> Head:
+        return regressor_head
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values, 1-D when there is one output."""
