@@ -36,11 +36,12 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from chainrule.backend.arrays import to_host
+from chainrule.engine.layers import Dropout
 from chainrule.engine.parameter_store import ParameterStore
 from chainrule.engine.validation import dense
 from chainrule.errors import TrainingDivergedError
@@ -194,8 +195,9 @@ class MpiDataParallel(SingleProcess):
         for generator, state_of_root in zip(unique, states, strict=True):
             generator.bit_generator.state = state_of_root
         for layer in model.layers:
-            if type(layer).__name__ == "Dropout" and self.rank:
-                layer.rng = np.random.Generator(layer.rng.bit_generator.jumped(self.rank))
+            if isinstance(layer, Dropout) and self.rank:
+                stream = cast(np.random.PCG64, layer.rng.bit_generator)  # default_rng's, as every layer's
+                layer.rng = np.random.Generator(stream.jumped(self.rank))
 
     def epoch_order(self, rng: np.random.Generator, n_samples: int, shuffle: bool) -> np.ndarray | None:
         if not shuffle or self.sharded:
@@ -331,8 +333,8 @@ def training_steps(rows: list[int], batch_size: int | None, size: int, sharded: 
         return 1
     if not sharded:
         return math.ceil(rows[0] / batch_size)
-    shares = [len(range(*shard_rows(batch_size, rank, size).indices(batch_size))) for rank in range(size)]
-    return max(math.ceil(total / share) for total, share in zip(rows, shares, strict=True))
+    parts = [shard_rows(batch_size, rank, size) for rank in range(size)]
+    return max(math.ceil(total / (part.stop - part.start)) for total, part in zip(rows, parts, strict=True))
 
 
 def fingerprint(inputs: np.ndarray, targets: np.ndarray) -> float:
