@@ -10,12 +10,13 @@ with a CPU run bit for bit.
 Inside `capturing()` it also behaves as a CUDA stream capture: creating an array (a result
 without `out=`, fancy indexing, a creation function) or reading a value back to the host
 (`float()`, `bool()`, `.get()`, ...) raises `CaptureError`. `STRICT`'s `prepare_graph` runs
-every static training step that way, as a CUDA device captures it.
+every static training step that way after its first run, as a CUDA device captures it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,7 +95,7 @@ class DeviceArray(np.ndarray):
         _refuse_host([inputs, out or ()], f"np.{ufunc.__name__}")
         if out is not None:
             kwargs["out"] = _plain(out)
-        if out is None:
+        if out is None and method != "at":  # ufunc.at works in place
             _refuse_in_capture(f"np.{ufunc.__name__} allocating its result")
         result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
         if out is not None:
@@ -161,24 +162,36 @@ class StrictModule:
         _refuse_in_capture("creating an array")
         return np.zeros(shape, dtype).view(DeviceArray)
 
-    def empty(self, shape: Any, dtype: Any = float) -> DeviceArray:
+    def empty(self, shape: Any, dtype: Any = float, order: str = "C") -> DeviceArray:
         _refuse_in_capture("creating an array")
-        return np.empty(shape, dtype).view(DeviceArray)
+        return np.empty(shape, dtype, order=order).view(DeviceArray)
 
     def arange(self, *arguments: Any) -> DeviceArray:
         _refuse_in_capture("creating an array")
         return np.arange(*arguments).view(DeviceArray)
 
 
+def _as_strided(array: DeviceArray, shape: Any, strides: Any) -> DeviceArray:
+    """CuPy's `cupy.lib.stride_tricks.as_strided` (a view: allowed inside a capture)."""
+    return np.lib.stride_tricks.as_strided(array, shape, strides, subok=True)
+
+
+StrictModule.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))  # type: ignore[attr-defined]
 STRICT_MODULE = StrictModule()
 arrays.register(DeviceArray, STRICT_MODULE)
 
 
 def prepare_graph(training: Any, allow_tf32: bool) -> None:
-    """Run each static step inside `capturing()`, where a CUDA device would capture it."""
+    """Run each static step inside `capturing()` from its second run on, as a CUDA device runs a
+    step eagerly once (its layers allocate their working arrays then) and captures it after."""
     run = training.run
+    warmed: set[int] = set()
 
     def captured(step: Any) -> None:
+        if id(step) not in warmed:
+            warmed.add(id(step))
+            run(step)
+            return
         with capturing():
             run(step)
 

@@ -196,7 +196,71 @@ NETWORKS = {
     "sigmoid-binary-crossentropy": (binary, two_outputs),
     "fused-sigmoid-crossentropy": (lambda device="cpu": binary(device, fuse_sigmoid=True), two_outputs),
     "learners-own-layer": (lambda device="cpu": classifier(cr.ReLU(), Doubling(8), device=device), spiral),
+    "conv-maxpool-flatten": (
+        lambda device="cpu": stack(
+            cr.Conv2D(1, 4, 3),
+            cr.ReLU(),
+            cr.MaxPool2D(2),
+            cr.Conv2D(4, 6, 2, stride=2, padding=1),
+            cr.Flatten(),
+            cr.Dense(24, 3),
+            cr.Softmax(),
+            device=device,
+        ),  # fmt: skip
+        lambda model: small_images(1),
+    ),
+    "same-padding-averagepool-global": (
+        lambda device="cpu": stack(
+            cr.Conv2D(2, 5, 3, padding="same", dilation=(1, 2)),
+            cr.Tanh(),
+            cr.AveragePool2D(3, stride=2, padding=1),
+            cr.MaxPool2D((2, 1), padding="same"),
+            cr.GlobalAveragePool2D(),
+            cr.Dense(5, 3),
+            cr.Softmax(),
+            device=device,
+        ),  # fmt: skip
+        lambda model: small_images(2),
+    ),
+    "batchnorm-over-channels-and-features": (
+        lambda device="cpu": stack(
+            cr.Conv2D(1, 3, 3),
+            cr.ReLU(),
+            cr.BatchNormalization(3),
+            cr.Flatten(),
+            cr.Dense(75, 8),
+            cr.Tanh(),
+            cr.BatchNormalization(8),
+            cr.Dense(8, 3),
+            cr.Softmax(),
+            device=device,
+        ),  # fmt: skip
+        lambda model: small_images(1),
+    ),
+    "layernorm-reshape": (
+        lambda device="cpu": stack(
+            cr.Dense(2, 12),
+            cr.LayerNormalization(12),
+            cr.Reshape((2, 2, 3)),
+            cr.LayerNormalization(3),
+            cr.Flatten(),
+            cr.Dense(12, 3),
+            cr.Softmax(),
+            device=device,
+        ),  # fmt: skip
+        spiral,
+    ),
+    "embedding": (
+        lambda device="cpu": stack(cr.Embedding(10, 4), cr.Flatten(), cr.Dense(8, 3), cr.Softmax(), device=device),
+        lambda model: (np.random.default_rng(4).integers(0, 10, (90, 2)), np.random.default_rng(5).integers(0, 3, 90)),
+    ),
 }
+
+
+def small_images(channels):
+    """90 random 7x7 images with `channels` channels, and 3 classes."""
+    rng = np.random.default_rng(6)
+    return rng.standard_normal((90, 7, 7, channels)), rng.integers(0, 3, 90)
 
 
 @pytest.fixture

@@ -102,6 +102,15 @@ def take_rows(source: Any, indices: Any, out: Any) -> None:
         np.take(source, indices, axis=0, out=out)
 
 
+def strided_view(array: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """A view of `array` with these shape and strides (in bytes), where it lives: read-only on
+    the host (its elements overlap), through the array module's own `as_strided` elsewhere
+    (CuPy's takes no `writeable`)."""
+    if on_host(array):
+        return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
+    return array_module(array).lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
+
+
 def to_host(array: Any) -> np.ndarray:
     """`array` as a NumPy array (a copy from the GPU; NumPy arrays are returned as they are)."""
     if on_host(array):

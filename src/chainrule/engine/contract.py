@@ -42,11 +42,12 @@ class StepBuffers(Protocol):
     """What a static training step (`chainrule.training.static_step`) gives one layer's
     `forward_into(inputs, buffers)` and `backward_into(dvalues, buffers)`.
 
-    The step allocates `output` and `dinputs` once per batch size, shaped (rows, the layer's
-    output width) and (rows, its input width). A pass writes only into them, into its own
-    parameter-gradient arrays, and with `out=`; products go through `matmul` (on a GPU the step
-    routes it to cuBLAS) and column sums are products with `ones_rows`. Such a pass allocates
-    nothing and reads nothing back, so a CUDA graph can capture it.
+    The step allocates `output` and `dinputs` once per batch size, shaped (rows, *the layer's
+    output shape) and (rows, *its input shape). A pass writes only into them, into its own
+    `scratch` arrays (parameter gradients and working arrays), with `out=`; products go through
+    `matmul` (on a GPU the step routes it to cuBLAS) and column sums are products with
+    `ones_rows`. Such a pass allocates nothing and reads nothing back, so a CUDA graph can
+    capture it.
     """
 
     output: Any
@@ -57,4 +58,12 @@ class StepBuffers(Protocol):
 
     def matmul(self, a: Any, b: Any, out: Any) -> object:
         """out = a @ b."""
+        ...
+
+    def scratch(
+        self, name: str, shape: tuple[int, ...], *, dtype: Any = None, order: str = "C", fill: float | None = None
+    ) -> Any:
+        """The layer's own working array `name`, kept for the step (in the step's dtype unless
+        `dtype` says otherwise): allocated, filled with `fill` if given, the first time the layer
+        asks for it, which is in the step's first run, before any capture."""
         ...

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import INITIALIZERS, DrawnWeights
 from chainrule.engine.validation import whole_number
-from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, pair
+from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, columns_layout, pair
 
 
 class Conv2D(DrawnWeights):
@@ -73,19 +74,18 @@ class Conv2D(DrawnWeights):
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        windows = self.windows.view(self.windows.pad(inputs))  # (n, out_h, out_w, kh, kw, c): a view
-        n, out_height, out_width = windows.shape[:3]
-        self.columns = windows.reshape(n * out_height * out_width, -1)  # im2col: the one copy
+        self.columns = self.windows.im2col(self.windows.pad(inputs))  # one row per window: the one copy
         output = self.columns @ self.weights.reshape(-1, self.filters) + self.biases
-        self.output = output.reshape(n, out_height, out_width, self.filters)
+        self.output = output.reshape(*self.windows_at(inputs.shape), self.filters)
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.parameter_gradients(dvalues)
         rows = dvalues.reshape(-1, self.filters)  # one row per output pixel, as `columns`
-        dcolumns = rows @ self.weights.reshape(-1, self.filters).T
-        dwindows = dcolumns.reshape(*dvalues.shape[:3], *self.weights.shape[:3])
-        self.dinputs = self.windows.scatter(dwindows, self.inputs.shape)
+        # Dense's dinputs line, one kernel tap at a time: what each tap of every window receives
+        dtaps = np.matmul(rows, self.tap_weights())  # (taps, windows, in_channels)
+        dtaps = dtaps.reshape(-1, *dvalues.shape[:3], self.in_channels)
+        self.dinputs = self.windows.scatter(dtaps, self.inputs.shape)
         return self.dinputs
 
     def parameter_gradients(self, dvalues: np.ndarray) -> None:
@@ -97,6 +97,44 @@ class Conv2D(DrawnWeights):
     # All a network's first layer needs: nothing reads its dinputs (a subclass that writes its own
     # backward gets Layer's, which runs that backward).
     backward_parameters = parameter_gradients
+
+    def tap_weights(self) -> np.ndarray:
+        """The weights as `(taps, filters, in_channels)`: for each kernel tap, the transpose of the
+        matrix that takes a pixel's channels to the filters (a view)."""
+        return self.weights.reshape(-1, self.in_channels, self.filters).transpose(0, 2, 1)
+
+    def windows_at(self, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """(n, out_h, out_w) for inputs of `input_shape`."""
+        return input_shape[0], *self.windows.output_size(*input_shape[1:3])
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        """`forward`: the padding and im2col into the step's arrays, the product into `output`."""
+        self.inputs = inputs
+        padded = self.windows.pad_into(inputs, buffers)
+        windows_shape = (*self.windows_at(inputs.shape), *self.windows.kernel, self.in_channels)
+        shape, order = columns_layout(windows_shape)
+        self.columns = self.windows.im2col(padded, buffers.scratch("columns", shape, order=order))
+        output = buffers.output.reshape(-1, self.filters)
+        buffers.matmul(self.columns, self.weights.reshape(-1, self.filters), output)
+        np.add(output, self.biases, out=output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        """`backward` into the step's arrays: dweights, dbiases (a product with ones), each tap's
+        gradient, then `dinputs`."""
+        rows = dvalues.reshape(-1, self.filters)
+        self.dweights = buffers.scratch("dweights", self.weights.shape)
+        self.dbiases = buffers.scratch("dbiases", self.biases.shape)
+        buffers.matmul(self.columns.T, rows, self.dweights.reshape(-1, self.filters))
+        buffers.matmul(buffers.scratch("ones", (1, len(rows)), fill=1.0), rows, self.dbiases)
+        if buffers.first:
+            return
+        taps = self.windows.kernel[0] * self.windows.kernel[1]
+        dtaps = buffers.scratch("dtaps", (taps, len(rows), self.in_channels))
+        for dtap, weights in zip(dtaps, self.tap_weights(), strict=True):
+            buffers.matmul(rows, weights, dtap)
+        self.windows.scatter_to_dinputs(dtaps.reshape(taps, *dvalues.shape[:3], self.in_channels), buffers)
 
     # -- what the rest of chainrule reads --------------------------------------------------------
 

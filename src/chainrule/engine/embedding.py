@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import DrawnWeights
 from chainrule.engine.validation import numeric_array, whole_number
 
@@ -50,6 +51,19 @@ class Embedding(DrawnWeights):
         np.add.at(self.dweights, self.inputs.reshape(-1), dvalues.reshape(-1, self.dimensions))
         self.dinputs = np.zeros(self.inputs.shape, self.weights.dtype)  # indices have no gradient
         return self.dinputs
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        np.take(self.weights, inputs, axis=0, out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        self.dweights = buffers.scratch("dweights", self.weights.shape)
+        self.dweights.fill(0)
+        np.add.at(self.dweights, self.inputs.reshape(-1), dvalues.reshape(-1, self.dimensions))
+        if not buffers.first:
+            buffers.dinputs.fill(0)  # indices have no gradient
 
     def checked_inputs(self, values: Any, dtype: Any, name: str, owner: str) -> np.ndarray:
         """Whole-number indices in [0, n_embeddings), as int64 (floats holding whole numbers,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import Layer
 from chainrule.engine.validation import finite_number, whole_number
 
@@ -85,6 +86,62 @@ class Normalization(Layer):
         self.dbeta = np.sum(dvalues, axis=positions).reshape(self.beta.shape)
         return dvalues * self.gamma
 
+    # -- the static form's shared steps (a static training step's buffers; see Layer) ----------
+
+    def statistics_into(self, rows: np.ndarray, axis: int, buffers: StepBuffers) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and (biased) variance of `rows` along `axis`, into the step's arrays; the
+        centred values' squares pass through its array "x_hat" (overwritten by `normalize_into`)."""
+        shape = tuple(1 if index == axis % rows.ndim else size for index, size in enumerate(rows.shape))
+        mean, variance = buffers.scratch("mean", shape), buffers.scratch("variance", shape)
+        squares = buffers.scratch("x_hat", rows.shape)
+        np.mean(rows, axis=axis, keepdims=True, out=mean)
+        np.subtract(rows, mean, out=squares)
+        np.multiply(squares, squares, out=squares)
+        np.mean(squares, axis=axis, keepdims=True, out=variance)
+        return mean, variance
+
+    def normalize_into(self, rows: np.ndarray, mean: np.ndarray, variance: np.ndarray, buffers: StepBuffers) -> None:
+        """`normalize` on `rows` (the inputs as a matrix, features last) into the step's arrays."""
+        self.inverse_std = buffers.scratch("inverse_std", mean.shape)
+        np.add(variance, self.epsilon, out=self.inverse_std)
+        np.sqrt(self.inverse_std, out=self.inverse_std)
+        np.divide(1.0, self.inverse_std, out=self.inverse_std)
+        self.x_hat = buffers.scratch("x_hat", rows.shape)
+        np.subtract(rows, mean, out=self.x_hat)
+        np.multiply(self.x_hat, self.inverse_std, out=self.x_hat)
+        output = buffers.output.reshape(rows.shape)
+        np.multiply(self.gamma, self.x_hat, out=output)
+        np.add(output, self.beta, out=output)
+
+    def scale_and_shift_backward_into(self, rows: np.ndarray, buffers: StepBuffers) -> np.ndarray:
+        """`scale_and_shift_backward` on `rows` (dvalues as a matrix) into the step's arrays."""
+        self.dgamma = buffers.scratch("dgamma", self.gamma.shape)
+        self.dbeta = buffers.scratch("dbeta", self.beta.shape)
+        product = buffers.scratch("product", rows.shape)
+        np.multiply(rows, self.x_hat, out=product)
+        np.sum(product, axis=0, keepdims=True, out=self.dgamma)
+        np.sum(rows, axis=0, keepdims=True, out=self.dbeta)
+        dx_hat = buffers.scratch("dx_hat", rows.shape)
+        np.multiply(rows, self.gamma, out=dx_hat)
+        return dx_hat
+
+    def normalized_gradient_into(self, dx_hat: np.ndarray, axis: int, buffers: StepBuffers) -> None:
+        """`normalized_gradient` along `axis` into the step's `dinputs` (its array "product" reused)."""
+        m = self.x_hat.size // self.inverse_std.size
+        sum_dx_hat = buffers.scratch("sum_dx_hat", self.inverse_std.shape)
+        sum_dx_hat_x_hat = buffers.scratch("sum_dx_hat_x_hat", self.inverse_std.shape)
+        product = buffers.scratch("product", dx_hat.shape)
+        np.sum(dx_hat, axis=axis, keepdims=True, out=sum_dx_hat)
+        np.multiply(dx_hat, self.x_hat, out=product)
+        np.sum(product, axis=axis, keepdims=True, out=sum_dx_hat_x_hat)
+        dinputs = buffers.dinputs.reshape(dx_hat.shape)
+        np.multiply(dx_hat, m, out=dinputs)
+        np.subtract(dinputs, sum_dx_hat, out=dinputs)
+        np.multiply(self.x_hat, sum_dx_hat_x_hat, out=product)
+        np.subtract(dinputs, product, out=dinputs)
+        np.divide(self.inverse_std, m, out=sum_dx_hat)
+        np.multiply(dinputs, sum_dx_hat, out=dinputs)
+
     @classmethod
     def declared_parameters(cls, config: dict[str, Any]) -> int:
         return 4 * whole_number(config.get("n_features"), "n_features", cls.__name__)  # with running statistics
@@ -135,6 +192,33 @@ class BatchNormalization(Normalization):
             self.dinputs = dx_hat * self.inverse_std
         return self.dinputs
 
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        """`forward` in training (the step trains), over the inputs as rows of features."""
+        self.inputs, self.training = inputs, True
+        rows = inputs.reshape(-1, self.n_features)
+        mean, variance = self.statistics_into(rows, 0, buffers)
+        self.update_running_statistics_into(mean, variance, len(rows), buffers)
+        self.normalize_into(rows, mean, variance, buffers)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        dx_hat = self.scale_and_shift_backward_into(dvalues.reshape(-1, self.n_features), buffers)
+        if not buffers.first:
+            self.normalized_gradient_into(dx_hat, 0, buffers)
+
+    def update_running_statistics_into(
+        self, mean: np.ndarray, variance: np.ndarray, n_samples: int, buffers: StepBuffers
+    ) -> None:
+        """`update_running_statistics` in place (the same operations, through the step's array "moved")."""
+        moved = buffers.scratch("moved", mean.shape)
+        for running, batch, scale in (
+            (self.running_mean, mean, 1.0),
+            (self.running_var, variance, n_samples / (n_samples - 1) if n_samples > 1 else 1.0),
+        ):
+            np.multiply(batch, scale, out=moved)
+            np.multiply(moved, self.momentum, out=moved)
+            np.multiply(running, 1 - self.momentum, out=running)
+            np.add(running, moved, out=running)
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) not in (1, 3):
             raise ValueError("must be (n_samples, n_features) or images (n_samples, height, width, channels)")
@@ -171,3 +255,13 @@ class LayerNormalization(Normalization):
         dx_hat = self.scale_and_shift_backward(dvalues)
         self.dinputs = normalized_gradient(dx_hat, self.x_hat, self.inverse_std, axis=-1)
         return self.dinputs
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        rows = inputs.reshape(-1, self.n_features)
+        self.normalize_into(rows, *self.statistics_into(rows, 1, buffers), buffers)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        dx_hat = self.scale_and_shift_backward_into(dvalues.reshape(-1, self.n_features), buffers)
+        if not buffers.first:
+            self.normalized_gradient_into(dx_hat, 1, buffers)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend.arrays import array_module
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import Layer
 from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, image_shape
 
@@ -38,6 +40,10 @@ class Pool2D(Layer):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return self.windows.output_shape(input_shape, None)
 
+    def tap_count(self) -> int:
+        """The pixels in one window."""
+        return self.windows.kernel[0] * self.windows.kernel[1]
+
     def get_config(self) -> dict[str, Any]:
         settings = self.windows.get_config()
         del settings["dilation"]
@@ -47,45 +53,100 @@ class Pool2D(Layer):
 class MaxPool2D(Pool2D):
     """The maximum of each window. Padding counts as -inf, so it never wins.
 
-    Ties: the whole gradient goes to the first maximum of the window, reading it row by row (as
-    NumPy's argmax and PyTorch's max pooling choose), not split among the tied pixels. The
-    maximum is not differentiable there; this is one valid choice of subgradient.
+    The maximum is kept as a running maximum over the window's taps (each tap one strided slice of
+    the images, so the loop is over the few taps, never over positions), with the index of the tap
+    that holds it. Ties: the whole gradient goes to the first maximum of the window, reading it
+    row by row (as NumPy's argmax and PyTorch's max pooling choose), not split among the tied
+    pixels. The maximum is not differentiable there; this is one valid choice of subgradient.
     """
+
+    argmax: np.ndarray  # set by forward: which tap of each window holds its maximum
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        windows = self.windows.view(self.windows.pad(inputs, fill=-np.inf))
-        n, out_height, out_width, height, width, channels = windows.shape
-        flat = windows.reshape(n, out_height, out_width, height * width, channels)
-        self.argmax = np.argmax(flat, axis=3)  # the first maximum of each window, kept for backward
-        self.output = np.take_along_axis(flat, self.argmax[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+        taps = self.windows.taps(self.windows.pad(inputs, fill=-np.inf))
+        self.output = taps[0].copy()
+        self.argmax = np.zeros_like(self.output, dtype=tap_index_dtype(len(taps)))
+        self.running_maximum(taps, np.empty_like(self.output, dtype=bool))
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
-        height, width = self.windows.kernel
-        dwindows = np.zeros((*dvalues.shape[:3], height * width, dvalues.shape[3]), dvalues.dtype)
-        np.put_along_axis(dwindows, self.argmax[:, :, :, None, :], dvalues[:, :, :, None, :], axis=3)
-        dwindows = dwindows.reshape(*dvalues.shape[:3], height, width, dvalues.shape[3])
-        self.dinputs = self.windows.scatter(dwindows, self.inputs.shape)
+        dtaps = array_module(dvalues).empty((self.tap_count(), *dvalues.shape), dvalues.dtype)
+        self.route(dvalues, dtaps, np.empty_like(dvalues, dtype=bool))
+        self.dinputs = self.windows.scatter(dtaps, self.inputs.shape)
         return self.dinputs
+
+    def running_maximum(self, taps: list[np.ndarray], greater: np.ndarray) -> None:
+        """`output` (holding the first tap) becomes each window's maximum, `argmax` (zeros) its tap."""
+        for index, tap in enumerate(taps[1:], start=1):
+            np.greater(tap, self.output, out=greater)  # strictly greater: a tie keeps the first maximum
+            np.copyto(self.argmax, index, where=greater)
+            np.maximum(self.output, tap, out=self.output)
+
+    def route(self, dvalues: np.ndarray, dtaps: np.ndarray, chosen: np.ndarray) -> None:
+        """Each tap's gradient: the window's gradient where the tap held the maximum, else 0."""
+        for index, dtap in enumerate(dtaps):
+            np.equal(self.argmax, index, out=chosen)
+            np.multiply(chosen, dvalues, out=dtap)
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        taps = self.windows.taps(self.windows.pad_into(inputs, buffers, fill=-np.inf))
+        self.output = buffers.output
+        np.copyto(self.output, taps[0])
+        self.argmax = buffers.scratch("argmax", self.output.shape, dtype=tap_index_dtype(len(taps)))
+        self.argmax.fill(0)
+        self.running_maximum(taps, buffers.scratch("mask", self.output.shape, dtype=bool))
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        if buffers.first:
+            return
+        dtaps = buffers.scratch("dtaps", (self.tap_count(), *dvalues.shape))
+        self.route(dvalues, dtaps, buffers.scratch("mask", dvalues.shape, dtype=bool))
+        self.windows.scatter_to_dinputs(dtaps, buffers)
 
 
 class AveragePool2D(Pool2D):
-    """The mean of each window. Padding pixels count as zeros in the mean (PyTorch's default,
-    `count_include_pad=True`), so every window divides by `pool_height * pool_width`."""
+    """The mean of each window: its taps added, divided by their count. Padding pixels count as
+    zeros in the mean (PyTorch's default, `count_include_pad=True`), so every window divides by
+    `pool_height * pool_width`."""
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        windows = self.windows.view(self.windows.pad(inputs))
-        self.output = windows.mean(axis=(3, 4))
+        taps = self.windows.taps(self.windows.pad(inputs))
+        self.output = taps[0].copy()
+        self.mean_of(taps)
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
-        height, width = self.windows.kernel
-        share = dvalues / (height * width)
-        dwindows = np.broadcast_to(share[:, :, :, None, None, :], (*dvalues.shape[:3], height, width, dvalues.shape[3]))
-        self.dinputs = self.windows.scatter(dwindows, self.inputs.shape)
+        share = dvalues / self.tap_count()  # each pixel's share of its window's mean
+        dtaps = np.broadcast_to(share, (self.tap_count(), *share.shape))
+        self.dinputs = self.windows.scatter(dtaps, self.inputs.shape)
         return self.dinputs
+
+    def mean_of(self, taps: list[np.ndarray]) -> None:
+        """`output` (holding the first tap) becomes each window's mean."""
+        for tap in taps[1:]:
+            np.add(self.output, tap, out=self.output)
+        np.divide(self.output, len(taps), out=self.output)
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        taps = self.windows.taps(self.windows.pad_into(inputs, buffers))
+        self.output = buffers.output
+        np.copyto(self.output, taps[0])
+        self.mean_of(taps)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        if buffers.first:
+            return
+        share = buffers.scratch("share", dvalues.shape)
+        np.divide(dvalues, self.tap_count(), out=share)
+        self.windows.scatter_to_dinputs(np.broadcast_to(share, (self.tap_count(), *share.shape)), buffers)
 
 
 class GlobalAveragePool2D(Layer):
@@ -107,3 +168,19 @@ class GlobalAveragePool2D(Layer):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (image_shape(input_shape)[2],)
+
+    # -- the static form (a static training step's buffers; see Layer) -------------------------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        np.mean(inputs, axis=(1, 2), out=buffers.output)
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        if not buffers.first:
+            n, height, width, channels = self.inputs.shape
+            np.divide(dvalues[:, None, None, :], height * width, out=buffers.dinputs)
+
+
+def tap_index_dtype(taps: int) -> np.dtype:
+    """The smallest unsigned integer type that numbers `taps` taps."""
+    return np.min_scalar_type(taps - 1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.contract import StepBuffers
 from chainrule.engine.layers import Layer
 from chainrule.engine.validation import whole_number
 
@@ -25,6 +26,16 @@ class Rearrange(Layer):
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dinputs = dvalues.reshape(self.inputs.shape)
         return self.dinputs
+
+    # -- the static form (a static training step's buffers; see Layer): a copy each way --------
+
+    def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
+        self.inputs = inputs
+        np.copyto(buffers.output, inputs.reshape(buffers.output.shape))
+
+    def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
+        if not buffers.first:
+            np.copyto(buffers.dinputs, dvalues.reshape(buffers.dinputs.shape))
 
 
 class Flatten(Rearrange):

@@ -348,9 +348,21 @@ class LayerStage:
         self.ones_rows = step.ones_rows
         self.training = True
         self.static = layer.forward_into is not None and layer.backward_into is not None
+        self.scratches: dict[str, Any] = {}
 
     def matmul(self, a: Any, b: Any, out: Any) -> object:
         return self.step.shared.matmul(a, b, out)
+
+    def scratch(
+        self, name: str, shape: tuple[int, ...], *, dtype: Any = None, order: str = "C", fill: float | None = None
+    ) -> Any:
+        array = self.scratches.get(name)
+        if array is None:
+            shared = self.step.shared
+            array = self.scratches[name] = shared.xp.empty(shape, dtype or shared.dtype, order=order)
+            if fill is not None:
+                array.fill(fill)
+        return array
 
     def forward(self, inputs: Any) -> Any:
         if self.static:
