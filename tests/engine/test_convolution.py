@@ -86,6 +86,28 @@ def test_conv2d_equals_pytorchs_conv2d_and_its_gradients(case):
         assert_allclose(ours, theirs, rtol=RTOL, atol=1e-12, err_msg=name)
 
 
+def test_conv2d_penalties_add_to_the_loss_and_the_gradients_as_pytorchs_autograd_finds():
+    rng = np.random.default_rng(7)
+    coefficients = {"weight_regularizer_l1": 0.01, "weight_regularizer_l2": 0.02, "bias_regularizer_l1": 0.03,
+                    "bias_regularizer_l2": 0.04}  # fmt: skip
+    layer = cr.Conv2D(2, 3, 3, padding=1, dtype=np.float64, **coefficients)
+    layer.biases = rng.standard_normal((1, 3))
+    inputs = rng.standard_normal((2, 5, 5, 2))
+    dvalues = rng.standard_normal(layer.forward(inputs).shape)
+    layer.backward(dvalues)
+    weights = torch.from_numpy(layer.weights.copy()).requires_grad_(True)
+    biases = torch.from_numpy(layer.biases.copy()).requires_grad_(True)
+    penalty = (
+        0.01 * weights.abs().sum() + 0.02 * (weights**2).sum() + 0.03 * biases.abs().sum() + 0.04 * (biases**2).sum()
+    )
+    penalty.backward()
+    _, _, dweights, dbiases = torch_conv(layer, inputs, dvalues)  # the unpenalised gradients
+    assert layer.regularization_penalty() == pytest.approx(penalty.item(), rel=1e-12)
+    assert_allclose(layer.dweights, dweights + weights.grad.numpy(), rtol=RTOL)
+    assert_allclose(layer.dbiases, dbiases + biases.grad.numpy(), rtol=RTOL)
+    assert cr.gradcheck(layer, inputs).passed
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_im2col_convolution_equals_the_loop_over_positions(case):
     layer, inputs, rng = build(case, seed=1)

@@ -70,3 +70,27 @@ def test_log_names_are_known_before_training():
         "val_regularization_loss",
         "val_accuracy",
     ]
+
+
+def test_inference_batches_hold_at_most_inference_values_in_a_convolutions_im2col_rows(monkeypatch):
+    model = cr.Model(seed=0, dtype=np.float64)
+    model.add(cr.Conv2D(1, 4, 3)).add(cr.Flatten()).add(cr.Dense(4 * 6 * 6, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer=cr.SGD())
+    # one 8x8 image: 36 windows of 9 values and 36 x 4 outputs = 468 values, the most of any layer
+    monkeypatch.setattr(scoring, "INFERENCE_VALUES", 468 * 7)  # 7 images per forward pass
+    X, y = np.random.default_rng(0).standard_normal((30, 8, 8, 1)), np.arange(30) % 3
+    rows_seen = []
+    forward = model.forward_trusted
+    monkeypatch.setattr(
+        model, "forward_trusted", lambda inputs, training: rows_seen.append(len(inputs)) or forward(inputs, training)
+    )
+    predictions = model.predict(X)
+    logs = model.evaluate(X, y)
+    assert rows_seen == [7, 7, 7, 7, 2] * 2
+    np.testing.assert_allclose(predictions, model.predict(X, batch_size=30), rtol=1e-15)
+    assert logs == pytest.approx(model.evaluate(X, y, batch_size=30), rel=1e-13)
+
+
+def test_inference_takes_inference_rows_when_every_layer_is_small():
+    model = cr.Model().add(cr.Dense(4, 8)).add(cr.ReLU()).add(cr.Dense(8, 2)).add(cr.Softmax())
+    assert scoring.inference_rows(model, (4,)) == scoring.INFERENCE_ROWS

@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend.arrays import array_module
+from chainrule.backend.reductions import column_sums
 from chainrule.engine.contract import StepBuffers
-from chainrule.engine.layers import INITIALIZERS, DrawnWeights
+from chainrule.engine.layers import INITIALIZERS, DrawnWeights, Penalized
 from chainrule.engine.validation import whole_number
 from chainrule.engine.windows import IMAGE_AXES, SlidingWindows, columns_layout, pair
 
 
-class Conv2D(DrawnWeights):
+class Conv2D(Penalized, DrawnWeights):
     """A 2-D convolution (a cross-correlation, as in every deep-learning library) over
     channels-last images `(n_samples, height, width, in_channels)`, giving
     `(n_samples, out_height, out_width, filters)`.
@@ -31,7 +33,8 @@ class Conv2D(DrawnWeights):
     weights: `(kernel_h, kernel_w, in_channels, filters)`; biases: `(1, filters)`.
     `stride`, `padding` ("valid", "same" or a number of pixels) and `dilation` as in
     `SlidingWindows`. The weights are drawn with `initializer` ("he" by default: the book's
-    `0.01 * randn` leaves a deep convolutional network's signal too small to learn from).
+    `0.01 * randn` leaves a deep convolutional network's signal too small to learn from). L1 and
+    L2 penalties on the weights and biases as Dense's.
     """
 
     input_axes = IMAGE_AXES
@@ -49,10 +52,20 @@ class Conv2D(DrawnWeights):
         padding: str | int = "valid",
         dilation: int | tuple[int, int] = 1,
         initializer: str = "he",
+        weight_regularizer_l1: float = 0.0,
+        weight_regularizer_l2: float = 0.0,
+        bias_regularizer_l1: float = 0.0,
+        bias_regularizer_l2: float = 0.0,
         dtype: Any = np.float32,
         seed: int | None = None,
     ) -> None:
         super().__init__(dtype)
+        self.set_penalties(
+            weight_regularizer_l1=weight_regularizer_l1,
+            weight_regularizer_l2=weight_regularizer_l2,
+            bias_regularizer_l1=bias_regularizer_l1,
+            bias_regularizer_l2=bias_regularizer_l2,
+        )
         if initializer not in INITIALIZERS:
             raise ValueError(f"Conv2D: unknown initializer {initializer!r}; choose from {sorted(INITIALIZERS)}")
         self.in_channels = whole_number(in_channels, "in_channels", "Conv2D")
@@ -75,7 +88,8 @@ class Conv2D(DrawnWeights):
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         self.columns = self.windows.im2col(self.windows.pad(inputs))  # one row per window: the one copy
-        output = self.columns @ self.weights.reshape(-1, self.filters) + self.biases
+        output = self.columns @ self.weights.reshape(-1, self.filters)
+        output += self.biases  # in place: a second array of every pixel's outputs cost half the product
         self.output = output.reshape(*self.windows_at(inputs.shape), self.filters)
         return self.output
 
@@ -83,16 +97,18 @@ class Conv2D(DrawnWeights):
         self.parameter_gradients(dvalues)
         rows = dvalues.reshape(-1, self.filters)  # one row per output pixel, as `columns`
         # Dense's dinputs line, one kernel tap at a time: what each tap of every window receives
-        dtaps = np.matmul(rows, self.tap_weights())  # (taps, windows, in_channels)
+        dtaps = np.matmul(rows, self.tap_weights().copy())  # (taps, windows, in_channels); a copy runs faster
         dtaps = dtaps.reshape(-1, *dvalues.shape[:3], self.in_channels)
         self.dinputs = self.windows.scatter(dtaps, self.inputs.shape)
         return self.dinputs
 
     def parameter_gradients(self, dvalues: np.ndarray) -> None:
-        """dweights and dbiases: Dense's two lines on the rows of `columns`; `backward`'s first step."""
+        """dweights and dbiases: Dense's two lines on the rows of `columns` (and the penalties'
+        gradients); `backward`'s first step."""
         rows = dvalues.reshape(-1, self.filters)
         self.dweights = (self.columns.T @ rows).reshape(self.weights.shape)
-        self.dbiases = np.sum(rows, axis=0, keepdims=True)
+        self.dbiases = column_sums(rows, array_module(rows).empty((1, self.filters), rows.dtype))
+        self.add_penalty_gradients()
 
     # All a network's first layer needs: nothing reads its dinputs (a subclass that writes its own
     # backward gets Layer's, which runs that backward).
@@ -121,13 +137,14 @@ class Conv2D(DrawnWeights):
         np.add(output, self.biases, out=output)
 
     def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
-        """`backward` into the step's arrays: dweights, dbiases (a product with ones), each tap's
-        gradient, then `dinputs`."""
+        """`backward` into the step's arrays: dweights, dbiases (a product with ones) with the
+        penalties' gradients, each tap's gradient, then `dinputs`."""
         rows = dvalues.reshape(-1, self.filters)
         self.dweights = buffers.scratch("dweights", self.weights.shape)
         self.dbiases = buffers.scratch("dbiases", self.biases.shape)
         buffers.matmul(self.columns.T, rows, self.dweights.reshape(-1, self.filters))
         buffers.matmul(buffers.scratch("ones", (1, len(rows)), fill=1.0), rows, self.dbiases)
+        self.add_penalty_gradients(lambda name, gradient: buffers.scratch(f"penalty of {name}", gradient.shape))
         if buffers.first:
             return
         taps = self.windows.kernel[0] * self.windows.kernel[1]
@@ -156,6 +173,11 @@ class Conv2D(DrawnWeights):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         out_height, out_width, _ = self.windows.output_shape(input_shape, self.in_channels)
         return out_height, out_width, self.filters
+
+    def working_values(self, input_shape: tuple[int, ...]) -> int:
+        out_height, out_width, _ = self.output_shape(input_shape)
+        window = self.windows.kernel[0] * self.windows.kernel[1] * self.in_channels
+        return out_height * out_width * (window + self.filters)  # the im2col rows and the output
 
     @classmethod
     def declared_parameters(cls, config: dict[str, Any]) -> int:

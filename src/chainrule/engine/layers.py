@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,11 @@ class Layer:
         if self.input_width is not None and input_shape[-1:] != (self.input_width,):
             raise ValueError(f"must have {self.input_width} columns")
         return input_shape if self.output_width is None else (*input_shape[:-1], self.output_width)
+
+    def working_values(self, input_shape: tuple[int, ...]) -> int:
+        """How many values one sample of `input_shape` occupies in this layer's forward pass:
+        its output (Conv2D adds its im2col rows). Inference sizes its batches by it."""
+        return math.prod(self.output_shape(input_shape))
 
     def checked_inputs(self, values: Any, dtype: Any, name: str, owner: str) -> Any:
         """`values` as this layer computes on them (`dtype`: the float dtype wanted, None for the
@@ -340,7 +346,53 @@ class DrawnWeights(Layer):
         self._assigned = assigned
 
 
-class Dense(DrawnWeights):
+class Penalized(Layer):
+    """A layer with the book's L1 and L2 penalties on its `weights` and `biases`: four
+    coefficients (0 by default), the penalty added to the loss (`regularization_penalty`) and
+    its gradient to `dweights` and `dbiases` (`add_penalty_gradients`)."""
+
+    weight_regularizer_l1 = weight_regularizer_l2 = bias_regularizer_l1 = bias_regularizer_l2 = 0.0
+
+    def set_penalties(self, **coefficients: float) -> None:
+        """Check and keep the coefficients given (`weight_regularizer_l1=...`), each at least 0."""
+        owner = type(self).__name__
+        for name, value in coefficients.items():
+            setattr(self, name, finite_number(value, name, owner, minimum=0))
+
+    def penalties(self) -> dict[str, tuple[float, float]]:
+        """The (L1, L2) coefficients of each parameter's penalty."""
+        return {
+            "weights": (self.weight_regularizer_l1, self.weight_regularizer_l2),
+            "biases": (self.bias_regularizer_l1, self.bias_regularizer_l2),
+        }
+
+    def regularization_penalty(self) -> float:
+        parameters = self.parameters()
+        return sum(penalty(parameters[name], l1, l2) for name, (l1, l2) in self.penalties().items())
+
+    def add_penalty_gradients(
+        self, scratch: Callable[[str, np.ndarray], np.ndarray] = lambda name, gradient: np.empty_like(gradient)
+    ) -> None:
+        """The penalties' gradients, added to dweights and dbiases in place, each worked out in
+        `scratch(name, gradient)` (a new array unless the caller keeps one)."""
+        if not any(coefficient for pair in self.penalties().values() for coefficient in pair):
+            return  # the common case, on every backward pass: no penalty, no bookkeeping
+        parameters, gradients = self.parameters(), self.gradients()
+        for name, (l1, l2) in self.penalties().items():
+            if l1 or l2:
+                add_penalty_gradient(gradients[name], parameters[name], l1, l2, scratch(name, gradients[name]))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "weight_regularizer_l1": self.weight_regularizer_l1,
+            "weight_regularizer_l2": self.weight_regularizer_l2,
+            "bias_regularizer_l1": self.bias_regularizer_l1,
+            "bias_regularizer_l2": self.bias_regularizer_l2,
+            **super().get_config(),
+        }
+
+
+class Dense(Penalized, DrawnWeights):
     """A fully connected layer: `output = inputs @ weights + biases`.
 
     Weights are stored (n_inputs, n_neurons), so the forward pass needs no transpose, and the
@@ -370,10 +422,12 @@ class Dense(DrawnWeights):
         self.initializer = initializer
         self.n_inputs = whole_number(n_inputs, "n_inputs", "Dense")
         self.n_neurons = whole_number(n_neurons, "n_neurons", "Dense")
-        self.weight_regularizer_l1 = finite_number(weight_regularizer_l1, "weight_regularizer_l1", "Dense", minimum=0)
-        self.weight_regularizer_l2 = finite_number(weight_regularizer_l2, "weight_regularizer_l2", "Dense", minimum=0)
-        self.bias_regularizer_l1 = finite_number(bias_regularizer_l1, "bias_regularizer_l1", "Dense", minimum=0)
-        self.bias_regularizer_l2 = finite_number(bias_regularizer_l2, "bias_regularizer_l2", "Dense", minimum=0)
+        self.set_penalties(
+            weight_regularizer_l1=weight_regularizer_l1,
+            weight_regularizer_l2=weight_regularizer_l2,
+            bias_regularizer_l1=bias_regularizer_l1,
+            bias_regularizer_l2=bias_regularizer_l2,
+        )
         self.seed = None if seed is None else whole_number(seed, "seed", "Dense", minimum=0)
         shape = (self.n_inputs + 1, self.n_neurons)
         self._use_storage(np.empty(shape, self.dtype), np.zeros(shape, self.dtype))
@@ -389,7 +443,7 @@ class Dense(DrawnWeights):
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
         self.dweights = self.inputs.T @ dvalues
         self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
-        self._add_penalty_gradients()
+        self.add_penalty_gradients()
         self.dinputs = dvalues @ self.weights.T
         return self.dinputs
 
@@ -398,27 +452,6 @@ class Dense(DrawnWeights):
 
     def gradients(self) -> dict[str, np.ndarray]:
         return {"weights": self.dweights, "biases": self.dbiases}
-
-    def regularization_penalty(self) -> float:
-        parameters = self.parameters()
-        return sum(penalty(parameters[name], l1, l2) for name, (l1, l2) in self.penalties().items())
-
-    def penalties(self) -> dict[str, tuple[float, float]]:
-        """The (L1, L2) coefficients of each parameter's penalty."""
-        return {
-            "weights": (self.weight_regularizer_l1, self.weight_regularizer_l2),
-            "biases": (self.bias_regularizer_l1, self.bias_regularizer_l2),
-        }
-
-    def _add_penalty_gradients(self) -> None:
-        """The L1/L2 penalties' gradients, added to dweights and dbiases in place."""
-        coefficients = (self.weight_regularizer_l1, self.weight_regularizer_l2, self.bias_regularizer_l1)
-        if not (any(coefficients) or self.bias_regularizer_l2):
-            return  # the common case, on every backward pass: no penalty, no bookkeeping
-        parameters, gradients = self.parameters(), self.gradients()
-        for name, (l1, l2) in self.penalties().items():
-            if l1 or l2:
-                add_penalty_gradient(gradients[name], parameters[name], l1, l2, np.empty_like(gradients[name]))
 
     # -- the static form (a static training step's buffers; see Layer) -------------------------
 
@@ -501,10 +534,6 @@ class Dense(DrawnWeights):
         return {
             "n_inputs": self.n_inputs,
             "n_neurons": self.n_neurons,
-            "weight_regularizer_l1": self.weight_regularizer_l1,
-            "weight_regularizer_l2": self.weight_regularizer_l2,
-            "bias_regularizer_l1": self.bias_regularizer_l1,
-            "bias_regularizer_l2": self.bias_regularizer_l2,
             **({} if self.initializer == "book" else {"initializer": self.initializer}),  # absent: older files load
             **super().get_config(),
         }
@@ -565,7 +594,7 @@ class Dense(DrawnWeights):
         self.dweights, self.dbiases = self._dweights_storage, self._dbiases_storage
         np.matmul(self.inputs.T, dvalues, out=self.dweights)
         column_sums(dvalues, out=self.dbiases)  # sum over samples, as a product with ones (faster)
-        self._add_penalty_gradients()
+        self.add_penalty_gradients()
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickle stores each array on its own, so views would come back as copies: keep only the

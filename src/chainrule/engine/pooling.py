@@ -67,7 +67,7 @@ class MaxPool2D(Pool2D):
         taps = self.windows.taps(self.windows.pad(inputs, fill=-np.inf))
         self.output = taps[0].copy()
         self.argmax = np.zeros_like(self.output, dtype=tap_index_dtype(len(taps)))
-        self.running_maximum(taps, np.empty_like(self.output, dtype=bool))
+        self.running_maximum(taps, np.empty_like(self.output, dtype=bool), np.empty_like(self.argmax))
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
@@ -76,11 +76,13 @@ class MaxPool2D(Pool2D):
         self.dinputs = self.windows.scatter(dtaps, self.inputs.shape)
         return self.dinputs
 
-    def running_maximum(self, taps: list[np.ndarray], greater: np.ndarray) -> None:
+    def running_maximum(self, taps: list[np.ndarray], greater: np.ndarray, claimed: np.ndarray) -> None:
         """`output` (holding the first tap) becomes each window's maximum, `argmax` (zeros) its tap."""
         for index, tap in enumerate(taps[1:], start=1):
             np.greater(tap, self.output, out=greater)  # strictly greater: a tie keeps the first maximum
-            np.copyto(self.argmax, index, where=greater)
+            # where(greater, index, argmax), as a maximum: every earlier tap's index is smaller
+            np.multiply(greater, self.argmax.dtype.type(index), out=claimed)
+            np.maximum(self.argmax, claimed, out=self.argmax)
             np.maximum(self.output, tap, out=self.output)
 
     def route(self, dvalues: np.ndarray, dtaps: np.ndarray, chosen: np.ndarray) -> None:
@@ -98,7 +100,8 @@ class MaxPool2D(Pool2D):
         np.copyto(self.output, taps[0])
         self.argmax = buffers.scratch("argmax", self.output.shape, dtype=tap_index_dtype(len(taps)))
         self.argmax.fill(0)
-        self.running_maximum(taps, buffers.scratch("mask", self.output.shape, dtype=bool))
+        mask = buffers.scratch("mask", self.output.shape, dtype=bool)
+        self.running_maximum(taps, mask, buffers.scratch("claimed", self.output.shape, dtype=self.argmax.dtype))
 
     def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
         if buffers.first:

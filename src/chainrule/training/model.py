@@ -44,7 +44,7 @@ from chainrule.training.callbacks import Callback
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
 from chainrule.training.history import History
 from chainrule.training.progress import progress_callbacks
-from chainrule.training.scoring import INFERENCE_ROWS, evaluate
+from chainrule.training.scoring import evaluate, inference_rows
 
 LOG = logging.getLogger("chainrule")
 
@@ -453,7 +453,7 @@ class Model:
 
     def evaluate(self, X: Any, y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """Loss (data + regularisation) and metrics on (X, y), without training, `batch_size` rows
-        at a time (default INFERENCE_ROWS)."""
+        at a time (by default as many as fit `scoring.INFERENCE_VALUES` in the largest layer)."""
         inputs, targets = self.validated(X, y, "Model.evaluate")
         with quiet_float_errors():
             logs = evaluate(self, inputs, targets, _batch_size(batch_size, "Model.evaluate"))
@@ -461,7 +461,8 @@ class Model:
 
     def predict(self, X: Any, *, batch_size: int | None = None, as_numpy: bool = True) -> np.ndarray:
         """The output layer's values for X (probabilities for a Softmax output), computed
-        `batch_size` rows at a time (default INFERENCE_ROWS, which bounds the memory). On a GPU
+        `batch_size` rows at a time (by default as many as fit `scoring.INFERENCE_VALUES` in the
+        largest layer, which bounds the memory). On a GPU
         they come back as a NumPy array unless `as_numpy=False`."""
         inputs = self._inputs(X, "Model.predict", allow_empty=True)
         batch_size = _batch_size(batch_size, "Model.predict")
@@ -470,7 +471,7 @@ class Model:
         with quiet_float_errors():
             outputs = [
                 self.forward_trusted(inputs[rows], False).copy()
-                for rows in loop.batches(inputs.shape[0], batch_size or INFERENCE_ROWS)
+                for rows in loop.batches(inputs.shape[0], batch_size or inference_rows(self, inputs.shape[1:]))
             ]
         predictions = np.concatenate(outputs)
         return to_host(predictions) if as_numpy else predictions

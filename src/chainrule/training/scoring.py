@@ -9,7 +9,19 @@ from chainrule.engine.losses import regularization_loss
 from chainrule.training.distributed import SINGLE_PROCESS
 from chainrule.training.protocol import TrainingModel
 
-INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given
+INFERENCE_ROWS = 8192  # rows per forward pass of predict/evaluate when no batch_size is given,
+INFERENCE_VALUES = 1 << 24  # or fewer, so that no layer holds more values than this (64 MiB of float32)
+
+
+def inference_rows(model: TrainingModel, sample_shape: tuple[int, ...]) -> int:
+    """Rows per forward pass of predict/evaluate when no batch_size is given: INFERENCE_ROWS, or
+    fewer where one sample's largest layer (`Layer.working_values`: a Conv2D's im2col rows) would
+    otherwise hold more than INFERENCE_VALUES values at once."""
+    widest, shape = 1, sample_shape
+    for layer in model.layers:
+        widest = max(widest, layer.working_values(shape))
+        shape = layer.output_shape(shape)
+    return max(1, min(INFERENCE_ROWS, INFERENCE_VALUES // widest))
 
 
 def log_names(model: TrainingModel, with_validation: bool) -> list[str]:
@@ -56,9 +68,9 @@ def evaluation_totals(
     model: TrainingModel, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None
 ) -> tuple[dict[str, float], int]:
     """Summed loss and metrics on validated data, `batch_size` rows at a time (default
-    INFERENCE_ROWS), and the number of rows."""
+    `inference_rows`), and the number of rows."""
     totals = empty_totals(model)
-    for rows in SINGLE_PROCESS.batches(inputs.shape[0], batch_size or INFERENCE_ROWS):
+    for rows in SINGLE_PROCESS.batches(inputs.shape[0], batch_size or inference_rows(model, inputs.shape[1:])):
         add_batch(model, model.forward_trusted(inputs[rows], False), targets[rows], totals)
     return totals, inputs.shape[0]
 
