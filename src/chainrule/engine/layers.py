@@ -375,8 +375,9 @@ class Penalized(Layer):
     ) -> None:
         """The penalties' gradients, added to dweights and dbiases in place, each worked out in
         `scratch(name, gradient)` (a new array unless the caller keeps one)."""
-        if not any(coefficient for pair in self.penalties().values() for coefficient in pair):
-            return  # the common case, on every backward pass: no penalty, no bookkeeping
+        if not (self.weight_regularizer_l1 or self.weight_regularizer_l2 or self.bias_regularizer_l1):
+            if not self.bias_regularizer_l2:
+                return  # the common case, on every backward pass: no penalty, no bookkeeping
         parameters, gradients = self.parameters(), self.gradients()
         for name, (l1, l2) in self.penalties().items():
             if l1 or l2:
