@@ -171,7 +171,7 @@ class SlidingWindows:
         ]
 
     def scatter(self, dtaps: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-        """The backward pass of `taps` (or `view`) then `pad`: each tap's gradient, `dtaps[t]`
+        """The backward pass of `taps` then `pad`: each tap's gradient, `dtaps[t]`
         `(n, out_h, out_w, channels)` for tap t as `taps` orders them, added to the pixels it
         read (overlapping windows add up), the padding's share dropped. Shape `input_shape`."""
         dpadded = array_module(dtaps).zeros(self.padded_shape(input_shape), dtaps.dtype)
