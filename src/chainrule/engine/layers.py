@@ -375,9 +375,14 @@ class Penalized(Layer):
     ) -> None:
         """The penalties' gradients, added to dweights and dbiases in place, each worked out in
         `scratch(name, gradient)` (a new array unless the caller keeps one)."""
-        if not (self.weight_regularizer_l1 or self.weight_regularizer_l2 or self.bias_regularizer_l1):
-            if not self.bias_regularizer_l2:
-                return  # the common case, on every backward pass: no penalty, no bookkeeping
+        l1_l2 = (
+            self.weight_regularizer_l1,
+            self.weight_regularizer_l2,
+            self.bias_regularizer_l1,
+            self.bias_regularizer_l2,
+        )
+        if not any(l1_l2):
+            return  # the common case, on every backward pass: no penalty, no bookkeeping
         parameters, gradients = self.parameters(), self.gradients()
         for name, (l1, l2) in self.penalties().items():
             if l1 or l2:
