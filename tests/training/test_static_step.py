@@ -310,6 +310,8 @@ def test_static_steps_are_captured_by_the_stand_in_device_where_every_layer_has_
     assert (expected is None) == bool(captured), expected
     if name in ("dropout", "learners-own-layer"):
         assert expected is not None  # the host draws Dropout's masks; the learner's layer has no forward_into
+    else:
+        assert expected is None  # every built-in layer, CNN and normalisation layers included, has a static form
 
 
 class OwnOptimizer(cr.Optimizer):
