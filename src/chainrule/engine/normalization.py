@@ -197,7 +197,7 @@ class BatchNormalization(Normalization):
         self.inputs, self.training = inputs, True
         rows = inputs.reshape(-1, self.n_features)
         mean, variance = self.statistics_into(rows, 0, buffers)
-        self.update_running_statistics_into(mean, variance, len(rows), buffers)
+        self.update_running_statistics(mean, variance, len(rows), buffers.scratch("moved", mean.shape))
         self.normalize_into(rows, mean, variance, buffers)
 
     def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
@@ -205,30 +205,23 @@ class BatchNormalization(Normalization):
         if not buffers.first:
             self.normalized_gradient_into(dx_hat, 0, buffers)
 
-    def update_running_statistics_into(
-        self, mean: np.ndarray, variance: np.ndarray, n_samples: int, buffers: StepBuffers
-    ) -> None:
-        """`update_running_statistics` in place (the same operations, through the step's array "moved")."""
-        moved = buffers.scratch("moved", mean.shape)
-        for running, batch, scale in (
-            (self.running_mean, mean, 1.0),
-            (self.running_var, variance, n_samples / (n_samples - 1) if n_samples > 1 else 1.0),
-        ):
-            np.multiply(batch, scale, out=moved)
-            np.multiply(moved, self.momentum, out=moved)
-            np.multiply(running, 1 - self.momentum, out=running)
-            np.add(running, moved, out=running)
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) not in (1, 3):
             raise ValueError("must be (n_samples, n_features) or images (n_samples, height, width, channels)")
         return super().output_shape(input_shape)
 
-    def update_running_statistics(self, mean: np.ndarray, variance: np.ndarray, n_samples: int) -> None:
-        """Move the running averages towards this batch's statistics (see the class)."""
-        unbiased = variance * (n_samples / (n_samples - 1)) if n_samples > 1 else variance
-        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean
-        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
+    def update_running_statistics(
+        self, mean: np.ndarray, variance: np.ndarray, n_samples: int, moved: np.ndarray | None = None
+    ) -> None:
+        """Move the running averages towards this batch's statistics (see the class), in place,
+        working in `moved` (shaped like `mean`; a new array unless the caller keeps one)."""
+        moved = np.empty_like(mean) if moved is None else moved
+        unbiased_scale = n_samples / (n_samples - 1) if n_samples > 1 else 1.0
+        for running, batch, scale in ((self.running_mean, mean, 1.0), (self.running_var, variance, unbiased_scale)):
+            np.multiply(batch, scale, out=moved)
+            np.multiply(moved, self.momentum, out=moved)  # momentum * batch
+            np.multiply(running, 1 - self.momentum, out=running)  # (1 - momentum) * running
+            np.add(running, moved, out=running)
 
     def non_trainable(self) -> dict[str, np.ndarray]:
         return {"running_mean": self.running_mean, "running_var": self.running_var}

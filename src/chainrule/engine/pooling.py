@@ -180,7 +180,7 @@ class GlobalAveragePool2D(Layer):
 
     def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
         if not buffers.first:
-            n, height, width, channels = self.inputs.shape
+            height, width = self.inputs.shape[1:3]
             np.divide(dvalues[:, None, None, :], height * width, out=buffers.dinputs)
 
 
