@@ -85,3 +85,31 @@ def test_jacobian_rejects_three_dimensional_input():
 def test_relu_outputs_positive_zero_for_negative_inputs():
     output = cr.ReLU().forward([[-3.0, -0.0, 2.0]])
     assert not np.signbit(output).any()
+
+
+TORCH_ACTIVATIONS = {
+    "relu": (cr.ReLU, lambda torch, x: torch.relu(x)),
+    "leaky_relu": (lambda: cr.LeakyReLU(alpha=0.07), lambda torch, x: torch.nn.functional.leaky_relu(x, 0.07)),
+    "sigmoid": (cr.Sigmoid, lambda torch, x: torch.sigmoid(x)),
+    "tanh": (cr.Tanh, lambda torch, x: torch.tanh(x)),
+    "softmax": (cr.Softmax, lambda torch, x: torch.softmax(x, dim=1)),
+    "linear": (cr.Linear, lambda torch, x: x * 1),
+    "exponential": (cr.Exponential, lambda torch, x: torch.exp(x)),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_ACTIVATIONS)
+def test_each_activation_equals_pytorch_autograd_in_float64(name):
+    torch = pytest.importorskip("torch")  # the independent reference
+    ours, theirs = TORCH_ACTIVATIONS[name]
+    rng = np.random.default_rng(len(name))
+    inputs, dvalues = 3 * rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+    activation = ours()
+    output = activation.forward(inputs).copy()
+    activation.backward(dvalues)
+    x = torch.from_numpy(inputs).requires_grad_(True)
+    reference = theirs(torch, x)
+    reference.backward(torch.from_numpy(dvalues))
+    assert output.dtype == activation.dinputs.dtype == np.float64
+    assert_allclose(output, reference.detach().numpy(), rtol=1e-13, atol=1e-15)
+    assert_allclose(activation.dinputs, x.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -169,3 +169,39 @@ def test_xavier_is_glorot_and_a_file_keeps_the_initializer(tmp_path):
         ValueError, match=r"unknown initializer 'kaiming'; choose from \['book', 'glorot', 'he', 'xavier'\]"
     ):
         cr.Dense(5, 4, initializer="kaiming")
+
+
+@pytest.mark.parametrize("penalties", [(0, 0, 0, 0), (1e-2, 0, 0, 0), (0, 5e-3, 0, 0), (2e-3, 1e-3, 3e-3, 4e-3)])
+def test_dense_equals_pytorch_autograd_with_its_penalties_in_float64(penalties):
+    """Forward, dinputs and the parameter gradients (with the L1/L2 terms' gradients added, as the
+    book adds them in backward) against PyTorch differentiating sum(output * dvalues) + penalties."""
+    torch = pytest.importorskip("torch")  # the independent reference
+    weight_l1, weight_l2, bias_l1, bias_l2 = penalties
+    rng = np.random.default_rng(7)
+    layer = cr.Dense(
+        5,
+        4,
+        weight_regularizer_l1=weight_l1,
+        weight_regularizer_l2=weight_l2,
+        bias_regularizer_l1=bias_l1,
+        bias_regularizer_l2=bias_l2,
+        dtype=np.float64,
+        seed=3,
+    )
+    layer.biases[...] = rng.standard_normal((1, 4))
+    inputs, dvalues = rng.standard_normal((6, 5)), rng.standard_normal((6, 4))
+    output = layer.forward(inputs).copy()
+    layer.backward(dvalues)
+
+    x = torch.from_numpy(inputs).requires_grad_(True)
+    weights = torch.from_numpy(layer.weights.copy()).requires_grad_(True)
+    biases = torch.from_numpy(layer.biases.copy()).requires_grad_(True)
+    reference = torch.nn.functional.linear(x, weights.T, biases)
+    objective = (reference * torch.from_numpy(dvalues)).sum()
+    objective = objective + weight_l1 * weights.abs().sum() + weight_l2 * (weights**2).sum()
+    objective = objective + bias_l1 * biases.abs().sum() + bias_l2 * (biases**2).sum()
+    objective.backward()
+    assert_allclose(output, reference.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(layer.dinputs, x.grad.numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(layer.dweights, weights.grad.numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(layer.dbiases, biases.grad.numpy(), rtol=1e-12, atol=1e-14)

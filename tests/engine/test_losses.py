@@ -148,3 +148,84 @@ def test_binary_targets_of_shape_n_get_the_books_column_fix():
 def test_a_column_of_class_labels_is_named_as_such_not_as_one_hot():
     with pytest.raises(ValueError, match=r"y_true is a column of shape \(4, 1\): class labels are a 1-D array"):
         cr.CategoricalCrossentropy().forward(np.full((4, 3), 1 / 3), np.array([[0], [1], [2], [1]]))
+
+
+def torch_losses(torch):
+    """(chainrule loss, PyTorch's per-sample loss of (predictions, targets), targets) per loss; the
+    per-sample loss is the mean over each sample's outputs, as chainrule's forward gives it."""
+    functional = torch.nn.functional
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 4, 6)
+    binary = rng.integers(0, 2, (6, 3)).astype(F64)
+    real = rng.standard_normal((6, 3))
+    counts = rng.poisson(2.0, (6, 3)).astype(F64)
+    return {
+        "categorical": (
+            cr.CategoricalCrossentropy(dtype=F64),
+            lambda p, y: functional.nll_loss(torch.log(p), y, reduction="none"),
+            labels,
+        ),
+        "binary": (
+            cr.BinaryCrossentropy(dtype=F64),
+            lambda p, y: functional.binary_cross_entropy(p, y, reduction="none").mean(dim=1),
+            binary,
+        ),
+        "squared": (
+            cr.MeanSquaredError(dtype=F64),
+            lambda p, y: functional.mse_loss(p, y, reduction="none").mean(dim=1),
+            real,
+        ),
+        "absolute": (
+            cr.MeanAbsoluteError(dtype=F64),
+            lambda p, y: functional.l1_loss(p, y, reduction="none").mean(dim=1),
+            real,
+        ),
+        # PyTorch's Poisson loss p - y log p leaves out y log y - y, which does not depend on p.
+        "poisson": (
+            cr.PoissonDeviance(dtype=F64),
+            lambda p, y: (
+                functional.poisson_nll_loss(p, y, log_input=False, full=False, eps=0.0, reduction="none")
+                + torch.special.xlogy(y, y)
+                - y
+            ).mean(dim=1),
+            counts,
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["categorical", "binary", "squared", "absolute", "poisson"])
+def test_each_loss_and_its_gradient_equal_pytorch_autograd_in_float64(name):
+    torch = pytest.importorskip("torch")  # the independent reference
+    loss, theirs, targets = torch_losses(torch)[name]
+    rng = np.random.default_rng(len(name))
+    if name == "categorical":
+        predictions = rng.dirichlet(np.ones(4), 6)
+    elif name == "squared" or name == "absolute":
+        predictions = rng.standard_normal((6, 3))
+    else:
+        predictions = rng.uniform(0.05, 0.95, (6, 3)) * (3 if name == "poisson" else 1)
+    per_sample = loss.forward(predictions, targets)
+    loss.backward(predictions, targets)
+    p = torch.from_numpy(predictions.copy()).requires_grad_(True)
+    reference = theirs(p, torch.from_numpy(targets))
+    reference.mean().backward()
+    assert_allclose(per_sample, reference.detach().numpy(), rtol=1e-12, atol=1e-15)
+    assert_allclose(loss.dinputs, p.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_the_fused_losses_equal_pytorchs_losses_on_logits_in_float64():
+    torch = pytest.importorskip("torch")  # the independent reference
+    functional = torch.nn.functional
+    rng = np.random.default_rng(5)
+    logits, labels, binary = 4 * rng.standard_normal((8, 5)), rng.integers(0, 5, 8), rng.integers(0, 2, (8, 5))
+    for fused, reference_loss, targets in [
+        (cr.SoftmaxCategoricalCrossentropy(dtype=F64), functional.cross_entropy, labels),
+        (cr.SigmoidBinaryCrossentropy(dtype=F64), functional.binary_cross_entropy_with_logits, binary.astype(F64)),
+    ]:
+        value = fused.forward(logits, targets)
+        fused.backward(fused.output, targets)
+        z = torch.from_numpy(logits.copy()).requires_grad_(True)
+        reference = reference_loss(z, torch.from_numpy(targets))
+        reference.backward()
+        assert value == pytest.approx(reference.item(), rel=1e-12)
+        assert_allclose(fused.dinputs, z.grad.numpy(), rtol=1e-10, atol=1e-15)
