@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-gpu clean
+.PHONY: demo test lint docs bench bench-gpu clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,16 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest -q
+
+# The site, built strictly (a broken link or reference, or a notebook cell that fails, stops it)
+# into site/. The notebooks run at build time, in kernels reached through sockets in a private
+# temporary folder (Jupyter's default, unencrypted TCP on localhost, is reachable by any local user).
+docs: $(BIN)/.installed
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	printf '{"KernelManager": {"transport": "ipc", "ip": "%s/kernel"}}' "$$scratch" > "$$scratch/jupyter_nbconvert_config.json" && \
+	NO_MKDOCS_2_WARNING=1 JUPYTER_CONFIG_PATH="$$scratch" $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -33,4 +41,4 @@ bench-gpu: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run --device cuda --runs 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site

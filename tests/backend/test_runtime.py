@@ -53,7 +53,7 @@ def blas():
 
 X, y = cr.datasets.spiral_data(20, 3, seed=0)
 # Load the compiled kernels (extra `fast`) first: a press while Numba compiles surfaces as a
-# SystemError from inside Numba, not as KeyboardInterrupt (a known limit, noted in the README).
+# SystemError from inside Numba, not as KeyboardInterrupt (a known limit, noted in the documentation's Speed page).
 warm = cr.Model(seed=0).add(cr.Dense(2, 8)).add(cr.ReLU()).add(cr.Dense(8, 3)).add(cr.Softmax())
 warm.compile(loss="categorical_crossentropy", optimizer="adam").fit(X, y, epochs=1, verbose=0)
 default_blas, broken = blas(), []
@@ -100,7 +100,7 @@ def test_two_ctrl_c_presses_microseconds_apart_restore_the_handler_and_blas_ever
     import subprocess
     import sys
 
-    # The NumPy paths: a press inside a Numba-compiled call surfaces as SystemError (README, Speed).
+    # The NumPy paths: a press inside a Numba-compiled call surfaces as SystemError (docs, Speed).
     environment = {**os.environ, "CHAINRULE_COMPILED": "0"}
     command = [sys.executable, "-c", DOUBLE_SIGINT]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)

@@ -102,7 +102,7 @@ def require_rebuildable(index: int, layer: layers.Layer) -> None:
     except Exception as error:
         raise ValueError(
             f"{where} could not be loaded again: {name}(**{_quoted(config)}) fails ({error}); give it a "
-            "get_config() that returns its constructor's arguments (the README's 'Writing your own layer')"
+            "get_config() that returns its constructor's arguments (the documentation's 'Your own layer')"
         ) from error
     shapes = {key: np.shape(value) for key, value in layer.parameters().items()}
     if {key: np.shape(value) for key, value in rebuilt.parameters().items()} != shapes:
