@@ -6,6 +6,9 @@ objective), so their loss curves agree to rounding; with 'adam' they differ only
 epsilon enters the step.
 """
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,6 +67,17 @@ def test_every_scikit_learn_parameter_with_its_default(estimator_class):
     ours, theirs = (estimator.get_params() for estimator in pair(estimator_class))
     del theirs["max_fun"]  # the one parameter left out: L-BFGS runs with scikit-learn's default 15000
     assert {name: ours[name] for name in theirs} == theirs
+
+
+@pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
+def test_the_html_display_links_to_the_estimators_entry_in_the_documentation(estimator_class):
+    root = Path(__file__).resolve().parents[2]
+    site_url = re.search(r"^site_url: (\S+)$", (root / "mkdocs.yml").read_text(), flags=re.MULTILINE).group(1)
+    name = f"chainrule.sklearn.estimators.{estimator_class.__name__}"
+    link = estimator_class()._get_doc_link()
+    assert link == f"{site_url}reference/sklearn/#{name}"  # the anchor mkdocstrings gives the entry
+    assert f"::: {name}\n" in (root / "docs" / "reference" / "sklearn.md").read_text()
+    assert f'href="{link}"' in estimator_class()._repr_html_()
 
 
 def test_bad_settings_name_the_parameter():

@@ -3,8 +3,8 @@
 Same parameters, defaults, fitted attributes and training algorithm as scikit-learn's (its
 Glorot initialisation drawn from the same random stream, its shuffles, its stopping rule, its
 learning-rate schedules), so a pipeline that uses one can use the other. What scikit-learn
-declines comes on top, documented in the README: dropout, L1, class weights, the absolute error,
-RMSprop and Adagrad, callbacks and a validation-loss curve.
+declines comes on top, documented on the documentation's scikit-learn page: dropout, L1, class
+weights, the absolute error, RMSprop and Adagrad, callbacks and a validation-loss curve.
 """
 
 from __future__ import annotations
@@ -71,8 +71,16 @@ def _stochastic_solver(estimator: _ChainruleMLP) -> bool:
     return True
 
 
+# Where the documentation site is published (mkdocs.yml's site_url): the estimators' HTML display
+# links to their entry in its API reference, as scikit-learn's own link to theirs.
+DOCUMENTATION_URL = "https://chainrule.readthedocs.io/en/latest/"
+
+
 class _ChainruleMLP(BaseEstimator):
     """What the classifier and the regressor share: the network, its training and its attributes."""
+
+    _doc_link_module = "chainrule"
+    _doc_link_template = DOCUMENTATION_URL + "reference/sklearn/#{estimator_module}.{estimator_name}"
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
