@@ -256,19 +256,29 @@ def test_the_rules_allocate_nothing():
 )
 @pytest.mark.parametrize("size", [(4, 3), (3000,)], ids=["small", "compiled-or-blocked"])
 def test_adamw_equals_pytorchs_adamw(learning_rate, weight_decay, betas, epsilon, size):
+    assert_steps_equal_pytorchs(
+        cr.AdamW(learning_rate, epsilon=epsilon, beta_1=betas[0], beta_2=betas[1], weight_decay=weight_decay),
+        lambda torch, p: torch.optim.AdamW(p, lr=learning_rate, betas=betas, eps=epsilon, weight_decay=weight_decay),
+        size,
+        seed=int(weight_decay * 100) + len(size),
+    )
+
+
+def assert_steps_equal_pytorchs(optimizer, theirs, size, seed, steps=8):
+    """`optimizer` and PyTorch's (`theirs(torch, parameters)`) take the same steps from the same
+    start with the same gradients, in float64."""
     torch = pytest.importorskip("torch")  # the independent reference
-    rng = np.random.default_rng(int(weight_decay * 100) + len(size))
-    start, gradients = rng.standard_normal(size), rng.standard_normal((6, *size))
+    rng = np.random.default_rng(seed)
+    start, gradients = rng.standard_normal(size), rng.standard_normal((steps, *size))
     layer = Parameter()
     layer.w = start.copy()
-    optimizer = cr.AdamW(learning_rate, epsilon=epsilon, beta_1=betas[0], beta_2=betas[1], weight_decay=weight_decay)
     reference = torch.nn.Parameter(torch.from_numpy(start.copy()))
-    theirs = torch.optim.AdamW([reference], lr=learning_rate, betas=betas, eps=epsilon, weight_decay=weight_decay)
+    their_optimizer = theirs(torch, [reference])
     for gradient in gradients:
         layer.dw = gradient.copy()
         optimizer.step([layer])
         reference.grad = torch.from_numpy(gradient.copy())
-        theirs.step()
+        their_optimizer.step()
     np.testing.assert_allclose(layer.w, reference.detach().numpy(), rtol=1e-10, atol=1e-13)
 
 
@@ -301,18 +311,5 @@ TORCH_PAIRS = {
 @pytest.mark.parametrize("name", TORCH_PAIRS)
 @pytest.mark.parametrize("size", [(4, 3), (3000,)], ids=["small", "compiled-or-blocked"])
 def test_each_optimizer_equals_pytorchs(name, size):
-    torch = pytest.importorskip("torch")  # the independent reference
     ours, theirs = TORCH_PAIRS[name]
-    rng = np.random.default_rng(len(name) + len(size))
-    start, gradients = rng.standard_normal(size), rng.standard_normal((8, *size))
-    layer = Parameter()
-    layer.w = start.copy()
-    optimizer = ours()
-    reference = torch.nn.Parameter(torch.from_numpy(start.copy()))
-    their_optimizer = theirs(torch, [reference])
-    for gradient in gradients:
-        layer.dw = gradient.copy()
-        optimizer.step([layer])
-        reference.grad = torch.from_numpy(gradient.copy())
-        their_optimizer.step()
-    np.testing.assert_allclose(layer.w, reference.detach().numpy(), rtol=1e-10, atol=1e-13)
+    assert_steps_equal_pytorchs(ours(), theirs, size, seed=len(name) + len(size))
