@@ -5,6 +5,7 @@ do. A model trained on that device must give exactly the CPU's numbers (the arit
 NumPy's in both), so every host array that slips into device work fails these tests.
 """
 
+import contextlib
 import sys
 import types
 
@@ -184,3 +185,37 @@ def test_callbacks_and_divergence_recovery_on_a_device(tmp_path):
     saved = [cr.load_model(tmp_path / f"{name}.npz").get_weights() for name in ("cpu", "strict")]
     for on_cpu, on_device in zip(*saved, strict=True):
         np.testing.assert_array_equal(on_device, on_cpu)
+
+
+def test_data_parallel_training_of_a_device_model_is_refused_in_one_line():
+    X, y = cr.datasets.spiral_data(10, 3, seed=0)
+    model = spiral_model(STRICT)
+    before = [np.asarray(array).copy() for array in model.get_weights()]
+    with pytest.raises(ValueError, match=r"distributed='mpi' trains on the CPU only .* call model.to\('cpu'\) first"):
+        model.fit(X, y, epochs=1, verbose=0, distributed="mpi")
+    for unchanged, start in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(np.asarray(unchanged), start)
+
+
+class OnDevice:
+    """An array as CuPy's says where it lives: `device.id`."""
+
+    def __init__(self, device_id):
+        self.device = types.SimpleNamespace(id=device_id)
+
+
+def test_cached_ones_are_kept_per_device():
+    made_on = []
+
+    class Module:
+        cuda = types.SimpleNamespace(Device=lambda device_id: contextlib.nullcontext(made_on.append(device_id)))
+
+        @staticmethod
+        def ones(length, dtype):
+            return ("ones", made_on[-1], length)
+
+    arrays.register(OnDevice, Module)
+    float32 = np.dtype(np.float32)
+    first, second = arrays.cached_ones(3, float32, OnDevice(0)), arrays.cached_ones(3, float32, OnDevice(1))
+    assert first == ("ones", 0, 3) and second == ("ones", 1, 3)
+    assert arrays.cached_ones(3, float32, OnDevice(0)) is first

@@ -5,13 +5,14 @@ the reason. `tests/backend/test_backend.py` checks the device-generic engine on 
 """
 
 import copy
+import ctypes
 import logging
 
 import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.backend import arrays
+from chainrule.backend import arrays, cuda_graph
 
 pytestmark = pytest.mark.gpu
 
@@ -77,18 +78,19 @@ def graph_run(device, dtype=np.float64, graph=True, epochs=20):
 
 
 def test_a_captured_step_replays_the_eager_static_step_exactly(cuda, monkeypatch, caplog):
-    from chainrule.backend import cuda_graph
-
     with caplog.at_level(logging.WARNING, logger="chainrule"):
         captured_history, captured_weights = graph_run(cuda)
     assert "could not be captured" not in caplog.text  # a host read or allocation would fail the capture
 
-    def products_only(training, allow_tf32):  # the same cuBLAS products, every step run eagerly
+    def products_only(training, allow_tf32):  # the same cuBLAS products on the current stream, run eagerly
         import cupy
 
-        training.matmul = cuda_graph.Cublas(cupy, cupy.cuda.get_current_stream(), allow_tf32).matmul
+        workspace = cupy.empty(cuda_graph.WORKSPACE_BYTES, np.uint8)
+        stream = cupy.cuda.get_current_stream()
+        cublas = cuda_graph.Cublas(cuda_graph.cupys_cublas(cupy), stream.ptr, workspace)
+        cuda_graph.route_products(training, cublas, allow_tf32)
 
-    monkeypatch.setattr(cuda_graph, "capture_steps", products_only)
+    monkeypatch.setattr(cuda, "prepare_graph", products_only)  # the device holds the function it was made with
     eager_history, eager_weights = graph_run(cuda)
     assert captured_history == eager_history
     for captured, eager in zip(captured_weights, eager_weights, strict=True):
@@ -100,3 +102,34 @@ def test_captured_steps_match_the_cpus_static_steps(cuda, dtype, rtol):
     gpu_history, _ = graph_run(cuda, dtype)
     cpu_history, _ = graph_run("cpu", dtype)
     np.testing.assert_allclose(gpu_history["loss"], cpu_history["loss"], rtol=rtol)
+
+
+def test_the_binding_is_cupys_cublas_and_sets_tf32_per_product(cuda):
+    import cupy
+    from cupy_backends.cuda.libs import cublas as cupys
+
+    _, cublas = cuda_graph.device_resources(cupy.cuda.Device().id)
+    version = ctypes.c_int()
+    cublas.library.cublasGetVersion_v2(cublas.handle, ctypes.byref(version))
+    assert version.value == cupys.getVersion(cupy.cuda.device.get_cublas_handle())
+    a = cupy.ones((4, 4), np.float32)
+    cublas.tf32_matmul(a, a, cupy.empty((4, 4), np.float32))
+    assert cublas.read_math_mode() == cuda_graph.TF32_TENSOR_OP_MATH
+    cublas.matmul(a, a, cupy.empty((4, 4), np.float32))
+    assert cublas.read_math_mode() == cuda_graph.DEFAULT_MATH
+
+
+def test_a_step_that_allocates_falls_back_to_eager_with_one_warning(cuda, caplog):
+    import cupy
+
+    class AllocatingLinear(cr.Linear):
+        def forward_into(self, inputs, buffers):
+            cupy.copyto(buffers.output, inputs + 0.0)
+
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    model = cr.Model(seed=0, device=cuda)
+    model.add(cr.Dense(2, 8)).add(cr.ReLU()).add(AllocatingLinear()).add(cr.Dense(8, 3)).add(cr.Softmax())
+    model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.02))
+    with caplog.at_level(logging.WARNING, logger="chainrule"):
+        model.fit(X, y, epochs=3, verbose=0, graph=True)
+    assert caplog.text.count("could not be captured") == 1 and "allocated" in caplog.text

@@ -26,15 +26,16 @@ class Buffers:
     first: bool = False
     output: np.ndarray = field(init=False)
     dinputs: np.ndarray = field(init=False)
-    ones_rows: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.output = np.full((self.rows, self.output_width), np.nan)
         self.dinputs = np.full((self.rows, self.input_width), np.nan)
-        self.ones_rows = np.ones((1, self.rows))
 
     def matmul(self, a, b, out):
         np.matmul(a, b, out=out)
+
+    def column_sums(self, values, out):
+        np.matmul(np.ones((1, len(values))), values, out=out)
 
 
 LAYERS = {

@@ -11,10 +11,11 @@ import signal
 
 import numpy as np
 import pytest
-from strict_device import STRICT, CaptureError, capturing
+from strict_device import STRICT, CaptureError, StandInStream, capturing
 
 import chainrule as cr
 from chainrule.backend import kernels as compiled_kernels
+from chainrule.backend.cuda_graph import AllocationInCapture
 from chainrule.training import loop, static_step, step_kernels
 
 ENABLED = compiled_kernels.ENABLED  # before any test turns the compiled kernels off
@@ -94,9 +95,28 @@ def test_the_stand_in_capture_refuses_allocations_and_host_reads():
     array = STRICT.to_device(np.ones(4))
     with capturing():
         np.multiply(array, 2.0, out=array)  # in place: allowed
-        for forbidden in (lambda: array * 2.0, lambda: float(array[0]), lambda: array[[0, 1]], array.get):
-            with pytest.raises(CaptureError):
-                forbidden()
+        for allocating in (lambda: array * 2.0, lambda: array[[0, 1]], lambda: STRICT.module.empty(3)):
+            with pytest.raises(AllocationInCapture):
+                allocating()
+    np.testing.assert_array_equal(array.view(np.ndarray), [2.0] * 4)
+    for reading in (lambda: float(array[0]), array.get):
+        with pytest.raises(CaptureError, match="inside a captured step"), capturing():
+            reading()
+
+
+def test_the_stand_in_capture_records_operations_with_their_numbers_and_runs_them_at_each_launch():
+    """As a CUDA graph: nothing runs while the step is captured, and a launch runs what was
+    recorded, a Python number as it was then, an array as it is now."""
+    array, factor = STRICT.to_device(np.ones(3)), STRICT.to_device(np.full((), 3.0))
+    stream, scale = StandInStream(), 2.0
+    stream.begin_capture()
+    np.multiply(array, scale, out=array)
+    np.multiply(array, factor, out=array)
+    graph = stream.end_capture()
+    np.testing.assert_array_equal(array.view(np.ndarray), [1.0] * 3)  # recorded, not run
+    scale, factor[...] = 10.0, 5.0
+    graph.launch()
+    np.testing.assert_array_equal(array.view(np.ndarray), [10.0] * 3)  # 2.0 baked in, 5.0 read
 
 
 class Doubling(cr.Layer):
@@ -522,3 +542,75 @@ def test_one_step_of_each_optimizer_on_every_path(name, monkeypatch):
         np.testing.assert_array_equal(captured, static)
     for compiled, static in zip(paths.get("compiled whole step", paths["static"]), paths["static"], strict=True):
         np.testing.assert_allclose(compiled, static, rtol=1e-9, atol=1e-13)
+
+
+class AllocatingLinear(cr.Linear):
+    """The identity with a static form that takes a temporary array each step (what must not be
+    captured: the graph would keep writing into memory the pool gives to other arrays)."""
+
+    def forward_into(self, inputs, buffers):
+        np.copyto(buffers.output, inputs + 0.0)
+
+
+def test_a_step_that_allocates_is_not_captured_and_runs_eagerly_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+
+    def build(device="cpu"):
+        model = cr.Model(seed=2, dtype=np.float64, device=device)
+        model.add(cr.Dense(2, 8)).add(cr.ReLU()).add(AllocatingLinear()).add(cr.Dense(8, 3)).add(cr.Softmax())
+        return model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.02))
+
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    with caplog.at_level(logging.WARNING, logger="chainrule"):
+        device_history = build(STRICT).fit(X, y, epochs=4, verbose=0, graph=True).history
+    assert len(caplog.records) == 1
+    assert "could not be captured, it runs eagerly" in caplog.text and "allocated" in caplog.text
+    assert device_history == build().fit(X, y, epochs=4, verbose=0, graph=True).history
+
+
+def change_settings(optimizer):
+    """What a callback might change between epochs, each setting the rule or its scalars read."""
+    if isinstance(optimizer, cr.SGD):
+        optimizer.momentum = 0.5
+    if isinstance(optimizer, cr.RMSprop):
+        optimizer.rho, optimizer.epsilon = 0.5, 1e-2
+    if isinstance(optimizer, cr.Adam):
+        optimizer.beta_1, optimizer.beta_2, optimizer.epsilon = 0.5, 0.9, 1e-2
+    if isinstance(optimizer, cr.AdamW):
+        optimizer.weight_decay = 0.5
+    optimizer.decay = 0.1
+
+
+class ChangeSettings(cr.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 1:
+            change_settings(self.model.optimizer)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: cr.SGD(0.1, momentum=0.9),
+        lambda: cr.RMSprop(0.01),
+        lambda: cr.Adam(0.02),
+        lambda: cr.AdamW(0.02, weight_decay=0.01),
+    ],
+    ids=["sgd-momentum", "rmsprop", "adam", "adamw"],
+)
+def test_a_callbacks_change_to_the_optimizers_settings_reaches_the_captured_step(make_optimizer, monkeypatch):
+    """The captured step reads every setting from device scalars refreshed between epochs, so it
+    follows a change as the uncaptured step does (a number baked into the graph would not)."""
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    runs = []
+    for device in (STRICT, "cpu"):
+        model = network(device, optimizer=make_optimizer)
+        history = model.fit(X, y, epochs=4, verbose=0, graph=True, callbacks=[ChangeSettings()]).history
+        runs.append((history, [np.asarray(array) for array in model.get_weights()]))
+    (device_history, device_weights), (cpu_history, cpu_weights) = runs
+    assert device_history == cpu_history
+    for on_device, on_cpu in zip(device_weights, cpu_weights, strict=True):
+        np.testing.assert_array_equal(on_device, on_cpu)
+    unchanged = network(optimizer=make_optimizer)
+    unchanged_history = unchanged.fit(X, y, epochs=4, verbose=0, graph=True).history
+    assert unchanged_history["loss"][3] != cpu_history["loss"][3]  # the change made a difference

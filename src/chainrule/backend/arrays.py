@@ -12,6 +12,7 @@ A `Device` moves data: `to_device` before training (once), `to_host` for results
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import types
@@ -66,24 +67,38 @@ def read_only(array: Any) -> Any:
 
 
 def cached_ones(length: int, dtype: np.dtype, like: Any) -> Any:
-    """A read-only vector of `length` ones where `like` lives, cached (keyed by the array type:
-    the lookup is on every step's path)."""
-    return _ones(type(like), length, dtype)  # type: ignore[arg-type]  # classes are hashable
+    """A vector of `length` ones where `like` lives, cached per array type and device (read-only
+    on the host; CuPy has no read-only arrays, so nothing may write into it)."""
+    return _ones(type(like), _device_id(like), length, dtype)  # type: ignore[arg-type]  # classes are hashable
 
 
 def cached_arange(length: int, like: Any) -> Any:
-    """0..length-1 where `like` lives, cached, read-only."""
-    return _arange(type(like), length)  # type: ignore[arg-type]  # classes are hashable
+    """0..length-1 where `like` lives, cached per array type and device (read-only on the host)."""
+    return _arange(type(like), _device_id(like), length)  # type: ignore[arg-type]  # classes are hashable
+
+
+def _device_id(array: Any) -> int | None:
+    """The number of the GPU holding `array` (CuPy's `array.device.id`), None for the host."""
+    return getattr(getattr(array, "device", None), "id", None)
 
 
 @functools.lru_cache(maxsize=32)
-def _ones(array_type: Any, length: int, dtype: np.dtype) -> Any:
-    return read_only(_module_of_type(array_type).ones(length, dtype=dtype))
+def _ones(array_type: type, device_id: int | None, length: int, dtype: np.dtype) -> Any:
+    with _on_device(array_type, device_id):
+        return read_only(_module_of_type(array_type).ones(length, dtype=dtype))
 
 
 @functools.lru_cache(maxsize=8)
-def _arange(array_type: Any, length: int) -> Any:
-    return read_only(_module_of_type(array_type).arange(length))
+def _arange(array_type: type, device_id: int | None, length: int) -> Any:
+    with _on_device(array_type, device_id):
+        return read_only(_module_of_type(array_type).arange(length))
+
+
+def _on_device(array_type: type, device_id: int | None) -> contextlib.AbstractContextManager:
+    """Create arrays on GPU `device_id` inside (CuPy's `Device` context); nothing to do on the host."""
+    if device_id is None:
+        return contextlib.nullcontext()
+    return _module_of_type(array_type).cuda.Device(device_id)
 
 
 def assign(target: Any, values: Any) -> None:

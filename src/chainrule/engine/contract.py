@@ -45,19 +45,23 @@ class StepBuffers(Protocol):
     The step allocates `output` and `dinputs` once per batch size, shaped (rows, *the layer's
     output shape) and (rows, *its input shape). A pass writes only into them, into its own
     `scratch` arrays (parameter gradients and working arrays), with `out=`; products go through
-    `matmul` (on a GPU the step routes it to cuBLAS) and column sums are products with
-    `ones_rows`. Such a pass allocates nothing and reads nothing back, so a CUDA graph can
-    capture it.
+    `matmul` and column sums through `column_sums` (on a GPU the step routes both to cuBLAS, and
+    only `matmul` may use TF32). Such a pass allocates nothing and reads nothing back, so a CUDA
+    graph can capture it.
     """
 
     output: Any
     dinputs: Any
-    ones_rows: Any  # (1, rows) of ones
     training: bool
     first: bool  # the network's first layer: nothing reads its dinputs, which need not be computed
 
     def matmul(self, a: Any, b: Any, out: Any) -> object:
         """out = a @ b."""
+        ...
+
+    def column_sums(self, values: Any, out: Any) -> object:
+        """out (1, columns) = the sums of the columns of `values` (rows, columns), in full precision
+        (a product with ones)."""
         ...
 
     def scratch(

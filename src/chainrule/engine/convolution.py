@@ -143,7 +143,7 @@ class Conv2D(Penalized, DrawnWeights):
         self.dweights = buffers.scratch("dweights", self.weights.shape)
         self.dbiases = buffers.scratch("dbiases", self.biases.shape)
         buffers.matmul(self.columns.T, rows, self.dweights.reshape(-1, self.filters))
-        buffers.matmul(buffers.scratch("ones", (1, len(rows)), fill=1.0), rows, self.dbiases)
+        buffers.column_sums(rows, self.dbiases)
         self.add_penalty_gradients(lambda name, gradient: buffers.scratch(f"penalty of {name}", gradient.shape))
         if buffers.first:
             return

@@ -472,7 +472,7 @@ class Dense(Penalized, DrawnWeights):
         over every parameter at once: `add_penalty_gradient`) and `dinputs`."""
         self.dweights, self.dbiases = self._dweights_storage, self._dbiases_storage
         buffers.matmul(self.inputs.T, dvalues, self.dweights)
-        buffers.matmul(buffers.ones_rows, dvalues, self.dbiases)
+        buffers.column_sums(dvalues, self.dbiases)
         if not buffers.first:
             buffers.matmul(dvalues, self._weights.T, buffers.dinputs)
 

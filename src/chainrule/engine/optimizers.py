@@ -141,12 +141,23 @@ class Optimizer:
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
         """The update rule, in place, every operation writing into the arrays it is given. The one
         form of the rule: the eager step passes `step_scalars()` as Python floats, a static step
-        (`static_scalars`) passes 0-d arrays it advances in place, which a CUDA graph captures."""
+        (`static_scalars`) passes 0-d arrays, which a CUDA graph captures. Every number the rule
+        uses is one of `scalars`, none read from the optimizer: a captured step would keep it."""
         raise NotImplementedError
 
     def step_scalars(self) -> tuple[Any, ...]:
-        """This step's scalars for `rule`: the decayed learning rate."""
+        """This step's scalars for `rule`: `iteration_scalars()`, then `settings()`."""
+        return (*self.iteration_scalars(), *self.settings())
+
+    def iteration_scalars(self) -> tuple[Any, ...]:
+        """The rule's scalars that change from step to step: the decayed learning rate."""
         return (self.current_learning_rate,)
+
+    def settings(self) -> tuple[float, ...]:
+        """The rule's scalars that follow from the optimizer's settings alone (a momentum, an
+        epsilon), as Python floats. A static step copies them to the device before each epoch, so
+        a setting a callback changes between epochs takes effect there as in the eager step."""
+        return ()
 
     def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
         """`step_scalars` as 0-d arrays that a static step advances in place."""
@@ -214,22 +225,25 @@ class SGD(Optimizer):
         self.scratches = ("scratch", "lookahead") if self.nesterov else ("scratch",)
 
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
-        (learning_rate,) = scalars
+        learning_rate, momentum = scalars
         step = slots["scratch"]
         np.multiply(gradient, learning_rate, out=step)  # lr g
         if not self.momentum:
             np.subtract(parameter, step, out=parameter)
             return
         velocity = slots["velocity"]
-        np.multiply(velocity, self.momentum, out=velocity)
+        np.multiply(velocity, momentum, out=velocity)
         np.subtract(velocity, step, out=velocity)  # v = momentum v - lr g
         if self.nesterov:
             lookahead = slots["lookahead"]
-            np.multiply(velocity, self.momentum, out=lookahead)
+            np.multiply(velocity, momentum, out=lookahead)
             np.subtract(lookahead, step, out=step)  # momentum v - lr g
             np.add(parameter, step, out=parameter)
         else:
             np.add(parameter, velocity, out=parameter)
+
+    def settings(self) -> tuple[float, ...]:
+        return (self.momentum,)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -245,11 +259,14 @@ class Adagrad(Optimizer):
         self.epsilon = finite_number(epsilon, "epsilon", "Adagrad", minimum=0)
 
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
-        (learning_rate,) = scalars
+        learning_rate, epsilon = scalars
         cache, scratch = slots["cache"], slots["scratch"]
         np.multiply(gradient, gradient, out=scratch)
         np.add(cache, scratch, out=cache)
-        _divide_step(parameter, gradient, cache, scratch, learning_rate, self.epsilon)
+        _divide_step(parameter, gradient, cache, scratch, learning_rate, epsilon)
+
+    def settings(self) -> tuple[float, ...]:
+        return (self.epsilon,)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -268,13 +285,16 @@ class RMSprop(Optimizer):
         self.rho = finite_number(rho, "rho", "RMSprop", minimum=0, below=1)
 
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
-        (learning_rate,) = scalars
+        learning_rate, rho, one_minus_rho, epsilon = scalars
         cache, scratch = slots["cache"], slots["scratch"]
         np.multiply(gradient, gradient, out=scratch)
-        np.multiply(scratch, 1 - self.rho, out=scratch)
-        np.multiply(cache, self.rho, out=cache)
+        np.multiply(scratch, one_minus_rho, out=scratch)
+        np.multiply(cache, rho, out=cache)
         np.add(cache, scratch, out=cache)
-        _divide_step(parameter, gradient, cache, scratch, learning_rate, self.epsilon)
+        _divide_step(parameter, gradient, cache, scratch, learning_rate, epsilon)
+
+    def settings(self) -> tuple[float, ...]:
+        return (self.rho, 1 - self.rho, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon, "rho": self.rho}
@@ -318,10 +338,10 @@ class Adam(Optimizer):
             super()._update_blocked(parameter, gradient, slots, scalars)
 
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
-        step_size, epsilon = scalars
+        step_size, epsilon, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = scalars
         adam_update(
-            parameter, gradient, slots["momentum"], slots["cache"], slots["scratch"], self.beta_1, self.beta_2,
-            step_size, epsilon,
+            parameter, gradient, slots["momentum"], slots["cache"], slots["scratch"],
+            beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, step_size, epsilon,
         )  # fmt: skip
 
     def _update_compiled(
@@ -335,15 +355,19 @@ class Adam(Optimizer):
         """`rule` in one compiled pass over memory (`kernels.adam`), the same numbers (host
         arrays only: a static step's 0-d scalars are read here)."""
         flat = (array.reshape(-1) for array in (parameter, gradient, momentum, cache))
-        step_size, epsilon = scalars
-        kernels.adam(*flat, self.beta_1, self.beta_2, float(step_size), float(epsilon))  # type: ignore[call-arg, arg-type]  # compiled
+        step_size, epsilon, beta_1, _, beta_2, _ = scalars
+        kernels.adam(*flat, float(beta_1), float(beta_2), float(step_size), float(epsilon))  # type: ignore[call-arg, arg-type]  # compiled
 
-    def step_scalars(self) -> tuple[float, float]:
+    def iteration_scalars(self) -> tuple[float, ...]:
         """This step's (step size, epsilon) as Python floats: a NumPy float64 scalar would force
         float32 arrays through a float64 loop with casts (NumPy 2 promotion), about 5x slower."""
         return ADAM_SCALARS(
             self.current_learning_rate, self.beta_1, self.beta_2, self.epsilon, self.epsilon_hat, self.iterations + 1
         )
+
+    def settings(self) -> tuple[float, ...]:
+        """beta_1, 1 - beta_1, beta_2, 1 - beta_2 (`adam_update`'s order)."""
+        return (self.beta_1, 1 - self.beta_1, self.beta_2, 1 - self.beta_2)
 
     def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
         return AdamStaticScalars(self, xp, dtype)
@@ -380,19 +404,20 @@ class AdamW(Adam):
     ) -> None:
         arrays = (parameter, gradient, slots["momentum"], slots["cache"])
         if kernels.applies(*arrays):
-            np.multiply(parameter, scalars[2], out=parameter)
-            self._update_compiled(*arrays, scalars[:2])
+            step_size, epsilon, keep, *settings = scalars
+            np.multiply(parameter, keep, out=parameter)
+            self._update_compiled(*arrays, (step_size, epsilon, *settings))
         else:
             Optimizer._update_blocked(self, parameter, gradient, slots, scalars)
 
     def rule(self, parameter: np.ndarray, gradient: np.ndarray, slots: dict[str, np.ndarray], *scalars: Any) -> None:
-        step_size, epsilon, keep = scalars
+        step_size, epsilon, keep, *settings = scalars
         np.multiply(parameter, keep, out=parameter)
-        super().rule(parameter, gradient, slots, step_size, epsilon)
+        super().rule(parameter, gradient, slots, step_size, epsilon, *settings)
 
-    def step_scalars(self) -> tuple[float, float, float]:  # type: ignore[override]
+    def iteration_scalars(self) -> tuple[float, ...]:
         """Adam's (step size, epsilon), and the share of each weight the decay keeps."""
-        return (*super().step_scalars(), 1.0 - self.current_learning_rate * self.weight_decay)
+        return (*super().iteration_scalars(), 1.0 - self.current_learning_rate * self.weight_decay)
 
     def static_scalars(self, xp: Any, dtype: np.dtype) -> StaticScalars:
         return AdamWStaticScalars(self, xp, dtype)
@@ -407,8 +432,10 @@ def adam_update(
     momentum: np.ndarray,
     cache: np.ndarray,
     scratch: np.ndarray,
-    beta_1: float,
-    beta_2: float,
+    beta_1: Any,
+    one_minus_beta_1: Any,
+    beta_2: Any,
+    one_minus_beta_2: Any,
     step_size: Any,
     epsilon: Any,
 ) -> None:
@@ -420,11 +447,11 @@ def adam_update(
     0-d arrays in a static step, which a CUDA graph captures). The one NumPy form of the rule: the
     eager step and the static step both call it; `kernels.adam` is its one-pass compiled form.
     """
-    np.multiply(gradient, 1 - beta_1, out=scratch)
+    np.multiply(gradient, one_minus_beta_1, out=scratch)
     np.multiply(momentum, beta_1, out=momentum)
     np.add(momentum, scratch, out=momentum)
     np.multiply(gradient, gradient, out=scratch)
-    np.multiply(scratch, 1 - beta_2, out=scratch)
+    np.multiply(scratch, one_minus_beta_2, out=scratch)
     np.multiply(cache, beta_2, out=cache)
     np.add(cache, scratch, out=cache)
     _divide_step(parameter, momentum, cache, scratch, step_size, epsilon)
@@ -451,31 +478,44 @@ class StaticScalars:
     each static step: the learning-rate decay and the iteration count with nothing computed on
     the host, so a captured step replays them. Computed in float64 as the eager step's Python
     floats are, and rounded once to the parameters' dtype, as a Python float is when it meets
-    an array."""
+    an array.
+
+    Every setting the step reads (the learning rate, the decay, the rule's `settings()`) is
+    copied in by `epoch_begins`, between steps: a captured step reads these arrays, so a
+    callback's change to the optimizer reaches it as it reaches the eager step.
+    """
 
     def __init__(self, optimizer: Optimizer, xp: Any, dtype: np.dtype) -> None:
         self.optimizer = optimizer
-        self.iterations, self.learning_rate, self.rate64 = (xp.zeros((), np.float64) for _ in range(3))
+        self.iterations, self.learning_rate, self.decay, self.rate64 = (xp.zeros((), np.float64) for _ in range(4))
         self.iterations[...] = optimizer.iterations
         self.iterations_vector = self.iterations.reshape(1)  # the compiled steps count through this view
         self.rate = xp.zeros((), dtype)
+        self.settings = tuple(xp.zeros((), dtype) for _ in optimizer.settings())
 
     def epoch_begins(self) -> None:
-        """Read the learning rate (a schedule may have changed it between epochs)."""
+        """Read the optimizer's settings (a schedule or a callback may have changed them)."""
         self.learning_rate[...] = self.optimizer.learning_rate
+        self.decay[...] = self.optimizer.decay
+        for array, value in zip(self.settings, self.optimizer.settings(), strict=True):
+            array[...] = value
 
     def advance(self) -> None:
         """lr / (1 + decay * iterations), then iterations += 1: `pre_update_params` and
         `post_update_params` on 0-d arrays."""
-        np.multiply(self.iterations, self.optimizer.decay, out=self.rate64)
+        np.multiply(self.iterations, self.decay, out=self.rate64)
         np.add(self.rate64, 1.0, out=self.rate64)
         np.divide(self.learning_rate, self.rate64, out=self.rate64)
         np.add(self.iterations, 1.0, out=self.iterations)
         np.copyto(self.rate, self.rate64, casting="same_kind")
 
+    def iteration_arrays(self) -> tuple[Any, ...]:
+        """`Optimizer.iteration_scalars` as this step's 0-d arrays."""
+        return (self.rate,)
+
     def arguments(self) -> tuple[Any, ...]:
         """What `Optimizer.rule` takes after the arrays."""
-        return (self.rate,)
+        return (*self.iteration_arrays(), *self.settings)
 
 
 class AdamStaticScalars(StaticScalars):
@@ -485,26 +525,31 @@ class AdamStaticScalars(StaticScalars):
         super().__init__(optimizer, xp, dtype)
         self.adam = optimizer
         self.c1, self.c2, self.step64, self.epsilon64 = (xp.zeros((), np.float64) for _ in range(4))
+        self.beta_1, self.beta_2, self.epsilon_setting = (xp.zeros((), np.float64) for _ in range(3))
         self.step_size, self.epsilon = xp.zeros((), dtype), xp.zeros((), dtype)
+
+    def epoch_begins(self) -> None:
+        super().epoch_begins()
+        self.beta_1[...], self.beta_2[...] = self.adam.beta_1, self.adam.beta_2
+        self.epsilon_setting[...] = self.adam.epsilon
 
     def advance(self) -> None:
         super().advance()
-        adam = self.adam
-        np.power(adam.beta_2, self.iterations, out=self.c2)
+        np.power(self.beta_2, self.iterations, out=self.c2)
         np.subtract(1.0, self.c2, out=self.c2)
         np.sqrt(self.c2, out=self.c2)  # sqrt(1 - beta_2^t)
-        np.power(adam.beta_1, self.iterations, out=self.c1)
+        np.power(self.beta_1, self.iterations, out=self.c1)
         np.subtract(1.0, self.c1, out=self.c1)  # 1 - beta_1^t
         np.multiply(self.rate64, self.c2, out=self.step64)
         np.divide(self.step64, self.c1, out=self.step64)
-        if adam.epsilon_hat:
-            self.epsilon64[...] = adam.epsilon
+        if self.adam.epsilon_hat:  # how epsilon enters is the network's form, fixed for the fit
+            np.copyto(self.epsilon64, self.epsilon_setting)
         else:
-            np.multiply(self.c2, adam.epsilon, out=self.epsilon64)
+            np.multiply(self.c2, self.epsilon_setting, out=self.epsilon64)
         np.copyto(self.step_size, self.step64, casting="same_kind")  # rounded once, as the eager step's Python float
         np.copyto(self.epsilon, self.epsilon64, casting="same_kind")
 
-    def arguments(self) -> tuple[Any, ...]:
+    def iteration_arrays(self) -> tuple[Any, ...]:
         return (self.step_size, self.epsilon)
 
 
@@ -513,8 +558,16 @@ class AdamWStaticScalars(AdamStaticScalars):
 
     def __init__(self, optimizer: AdamW, xp: Any, dtype: np.dtype) -> None:
         super().__init__(optimizer, xp, dtype)
-        self.weight_decay = optimizer.weight_decay
-        self.keep64, self.keep = xp.zeros((), np.float64), xp.zeros((), dtype)
+        self.adamw = optimizer
+        self.weight_decay, self.keep64, self.keep = (
+            xp.zeros((), np.float64),
+            xp.zeros((), np.float64),
+            xp.zeros((), dtype),
+        )
+
+    def epoch_begins(self) -> None:
+        super().epoch_begins()
+        self.weight_decay[...] = self.adamw.weight_decay
 
     def advance(self) -> None:
         super().advance()
@@ -522,8 +575,8 @@ class AdamWStaticScalars(AdamStaticScalars):
         np.subtract(1.0, self.keep64, out=self.keep64)
         np.copyto(self.keep, self.keep64, casting="same_kind")
 
-    def arguments(self) -> tuple[Any, ...]:
-        return (*super().arguments(), self.keep)
+    def iteration_arrays(self) -> tuple[Any, ...]:
+        return (*super().iteration_arrays(), self.keep)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

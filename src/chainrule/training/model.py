@@ -410,8 +410,16 @@ class Model:
         device, and on the CPU the pattern the compiled kernels (extra `fast`) run as one call
         (Dense and ReLU layers, Softmax with cross-entropy, Adam). `graph=False` always takes the
         eager steps.
-        `allow_tf32=True` lets a captured step's matrix products use TF32 tensor cores.
+        `allow_tf32=True` lets the layers' matrix products in the captured steps on a CUDA device
+        use TF32 tensor cores (the sums stay in full float32 precision); everywhere else, in eager
+        steps and in `predict` and `evaluate`, products run in full precision, and the log says
+        so when a fit asked for TF32 and cannot use it.
         """
+        if distributed is not None and self.device.name != "cpu":
+            raise ValueError(
+                f"Model.fit: distributed={distributed!r} trains on the CPU only (the Open MPI wheel has no CUDA "
+                f"support to reduce device arrays); this model is on {self.device.name!r}: call model.to('cpu') first"
+            )
         parallel = data_parallel(distributed, sharded, "Model.fit")
         with parallel.agreement():  # bad data on one rank stops every rank here, before training
             inputs, targets = self.validated(X, y, "Model.fit")

@@ -143,6 +143,25 @@ def static_training(
     default, `graph=None`, takes them where they pay: a capturable network on a CUDA device, and
     on the CPU the compiled pattern (`compiled_pattern`, extra `fast`).
     """
+    training = _static_training(model, inputs, targets, batch_size, graph, device, allow_tf32, distributed)
+    if allow_tf32 and not (training is not None and device.captures and not_capturable(model) is None):
+        LOG.warning(
+            "Model.fit(allow_tf32=True): TF32 applies only to the layer products of captured steps on a CUDA "
+            "device; this fit runs in full precision"
+        )
+    return training
+
+
+def _static_training(
+    model: TrainingModel,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int | None,
+    graph: bool | None,
+    device: Device,
+    allow_tf32: bool,
+    distributed: bool,
+) -> StaticTraining | None:
     reason = unsupported(model, targets)
     if reason is None and distributed:
         reason = "the fit is distributed over several processes"
@@ -179,7 +198,9 @@ class StaticTraining:
         targets: np.ndarray,
         matmul: Matmul = numpy_matmul,
     ) -> None:
-        self.model, self.store, self.matmul = model, store, matmul
+        # The layers' products, and the sums computed as products with ones: on a GPU both go to
+        # cuBLAS, and only the first may use TF32 (`cuda_graph`).
+        self.model, self.store, self.matmul, self.sum_product = model, store, matmul, matmul
         self.optimizer = optimizer = model.optimizer
         self.input_shape, self.input_dtype = inputs.shape[1:], inputs.dtype
         self.target_shape, self.target_dtype = targets.shape[1:], targets.dtype
@@ -345,13 +366,17 @@ class LayerStage:
         self.output_shape = layer.output_shape(input_shape)
         self.output = shared.xp.empty((rows, *self.output_shape), shared.dtype)
         self.dinputs = shared.xp.empty((rows, *input_shape), shared.dtype)
-        self.ones_rows = step.ones_rows
         self.training = True
         self.static = layer.forward_into is not None and layer.backward_into is not None
         self.scratches: dict[str, Any] = {}
 
     def matmul(self, a: Any, b: Any, out: Any) -> object:
         return self.step.shared.matmul(a, b, out)
+
+    def column_sums(self, values: Any, out: Any) -> object:
+        rows = len(values)
+        ones = self.step.ones_rows if rows == self.step.rows else self.scratch(f"ones{rows}", (1, rows), fill=1.0)
+        return self.step.shared.sum_product(ones, values, out)
 
     def scratch(
         self, name: str, shape: tuple[int, ...], *, dtype: Any = None, order: str = "C", fill: float | None = None
@@ -424,9 +449,9 @@ class Sums:
 
     def add(self, values: Any, total: Any, scale: float = 1.0) -> None:
         """total += scale * values.sum()."""
-        matmul = self.step.shared.matmul
-        matmul(values, self.ones_columns, self.row_sums)
-        matmul(self.step.ones_rows, self.row_sums, self.batch_sum)
+        sum_product = self.step.shared.sum_product
+        sum_product(values, self.ones_columns, self.row_sums)
+        sum_product(self.step.ones_rows, self.row_sums, self.batch_sum)
         if scale != 1.0:
             np.multiply(self.batch_sum, scale, out=self.batch_sum)
         np.add(total, self.batch_sum, out=total)
@@ -499,7 +524,7 @@ class SoftmaxCrossentropyStage:
     def run(self, logits: Any) -> Any:
         """Softmax into `probabilities`; add the batch's summed cross-entropy and its correct
         predictions to the shared sums; return the fused gradient."""
-        matmul, totals, labels = self.step.shared.matmul, self.step.shared.totals, self.step.targets
+        sum_product, totals, labels = self.step.shared.sum_product, self.step.shared.totals, self.step.targets
         ones_rows = self.step.ones_rows
         # The row maximum as a chain of elementwise maxima over the columns: a reduction kernel
         # may take scratch memory, which a captured step must not.
@@ -508,25 +533,25 @@ class SoftmaxCrossentropyStage:
             np.maximum(self.row_max, logits[:, column : column + 1], out=self.row_max)
         np.subtract(logits, self.row_max, out=self.probabilities)
         np.exp(self.probabilities, out=self.probabilities)
-        matmul(self.probabilities, self.ones_classes, self.row_sum)
+        sum_product(self.probabilities, self.ones_classes, self.row_sum)
         np.divide(self.probabilities, self.row_sum, out=self.probabilities)
         np.equal(labels[:, None], self.class_row, out=self.onehot)
         np.multiply(self.probabilities, self.onehot, out=self.products)
-        matmul(self.products, self.ones_classes, self.picked)
+        sum_product(self.products, self.ones_classes, self.picked)
         np.clip(self.picked, self.clip, 1 - self.clip, out=self.picked)
         np.log(self.picked, out=self.picked)
-        matmul(ones_rows, self.picked, self.batch_sum)
+        sum_product(ones_rows, self.picked, self.batch_sum)
         np.subtract(totals["data_loss"], self.batch_sum, out=totals["data_loss"])
         if self.accuracy is not None:
             # The prediction is the first column holding the row's maximum (as argmax): count the
             # maxima to the left of each column with a product by a strictly upper-triangular matrix.
             np.greater_equal(logits, self.row_max, out=self.maxima)
-            matmul(self.maxima, self.before, self.maxima_before)
+            sum_product(self.maxima, self.before, self.maxima_before)
             np.equal(self.maxima_before, 0, out=self.products)
             np.multiply(self.products, self.maxima, out=self.products)
             np.multiply(self.products, self.onehot, out=self.products)
-            matmul(self.products, self.ones_classes, self.hits)
-            matmul(ones_rows, self.hits, self.batch_sum)
+            sum_product(self.products, self.ones_classes, self.hits)
+            sum_product(ones_rows, self.hits, self.batch_sum)
             np.add(totals[self.accuracy], self.batch_sum, out=totals[self.accuracy])
         np.subtract(self.probabilities, self.onehot, out=self.gradient)
         np.multiply(self.gradient, 1 / len(self.gradient), out=self.gradient)
