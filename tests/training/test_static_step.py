@@ -11,7 +11,7 @@ import signal
 
 import numpy as np
 import pytest
-from strict_device import STRICT, CaptureError, StandInStream, capturing
+from strict_device import STRICT, CaptureError, DeviceArray, StandInStream, capturing
 
 import chainrule as cr
 from chainrule.backend import kernels as compiled_kernels
@@ -614,3 +614,42 @@ def test_a_callbacks_change_to_the_optimizers_settings_reaches_the_captured_step
     unchanged = network(optimizer=make_optimizer)
     unchanged_history = unchanged.fit(X, y, epochs=4, verbose=0, graph=True).history
     assert unchanged_history["loss"][3] != cpu_history["loss"][3]  # the change made a difference
+
+
+def count_host_reads(monkeypatch) -> list[str]:
+    """Every value the stand-in device is asked to hand back to the host, from now on."""
+    reads: list[str] = []
+    host_read, get = DeviceArray._host_read, DeviceArray.get
+    monkeypatch.setattr(
+        DeviceArray, "_host_read", lambda self, conversion: reads.append("value") or host_read(self, conversion)
+    )
+    monkeypatch.setattr(DeviceArray, "get", lambda self: reads.append("copy") or get(self))
+    return reads
+
+
+def test_replayed_full_batch_epochs_read_back_once_per_chunk_not_once_per_epoch(monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    on_device, on_cpu = network(STRICT), network()
+    reads = count_host_reads(monkeypatch)
+    device_history = on_device.fit(X, y, epochs=300, verbose=0, graph=True).history
+    assert 0 < len(reads) < 300 / 10
+    assert device_history == on_cpu.fit(X, y, epochs=300, verbose=0, graph=True).history
+
+
+def test_a_divergence_inside_a_chunk_of_replayed_epochs_stops_where_the_cpu_stops_with_the_same_weights(monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    X, y = cr.datasets.sine_data(100)
+    errors, weights = [], []
+    for device in (STRICT, "cpu"):
+        model = cr.Model(seed=0, device=device)
+        model.add(cr.Dense(1, 16)).add(cr.ReLU()).add(cr.Dense(16, 1)).add(cr.Linear())
+        model.compile(loss="mse", optimizer=cr.SGD(10.0))  # inf in epoch 5: inside the third chunk (1, 2, 4 epochs)
+        with pytest.raises(cr.TrainingDivergedError) as caught:
+            model.fit(X, y, epochs=100, batch_size=32, verbose=0, graph=True)
+        errors.append(str(caught.value))
+        weights.append([np.asarray(array) for array in model.get_weights()])
+    assert errors[0] == errors[1] and "epoch 5;" in errors[0]
+    for on_device, on_cpu in zip(*weights, strict=True):
+        assert np.isfinite(on_cpu).all()
+        np.testing.assert_array_equal(on_device, on_cpu)

@@ -70,6 +70,7 @@ class GraphTarget(Protocol):
     matmul: Callable[[Any, Any, Any], object]
     sum_product: Callable[[Any, Any, Any], object]
     run: Callable[[Any], None]
+    replayed: bool
 
 
 class CublasError(RuntimeError):
@@ -235,6 +236,7 @@ def replay_steps(training: GraphTarget, cuda: Any, stream: Any) -> None:
     """Make `training` run each step through a `GraphRunner` on `stream` (`cuda`: `cupy.cuda`, or
     a stand-in with the same stream, allocator and capture-mode names)."""
     training.run = GraphRunner(cuda, stream, training.run).run
+    training.replayed = True
 
 
 def refuse_allocation(size: int) -> Any:

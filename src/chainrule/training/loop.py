@@ -193,11 +193,11 @@ class Epochs:
 
     def unobserved(self, epochs: int) -> tuple[int, bool]:
         """Epochs that nothing watches as they happen (no validation; callbacks that only report the
-        logs, `Callback.needs_each_epoch`), several per compiled call (`StaticTraining.run_epochs`):
-        the same steps, orders, logs and divergence handling as epoch by epoch, without the Python
-        work between epochs. The callbacks get each epoch's logs after the call. A call runs about
-        CHUNK_SECONDS, so a Ctrl-C is answered as quickly. Returns the last epoch and whether a
-        Ctrl-C stopped training."""
+        logs, `Callback.needs_each_epoch`), several per call of `StaticTraining.run_epochs` (one
+        compiled call, or replayed graphs read back once): the same steps, orders, logs and
+        divergence handling as epoch by epoch, without the work between epochs. The callbacks get
+        each epoch's logs after the call. A call runs about CHUNK_SECONDS, so a Ctrl-C is answered
+        as quickly. Returns the last epoch and whether a Ctrl-C stopped training."""
         model, weights, static, n_samples = self.model, self.weights, self.static, self.inputs.shape[0]
         assert static is not None  # `train` runs unobserved epochs only with static steps
         batch_rows = min(self.batch_size or n_samples, n_samples)
@@ -207,15 +207,16 @@ class Epochs:
             count = min(chunk, epochs - epoch)
             orders = np.array([model.rng.permutation(n_samples) for _ in range(count) if self.shuffle], np.int64)
             orders = orders.reshape(len(orders), n_samples)  # (0, n_samples) without shuffling
-            epoch_totals = np.empty((count, 2))
+            epoch_totals = np.empty((count, static.total_columns()))
             started = time.perf_counter()
             run = static.run_epochs(
-                self.inputs, self.targets, orders, batch_rows, epoch_totals, weights.good[0], weights.candidate[0]
-            )
+                self.inputs, self.targets, orders, batch_rows, epoch_totals, weights.good[0], weights.candidate[0],
+                self.interruption,
+            )  # fmt: skip
             elapsed = time.perf_counter() - started
             for offset in range(run):
-                loss, correct = epoch_totals[offset].tolist()
-                totals = {"data_loss": loss, **dict.fromkeys(model.metrics, correct)}  # the accuracy, if asked for
+                # the summed loss, then each metric's sum (the compiled pattern's only metric is the accuracy)
+                totals = dict(zip(["data_loss", *model.metrics], epoch_totals[offset].tolist(), strict=False))
                 if not math.isfinite(totals["data_loss"]):
                     raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
                 logs = summarise(model, totals, n_samples, penalty=penalty)

@@ -6,7 +6,8 @@ allocated when the step is built, for one batch size; each operation writes into
 `StepBuffers`), the loss's (`Loss.losses_into`/`backward_into`), the penalties' gradients
 (`add_penalty_gradient`) and the optimizer's rule (`Optimizer.rule`) with its step scalars as
 0-d arrays advanced inside the step (`StaticScalars`). Sums are products with a ones vector;
-the loss and the metrics add up in 0-d arrays read once per epoch. Nothing in a step allocates
+the loss and the metrics add up in 0-d arrays read once per epoch (or once per chunk of epochs,
+`run_epochs`). Nothing in a step allocates
 or reads a value back to the host, so on a GPU the whole step can be captured once and replayed
 (`chainrule.backend.cuda_graph`).
 
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import kernels
-from chainrule.backend.arrays import Device, array_module, take_rows
+from chainrule.backend.arrays import Device, array_module, take_rows, to_host
 from chainrule.backend.runtime import Interruption
 from chainrule.engine.activations import ReLU, Sigmoid, Softmax
 from chainrule.engine.layers import Dense, Layer, add_penalty_gradient
@@ -210,6 +211,7 @@ class StaticTraining:
         self.penalties = self.penalised_parameters()
         self.totals = {name: self.xp.zeros((1, 1), np.float64) for name in ["data_loss", *model.metrics]}
         self.steps_run = 0
+        self.replayed = False  # set by `cuda_graph.replay_steps`: the steps run from captured graphs
         self.compiled = compiled_pattern(model) and kernels.applies(store.values)
         # The compiled pattern: one compiled call per step for small products, compiled kernels
         # between NumPy's products for large ones (`SMALL_WORK`). A CUDA graph replaces `run`
@@ -237,8 +239,21 @@ class StaticTraining:
         batches: Iterable[slice],
         interruption: Interruption,
     ) -> tuple[dict[str, float], int]:
-        """One epoch: each batch gathered into its step's buffers (a full batch is used in
-        place), then the step. Returns the epoch's totals (read back once) and the rows seen; a
+        """One epoch (`epoch_steps`); returns the epoch's totals (read back once) and the rows seen."""
+        seen = self.epoch_steps(inputs, targets, order, batches, interruption)
+        self.finish()
+        return {name: float(total[0, 0]) for name, total in self.totals.items()}, seen
+
+    def epoch_steps(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray | None,
+        batches: Iterable[slice],
+        interruption: Interruption,
+    ) -> int:
+        """One epoch's steps, each batch gathered into its step's buffers (a full batch is used in
+        place), its totals summed in `totals` where the data lives. Returns the rows seen; a
         Ctrl-C ends it after the step it interrupted."""
         for total in self.totals.values():
             np.multiply(total, 0, out=total)
@@ -260,8 +275,7 @@ class StaticTraining:
             seen += count
             if interruption.requested:
                 break
-        self.finish()
-        return {name: float(total[0, 0]) for name, total in self.totals.items()}, seen
+        return seen
 
     def finish(self) -> None:
         """Bring the optimizer's own count and learning rate up to the steps run (as after an
@@ -294,15 +308,23 @@ class StaticTraining:
     # -- the compiled pattern's state ------------------------------------------------------------
 
     def runs_epochs(self, inputs: np.ndarray, targets: np.ndarray) -> bool:
-        """Whether `run_epochs` can take this data: the whole step is compiled, every parameter
-        lies in the store's flat buffer (the divergence snapshots are copies of it), and the data
-        are C-ordered NumPy arrays with int64 labels."""
+        """Whether `run_epochs` can take this data. Replayed graphs take any network without
+        penalties (whose loss would be read each epoch) whose parameters all lie in the store's
+        flat buffer (the divergence snapshots are copies of it). The compiled pattern needs its
+        whole step compiled, and C-ordered NumPy data with int64 labels."""
+        if self.replayed:
+            return not self.penalties and not self.store.loose_layers
         return (
             self.run is CompiledStep.run_compiled
             and not self.store.loose_layers
             and kernels.applies(inputs, targets)
             and targets.dtype == np.int64
         )
+
+    def total_columns(self) -> int:
+        """The columns of `run_epochs`' totals, named as `totals` in order: the summed loss, then
+        each metric's sum (the compiled pattern writes the loss and the correct predictions)."""
+        return len(self.totals) if self.replayed else 2
 
     def run_epochs(
         self,
@@ -313,10 +335,15 @@ class StaticTraining:
         epoch_totals: np.ndarray,
         good: np.ndarray,
         candidate: np.ndarray,
+        interruption: Interruption,
     ) -> int:
-        """`len(epoch_totals)` epochs in one compiled call (`step_kernels.static_epochs`, which says
-        what the arguments hold); each epoch's summed loss and correct predictions go to a row of
-        `epoch_totals`. Returns the number of epochs run: fewer when the last one run diverged."""
+        """Up to `len(epoch_totals)` epochs with nothing read back until the last: each epoch's
+        totals go to a row of `epoch_totals`, and the weights an epoch begins with are copied into
+        `good` once its loss is finite (`candidate`: scratch of good's shape). Returns the epochs
+        run: all of them, or fewer after a Ctrl-C. Replayed graphs (`replay_epochs`) or the
+        compiled pattern's whole epochs (`step_kernels.static_epochs`, which says how)."""
+        if self.replayed:
+            return self.replay_epochs(inputs, targets, orders, batch_rows, epoch_totals, good, candidate, interruption)
         count = len(inputs)
         whole = len(orders) == 0 and batch_rows == count
         in_place = whole and usable_in_place(inputs, targets)
@@ -329,6 +356,41 @@ class StaticTraining:
             *self.loss_bounds, self.adam_buffers, self.adam_arguments(), epoch_totals, good, candidate,
         )  # fmt: skip
         self.steps_run += epochs_run * -(-count // batch_rows)
+        return epochs_run
+
+    def replay_epochs(
+        self,
+        inputs: Any,
+        targets: Any,
+        orders: np.ndarray,
+        batch_rows: int,
+        epoch_totals: np.ndarray,
+        good: Any,
+        candidate: Any,
+        interruption: Interruption,
+    ) -> int:
+        """`run_epochs` for steps replayed from graphs: between the replays, each epoch's totals
+        are copied to a row on the device and `good` follows the epoch's first weights while
+        every loss so far is finite, so a chunk of epochs reads back once (a full batch would
+        otherwise wait for the device after every step)."""
+        xp, count, names = self.xp, len(inputs), list(self.totals)
+        rows = xp.empty((len(epoch_totals), len(names)), np.float64)
+        finite, all_finite = xp.empty(1, bool), xp.ones(1, bool)
+        batches = [slice(start, start + batch_rows) for start in range(0, count, batch_rows)]
+        epochs_run = 0
+        for epoch in range(len(epoch_totals)):
+            np.copyto(candidate, self.store.values)
+            order = xp.asarray(orders[epoch]) if len(orders) else None
+            self.epoch_steps(inputs, targets, order, batches, interruption)
+            for column, name in enumerate(names):
+                np.copyto(rows[epoch, column : column + 1], self.totals[name].reshape(1))
+            np.isfinite(self.totals["data_loss"].reshape(1), out=finite)
+            np.logical_and(all_finite, finite, out=all_finite)
+            np.copyto(good, candidate, where=all_finite)
+            epochs_run += 1
+            if interruption.requested:
+                break
+        epoch_totals[:epochs_run] = to_host(rows[:epochs_run])
         return epochs_run
 
     @functools.cached_property
