@@ -653,3 +653,11 @@ def test_a_divergence_inside_a_chunk_of_replayed_epochs_stops_where_the_cpu_stop
     for on_device, on_cpu in zip(*weights, strict=True):
         assert np.isfinite(on_cpu).all()
         np.testing.assert_array_equal(on_device, on_cpu)
+
+
+def test_asking_for_tf32_where_it_cannot_apply_says_so(caplog):
+    X, y = cr.datasets.spiral_data(20, 3, seed=0)
+    with caplog.at_level(logging.WARNING, logger="chainrule"):
+        network().fit(X, y, epochs=2, verbose=0, graph=True, allow_tf32=True)
+    assert len(caplog.records) == 1
+    assert "TF32 applies only to the layer products of captured steps on a CUDA device" in caplog.text

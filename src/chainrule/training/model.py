@@ -440,6 +440,11 @@ class Model:
             static = static_step.static_training(
                 self, inputs, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
             )
+        if allow_tf32 and not (static is not None and static.replayed and self.device.captures):
+            LOG.warning(
+                "Model.fit(allow_tf32=True): TF32 applies only to the layer products of captured steps on a CUDA "
+                "device; this fit runs in full precision"
+            )
         self.fitting = True
         try:
             return loop.train(

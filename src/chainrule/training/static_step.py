@@ -144,25 +144,6 @@ def static_training(
     default, `graph=None`, takes them where they pay: a capturable network on a CUDA device, and
     on the CPU the compiled pattern (`compiled_pattern`, extra `fast`).
     """
-    training = _static_training(model, inputs, targets, batch_size, graph, device, allow_tf32, distributed)
-    if allow_tf32 and not (training is not None and device.captures and not_capturable(model) is None):
-        LOG.warning(
-            "Model.fit(allow_tf32=True): TF32 applies only to the layer products of captured steps on a CUDA "
-            "device; this fit runs in full precision"
-        )
-    return training
-
-
-def _static_training(
-    model: TrainingModel,
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    batch_size: int | None,
-    graph: bool | None,
-    device: Device,
-    allow_tf32: bool,
-    distributed: bool,
-) -> StaticTraining | None:
     reason = unsupported(model, targets)
     if reason is None and distributed:
         reason = "the fit is distributed over several processes"
