@@ -202,6 +202,9 @@ class Epochs:
         assert static is not None  # `train` runs unobserved epochs only with static steps
         batch_rows = min(self.batch_size or n_samples, n_samples)
         penalty = regularization_loss(model.layers)  # the compiled pattern has no L1/L2 penalties: 0 at every epoch
+        # The columns of a row of totals: the summed loss, then each metric's sum (the compiled
+        # pattern's only metric is the accuracy).
+        names = ["data_loss", *model.metrics]
         epoch, chunk = 0, 1
         while epoch < epochs:
             count = min(chunk, epochs - epoch)
@@ -215,8 +218,7 @@ class Epochs:
             )  # fmt: skip
             elapsed = time.perf_counter() - started
             for offset in range(run):
-                # the summed loss, then each metric's sum (the compiled pattern's only metric is the accuracy)
-                totals = dict(zip(["data_loss", *model.metrics], epoch_totals[offset].tolist(), strict=False))
+                totals = dict(zip(names, epoch_totals[offset].tolist(), strict=False))
                 if not math.isfinite(totals["data_loss"]):
                     raise weights.diverged(f"the loss became {totals['data_loss'] / n_samples}", epoch + offset)
                 logs = summarise(model, totals, n_samples, penalty=penalty)
