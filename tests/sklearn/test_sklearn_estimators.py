@@ -6,6 +6,7 @@ objective), so their loss curves agree to rounding; with 'adam' they differ only
 epsilon enters the step.
 """
 
+import pickle
 import re
 from pathlib import Path
 
@@ -388,3 +389,19 @@ def test_sparse_text_features_train_one_dense_batch_at_a_time(monkeypatch):
     pipeline.fit(texts, labels)
     assert densified and max(densified) <= 100 < len(texts)  # training: one batch at a time, never all 600 rows
     assert pipeline.score(texts, labels) > 0.95
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_pickled_estimator_is_no_larger_than_scikit_learns_and_goes_on_training_exactly(digits, solver):
+    """The pickle keeps the parameters, the optimizer's state and the settings; not the last
+    batch's activations and gradients, nor the optimizer's working arrays."""
+    X_train, X_test, y_train, _ = digits
+    ours, theirs = pair(MLPClassifier, hidden_layer_sizes=(100,), solver=solver, max_iter=20, random_state=0)
+    ours.fit(X_train, y_train), theirs.fit(X_train, y_train)
+    restored = pickle.loads(pickle.dumps(ours))
+    assert len(pickle.dumps(ours)) <= len(pickle.dumps(theirs))
+    np.testing.assert_array_equal(restored.predict_proba(X_test), ours.predict_proba(X_test))
+    for estimator in (ours, restored):
+        estimator.partial_fit(X_train[:64], y_train[:64])
+    np.testing.assert_array_equal(restored.predict_proba(X_test), ours.predict_proba(X_test))

@@ -32,6 +32,8 @@ class ReLU(Elementwise):
     computation; the textbook `forward` gives +0.
     """
 
+    last_pass = (*Elementwise.last_pass, "_positive")
+
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
         self.output = np.maximum(inputs, 0)  # +0 also for an input of -0
@@ -67,6 +69,8 @@ class ReLU(Elementwise):
 
 class LeakyReLU(Elementwise):
     """x for x > 0, alpha * x otherwise, so negative inputs still pass a small gradient."""
+
+    last_pass = (*Elementwise.last_pass, "_slope")
 
     def __init__(self, alpha: float = 0.01, *, dtype: Any = None) -> None:
         super().__init__(dtype)

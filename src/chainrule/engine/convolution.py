@@ -37,6 +37,8 @@ class Conv2D(Penalized, DrawnWeights):
     L2 penalties on the weights and biases as Dense's.
     """
 
+    last_pass = (*Penalized.last_pass, "columns")
+
     input_axes = IMAGE_AXES
     columns: np.ndarray  # set by forward: one row per output pixel, the window it read
     dweights: np.ndarray  # set by backward

@@ -71,6 +71,10 @@ class Layer:
     # feature rows, (n_samples, height, width, channels) for images, None for any batch of two
     # or more dimensions (elementwise layers).
     input_axes: tuple[str, ...] | None = ("n_samples", "n_features")
+    # The attributes that hold the last forward and backward pass's values: the next pass
+    # recomputes them, so a pickled layer leaves them out (a fitted estimator's pickle would
+    # otherwise carry its last batch several times over).
+    last_pass: tuple[str, ...] = ("inputs", "output", "dinputs")
 
     def __init__(self, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
@@ -95,6 +99,9 @@ class Layer:
                     setattr(cls, name, default)
             if not _takes_training(cls.forward_trusted):
                 cls.forward_trusted = _ignoring_training(cls.forward_trusted)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in self.last_pass}
 
     def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
         """Compute and keep `output` for a batch `inputs` of shape (n_samples, n_features)."""
@@ -604,9 +611,10 @@ class Dense(Penalized, DrawnWeights):
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickle stores each array on its own, so views would come back as copies: keep only the
-        # stacked storage and rebuild the views from it.
-        state = self.__dict__.copy()
-        for view in ("_weights", "_biases", "_dweights_storage", "_dbiases_storage", "_with_ones"):
+        # stacked parameters and rebuild the views from them. The gradients are the last pass's:
+        # their storage comes back as zeros.
+        state = super().__getstate__()
+        for view in ("_weights", "_biases", "_dweights_storage", "_dbiases_storage", "_with_ones", "_dstacked"):
             del state[view]
         if state["dweights"] is self._dweights_storage:
             del state["dweights"], state["dbiases"]
@@ -615,7 +623,7 @@ class Dense(Penalized, DrawnWeights):
     def __setstate__(self, state: dict[str, Any]) -> None:
         gradients: dict[str, Any] = {key: state.pop(key) for key in ("dweights", "dbiases") if key in state}
         self.__dict__.update(state)
-        self._use_storage(self._stacked, self._dstacked)
+        self._use_storage(self._stacked, np.zeros_like(self._stacked))
         self.__dict__.update(gradients)
 
 
@@ -725,7 +733,9 @@ class Dropout(Layer):
         return {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if key != "_static_masks"}  # working buffers
+        state = super().__getstate__()
+        state.pop("_static_masks", None)  # working buffers
+        return state
 
     def get_config(self) -> dict[str, Any]:
         seed = {} if self.seed is None else {"seed": self.seed}

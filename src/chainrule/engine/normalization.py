@@ -41,6 +41,8 @@ class Normalization(Layer):
     """What both normalisations share: `n_features` (the last axis: the features of a 2-D batch,
     the channels of images), `epsilon`, `gamma` (ones) and `beta` (zeros)."""
 
+    last_pass = (*Layer.last_pass, "x_hat", "inverse_std", "dgamma", "dbeta")
+
     input_axes = None  # (n_samples, ..., n_features): rows, images, sequences
 
     dgamma: np.ndarray  # set by backward

@@ -51,8 +51,10 @@ class Optimizer:
 
     def __getstate__(self) -> dict[str, Any]:
         # The store's flat slot buffers are rebuilt with the store; each parameter's state pickles
-        # on its own (with its layer, when the model is pickled whole).
-        return {**self.__dict__, "_store_slots": None}
+        # on its own (with its layer, when the model is pickled whole), its working arrays
+        # (`scratches`) left out: `_slots_for` makes them again.
+        state = {key: {slot: slots[slot] for slot in self.slots if slot in slots} for key, slots in self._state.items()}
+        return {**self.__dict__, "_store_slots": None, "_state": state}
 
     def to_device(self, device: Device) -> None:
         """Keep the state on `device` from now on (a Model's `to` calls this)."""
@@ -116,10 +118,10 @@ class Optimizer:
 
     def _slots_for(self, layer: Layer, name: str, parameter: np.ndarray) -> dict[str, np.ndarray]:
         slots = self._state.get((layer, name))
-        if slots is None or slots["scratch"].shape != parameter.shape:
-            slots = {slot: np.zeros_like(parameter) for slot in self.slots}
-            slots.update({scratch: np.empty_like(parameter) for scratch in self.scratches})
-            self._state[(layer, name)] = slots
+        if slots is None or any(array.shape != parameter.shape for array in slots.values()):
+            slots = self._state[(layer, name)] = {slot: np.zeros_like(parameter) for slot in self.slots}
+        if len(slots) < len(self.slots) + len(self.scratches):  # new, or unpickled without its working arrays
+            slots.update({scratch: np.empty_like(parameter) for scratch in self.scratches if scratch not in slots})
         return slots
 
     def slots_of_store(self, store: ParameterStore) -> dict[str, np.ndarray]:

@@ -60,6 +60,8 @@ class MaxPool2D(Pool2D):
     pixels. The maximum is not differentiable there; this is one valid choice of subgradient.
     """
 
+    last_pass = (*Pool2D.last_pass, "argmax")
+
     argmax: np.ndarray  # set by forward: which tap of each window holds its maximum
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
