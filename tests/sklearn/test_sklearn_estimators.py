@@ -66,7 +66,6 @@ def test_scikit_learn_estimator_checks(estimator, check):
 @pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
 def test_every_scikit_learn_parameter_with_its_default(estimator_class):
     ours, theirs = (estimator.get_params() for estimator in pair(estimator_class))
-    del theirs["max_fun"]  # the one parameter left out: L-BFGS runs with scikit-learn's default 15000
     assert {name: ours[name] for name in theirs} == theirs
 
 
@@ -405,3 +404,17 @@ def test_a_pickled_estimator_is_no_larger_than_scikit_learns_and_goes_on_trainin
     for estimator in (ours, restored):
         estimator.partial_fit(X_train[:64], y_train[:64])
     np.testing.assert_array_equal(restored.predict_proba(X_test), ours.predict_proba(X_test))
+
+
+@pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
+def test_max_fun_limits_lbfgs_as_scikit_learns_does(estimator_class, digits):
+    """scikit-learn's own test (`test_lbfgs_classification_maxfun`): a few loss evaluations stop
+    L-BFGS with a ConvergenceWarning, at no more iterations than evaluations."""
+    X_train, _, y_train, _ = digits
+    settings = {"solver": "lbfgs", "hidden_layer_sizes": 50, "max_iter": 150, "max_fun": 10, "random_state": 1}
+    for estimator in pair(estimator_class, **settings):
+        with pytest.warns(ConvergenceWarning):
+            estimator.fit(X_train[:300], y_train[:300])
+        assert estimator.n_iter_ <= 10
+    with pytest.raises(ValueError, match="max_fun must be"):
+        estimator_class(max_fun=0).fit(X_train[:10], y_train[:10])

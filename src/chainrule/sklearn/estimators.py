@@ -149,7 +149,9 @@ class _ChainruleMLP(BaseEstimator):
         data = self._in_model_dtype(data)
         if self.solver == "lbfgs":
             with training_guard(self.model_.largest_matmul_work(len(data))):
-                result = lbfgs.minimize(self._objective(), data, max_iter=self.max_iter, tol=self.tol)
+                result = lbfgs.minimize(
+                    self._objective(), data, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
+                )
             self.n_iter_, self.loss_ = result.n_iter, result.loss
         else:
             self._fit_stochastic(data, incremental=incremental, fresh=fresh)
@@ -413,6 +415,7 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int = 10,
+        max_fun: int = 15000,
         class_weight: Any = None,
         l1: float = 0.0,
         dropout: float = 0.0,
@@ -531,6 +534,7 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int = 10,
+        max_fun: int = 15000,
         l1: float = 0.0,
         dropout: float = 0.0,
         decay: float = 0.0,

@@ -11,8 +11,6 @@ from sklearn.exceptions import ConvergenceWarning
 
 from chainrule.sklearn.objective import Objective, Rows
 
-MAX_FUN = 15000  # scikit-learn's default max_fun, the one parameter of its MLP left out here
-
 
 @dataclass(frozen=True)
 class LbfgsResult:
@@ -20,8 +18,9 @@ class LbfgsResult:
     loss: float
 
 
-def minimize(objective: Objective, data: Rows, *, max_iter: int, tol: float) -> LbfgsResult:
-    """Full-batch L-BFGS-B from the model's current parameters; the model ends with the minimiser."""
+def minimize(objective: Objective, data: Rows, *, max_iter: int, max_fun: int, tol: float) -> LbfgsResult:
+    """Full-batch L-BFGS-B from the model's current parameters, for at most `max_iter` iterations
+    and `max_fun` evaluations of the loss; the model ends with the minimiser."""
     store = objective.model.parameter_store()
 
     def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
@@ -34,7 +33,7 @@ def minimize(objective: Objective, data: Rows, *, max_iter: int, tol: float) -> 
         store.values.astype(np.float64),
         method="L-BFGS-B",
         jac=True,
-        options={"maxfun": MAX_FUN, "maxiter": max_iter, "gtol": tol},
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
     )
     store.values[...] = result.x
     if result.status != 0:

@@ -94,6 +94,7 @@ PARAMETERS: dict[str, tuple[Check, str]] = {
     "beta_2": _UNIT,
     "epsilon": _number(0, low_open=True),
     "n_iter_no_change": _either(_integer(1), ((lambda value: value == np.inf), "numpy.inf")),
+    "max_fun": _integer(1),
     # chainrule's own
     "loss": _options(*REGRESSION_LOSSES),
     "l1": _number(0),
