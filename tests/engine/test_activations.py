@@ -24,6 +24,19 @@ def test_sigmoid_and_tanh_match_their_formulas():
     assert_allclose(cr.Tanh(dtype=np.float64).forward(x), [[math.tanh(v) for v in x[0]]], rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 2e-15), (np.float32, 3e-7)])  # two roundings at most
+def test_sigmoid_keeps_the_digits_of_tiny_probabilities_as_scipys_expit_does(dtype, rtol):
+    """A probability of 1e-200 stays 1e-200 (not 0, so its logarithm stays finite), down to the
+    smallest normal number; above it the values are SciPy's `expit` to the last digits."""
+    from scipy.special import expit
+
+    tiny = np.finfo(dtype).tiny
+    x = np.linspace(-math.log(1 / tiny), 40, 2001).astype(dtype).reshape(1, -1)
+    output = cr.Sigmoid(dtype=dtype).forward(x)
+    assert (output > 0).all() and output.dtype == dtype
+    assert_allclose(output, expit(x), rtol=rtol)
+
+
 def test_softmax_rows_are_probabilities():
     output = cr.Softmax(dtype=np.float64).forward([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     e = np.exp([1.0, 2.0, 3.0])

@@ -37,6 +37,14 @@ class Buffers:
     def column_sums(self, values, out):
         np.matmul(np.ones((1, len(values))), values, out=out)
 
+    def scratch(self, name, shape, *, dtype=None, order="C", fill=None):
+        scratches = self.__dict__.setdefault("scratches", {})
+        if name not in scratches:
+            scratches[name] = np.empty(shape, dtype or np.float64, order=order)
+            if fill is not None:
+                scratches[name].fill(fill)
+        return scratches[name]
+
 
 LAYERS = {
     "relu": lambda: cr.ReLU(),

@@ -418,3 +418,16 @@ def test_max_fun_limits_lbfgs_as_scikit_learns_does(estimator_class, digits):
         assert estimator.n_iter_ <= 10
     with pytest.raises(ValueError, match="max_fun must be"):
         estimator_class(max_fun=0).fit(X_train[:10], y_train[:10])
+
+
+def test_lbfgs_probabilities_are_zero_only_where_scikit_learns_are(digits):
+    """A confident binary model's smallest probabilities are tiny numbers, not 0, so that
+    `predict_log_proba` stays finite (breast cancer: scikit-learn's least is about 1e-304)."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ours, theirs = pair(MLPClassifier, solver="lbfgs", max_iter=500, random_state=0)
+    ours.fit(X, y), theirs.fit(X, y)
+    assert np.array_equal(ours.predict_proba(X) == 0, theirs.predict_proba(X) == 0)
+    with np.errstate(divide="ignore"):  # scikit-learn's log of its zeros warns
+        theirs_finite = np.isfinite(theirs.predict_log_proba(X))
+    np.testing.assert_array_equal(np.isfinite(ours.predict_log_proba(X)), theirs_finite)
