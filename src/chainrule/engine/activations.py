@@ -113,11 +113,8 @@ class Sigmoid(Elementwise):
 
     def forward(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self.inputs = inputs
-        # The book's 1 / (1 + e^-x), written so that e is never above 1: for x < 0 it equals
-        # e^x / (1 + e^x). Nothing overflows, and a tiny probability keeps its digits (e^-800
-        # would overflow; 0.5 + 0.5 tanh(x / 2) rounds everything below 1e-17 to 0).
-        exponential = np.exp(-np.abs(inputs))
-        self.output = np.where(inputs >= 0, 1.0, exponential) / (1 + exponential)
+        with np.errstate(over="ignore"):  # e^-x overflows below x = -709 (float32: -88): 1 / inf is 0
+            self.output = 1 / (1 + np.exp(-inputs))
         return self.output
 
     def backward(self, dvalues: np.ndarray) -> np.ndarray:
@@ -126,15 +123,10 @@ class Sigmoid(Elementwise):
 
     def forward_into(self, inputs: np.ndarray, buffers: StepBuffers) -> None:
         self.inputs, self.output = inputs, buffers.output
-        denominator = buffers.scratch("denominator", inputs.shape)
-        nonnegative = buffers.scratch("nonnegative", inputs.shape, dtype=bool)
-        np.abs(inputs, out=self.output)
-        np.negative(self.output, out=self.output)
-        np.exp(self.output, out=self.output)  # e^-|x|
-        np.add(self.output, 1, out=denominator)
-        np.greater_equal(inputs, 0, out=nonnegative)
-        np.copyto(self.output, 1.0, where=nonnegative)
-        np.divide(self.output, denominator, out=self.output)
+        np.negative(inputs, out=self.output)
+        np.exp(self.output, out=self.output)
+        np.add(self.output, 1, out=self.output)
+        np.divide(1, self.output, out=self.output)
 
     def backward_into(self, dvalues: np.ndarray, buffers: StepBuffers) -> None:
         np.subtract(1, self.output, out=buffers.dinputs)
