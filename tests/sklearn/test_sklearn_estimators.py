@@ -52,15 +52,63 @@ def pair(estimator_class, **settings):
 # -- the estimator contract -------------------------------------------------------------------
 
 
+SAMPLE_WEIGHT_EQUIVALENCE = [
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+]
+
+
+def expected_failures(estimator) -> dict[str, str]:
+    """The checks a configuration cannot pass, and why; every other check must pass."""
+    if estimator.dropout:
+        return dict.fromkeys(
+            SAMPLE_WEIGHT_EQUIVALENCE, "dropout draws a mask per row: one for a row of weight 2, two for its copies"
+        )
+    if estimator.dtype == "float32":
+        why = "float32 rounds at 6e-8 and 200 epochs amplify it past the check's 1e-7 (see the float32 test below)"
+        return dict.fromkeys(SAMPLE_WEIGHT_EQUIVALENCE, why)
+    return {}
+
+
 @quiet_convergence
 @parametrize_with_checks(
     [
         MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0),
         MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0),
-    ]
+        MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0, solver="lbfgs"),
+        MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0, class_weight="balanced"),
+        MLPClassifier(
+            hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0, dropout=0.2, class_weight="balanced"
+        ),
+        MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0, dtype="float32"),
+        MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0, dtype="float32"),
+    ],
+    expected_failed_checks=expected_failures,
+    xfail_strict=True,
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_a_sample_weight_is_a_repeated_row_to_the_dtypes_precision(dtype, rtol):
+    """Weights 0, 1 and 2 against rows removed, kept and repeated, with balanced class weights
+    (full batches, so that the rows' order cannot matter): the same model within rounding."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    weights = rng.integers(0, 3, 60)
+    repeated = np.repeat(np.arange(60), weights)
+    settings = {
+        "hidden_layer_sizes": (8,),
+        "max_iter": 20,
+        "random_state": 0,
+        "dtype": dtype,
+        "class_weight": "balanced",
+    }
+    weighted = MLPClassifier(**settings).fit(X, y, sample_weight=weights)
+    copied = MLPClassifier(**settings).fit(X[repeated], y[repeated])
+    np.testing.assert_allclose(weighted.predict_proba(X), copied.predict_proba(X), rtol=rtol)
 
 
 @pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])

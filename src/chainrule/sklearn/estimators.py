@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -470,9 +470,25 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
         targets = encoded.argmax(axis=1) if multiclass else encoded.astype(np.float64)
         weights = self._sample_weights(sample_weight, X.shape[0])
         if self.class_weight is not None:
-            by_class = compute_sample_weight(self.class_weight, y)
-            weights = by_class if weights is None else weights * by_class
+            weights = self._class_weighted(y, weights)
         return Rows(X, targets, weights, y)
+
+    def _class_weighted(self, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """The sample weights times each sample's class weight. 'balanced' counts each class by its
+        samples' weights, as if a row of weight 0 were absent and a row of weight 2 repeated
+        (scikit-learn's `compute_class_weight` with `sample_weight`); multilabel targets and a
+        dict of class weights go through `compute_sample_weight`."""
+        if y.ndim == 2 or self.class_weight != "balanced":
+            by_class = compute_sample_weight(self.class_weight, y)
+            return by_class if weights is None else weights * by_class
+        if weights is None:
+            return compute_sample_weight("balanced", y)
+        counted = weights > 0
+        present = np.unique(y[counted])
+        per_class = compute_class_weight("balanced", classes=present, y=y[counted], sample_weight=weights[counted])
+        by_class = np.zeros(len(y))
+        by_class[counted] = per_class[np.searchsorted(present, y[counted])]
+        return weights * by_class
 
     def _output(self, data: Rows, clip: float) -> tuple[int, type[Layer], Loss, float]:
         if self._label_binarizer.y_type_ == "multiclass":
