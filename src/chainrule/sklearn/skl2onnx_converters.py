@@ -51,11 +51,12 @@ def convert(scope: Any, operator: Any, container: Any) -> None:
             "skl2onnx: a multilabel MLPClassifier has no skl2onnx output shapes; use chainrule.onnx.export(estimator)"
         )
     graph = estimator.to_onnx(opset=min(container.target_opset, 17)).graph
-    names = {graph.input[0].name: scope.get_unique_variable_name("chainrule_input")}
+    cast_input = scope.get_unique_variable_name("chainrule_input")
+    names = {graph.input[0].name: cast_input}
     for output, variable in zip(graph.output, operator.outputs, strict=False):
         names[output.name] = variable.full_name
-    container.add_node("Cast", [operator.inputs[0].full_name], [names[graph.input[0].name]], to=TensorProto.FLOAT,
-                       name=scope.get_unique_operator_name("Cast"))  # fmt: skip
+    cast = scope.get_unique_operator_name("Cast")
+    container.add_node("Cast", [operator.inputs[0].full_name], [cast_input], to=TensorProto.FLOAT, name=cast)
 
     def renamed(name: str) -> str:
         if name not in names:
