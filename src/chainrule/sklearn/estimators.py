@@ -157,8 +157,8 @@ class _ChainruleMLP(BaseEstimator):
             self._fit_stochastic(data, incremental=incremental, fresh=fresh)
         if not all(np.isfinite(array).all() for array in self.coefs_ + self.intercepts_):
             raise ValueError(
-                f"{type(self).__name__}: training produced non-finite weights; scale the inputs (StandardScaler) "
-                "or lower learning_rate_init"
+                f"{type(self).__name__}: Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed (StandardScaler), or learning_rate_init lowered"
             )
         return self
 
@@ -293,7 +293,7 @@ class _ChainruleMLP(BaseEstimator):
         )
         if len(held_out) < 2:
             raise ValueError(
-                f"{type(self).__name__}: the validation set has {len(held_out)} sample(s); raise "
+                f"{type(self).__name__}: The validation set is too small ({len(held_out)} sample(s)); raise "
                 "validation_fraction or give more data"
             )
         return data.take(training), data.take(held_out)
@@ -461,7 +461,8 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
             classes = unique_labels(y)
             if self.warm_start and not incremental and set(classes) != set(self.classes_):
                 raise ValueError(
-                    f"MLPClassifier: warm_start needs the classes of the previous fit, {self.classes_}; y has {classes}"
+                    "MLPClassifier: warm_start can only be used where `y` has the same classes as in the previous "
+                    f"call to fit. Previously got {self.classes_}, `y` has {classes}"
                 )
             if len(np.setdiff1d(classes, self.classes_)):
                 raise ValueError(f"MLPClassifier: y has classes {classes} not all in classes_ {self.classes_}")
