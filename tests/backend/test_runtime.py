@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +108,23 @@ def test_two_ctrl_c_presses_microseconds_apart_restore_the_handler_and_blas_ever
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert json.loads(completed.stdout) == []
+
+
+def test_a_blas_library_loaded_after_the_first_limit_is_limited_too():
+    """SciPy brings its own OpenBLAS: imported after a first fit, its threads are limited as well."""
+    script = (
+        "from threadpoolctl import threadpool_info\n"
+        "from chainrule.backend.runtime import SMALL_MATMUL_WORK, blas_threads\n"
+        "with blas_threads(SMALL_MATMUL_WORK - 1):\n"
+        "    pass\n"
+        "import scipy.linalg\n"
+        "libraries = {pool['filepath'] for pool in threadpool_info() if pool['user_api'] == 'blas'}\n"
+        "with blas_threads(SMALL_MATMUL_WORK - 1):\n"
+        "    threads = {pool['num_threads'] for pool in threadpool_info() if pool['user_api'] == 'blas'}\n"
+        "print(len(libraries), sorted(threads))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    libraries, threads = completed.stdout.split(" ", 1)
+    if int(libraries) < 2:
+        pytest.skip("SciPy shares NumPy's BLAS here: no second library to limit")
+    assert threads.strip() == "[1]"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -37,10 +38,15 @@ def quiet_float_errors() -> contextlib.AbstractContextManager:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
-@functools.cache
 def blas_controller() -> ThreadpoolController:
-    """The thread pools of the BLAS libraries loaded (NumPy's, loaded with it), found once: each
-    search walks every library of the process (37% of a 32-row `partial_fit` when done per call)."""
+    """The thread pools of the BLAS libraries loaded, found again only after modules were imported
+    (one may load another BLAS, as SciPy does): each search walks every library of the process
+    (37% of a 32-row `partial_fit` when done per call)."""
+    return _controller_for(len(sys.modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _controller_for(modules_imported: int) -> ThreadpoolController:
     return ThreadpoolController()
 
 
