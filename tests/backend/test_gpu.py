@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from benchmarks import gpu_verify
 from chainrule.backend import arrays, cuda_graph
 
 pytestmark = pytest.mark.gpu
@@ -77,21 +78,13 @@ def graph_run(device, dtype=np.float64, graph=True, epochs=20):
     return history.history, model.get_weights()
 
 
-def test_a_captured_step_replays_the_eager_static_step_exactly(cuda, monkeypatch, caplog):
+def test_a_captured_step_replays_the_eager_static_step_exactly(cuda, caplog):
     with caplog.at_level(logging.WARNING, logger="chainrule"):
         captured_history, captured_weights = graph_run(cuda)
     assert "could not be captured" not in caplog.text  # a host read or allocation would fail the capture
 
-    def products_only(training, allow_tf32):  # the same cuBLAS products on the current stream, run eagerly
-        import cupy
-
-        workspace = cupy.empty(cuda_graph.WORKSPACE_BYTES, np.uint8)
-        stream = cupy.cuda.get_current_stream()
-        cublas = cuda_graph.Cublas(cuda_graph.cupys_cublas(cupy), stream.ptr, workspace)
-        cuda_graph.route_products(training, cublas, allow_tf32)
-
-    monkeypatch.setattr(cuda, "prepare_graph", products_only)  # the device holds the function it was made with
-    eager_history, eager_weights = graph_run(cuda)
+    uncaptured = gpu_verify.cuda_target()[0].uncaptured  # the same cuBLAS products, every step run eagerly
+    eager_history, eager_weights = graph_run(uncaptured)
     assert captured_history == eager_history
     for captured, eager in zip(captured_weights, eager_weights, strict=True):
         np.testing.assert_array_equal(captured, eager)
