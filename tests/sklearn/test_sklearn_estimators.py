@@ -285,6 +285,18 @@ def test_thirty_partial_fits_learn_digits(digits):
     assert classifier.score(X_test, y_test) > 0.9
 
 
+def test_partial_fits_shuffle_as_scikit_learns_call_after_call_and_after_a_new_seed(digits):
+    """Every call starts the seed's stream again, as scikit-learn's check_random_state does."""
+    X_train, _, y_train, _ = digits
+    ours, theirs = pair(MLPClassifier, hidden_layer_sizes=(16,), batch_size=50, random_state=3)
+    for estimator in (ours, theirs):
+        for call in range(6):
+            if call == 3:
+                estimator.set_params(random_state=7)
+            estimator.partial_fit(X_train, y_train, classes=np.arange(10))
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-11)
+
+
 def test_partial_fit_needs_the_classes_first():
     with pytest.raises(ValueError, match="pass classes"):
         MLPClassifier().partial_fit(np.ones((4, 2)), [0, 1, 0, 1])

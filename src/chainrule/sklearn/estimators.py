@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -143,7 +144,7 @@ class _ChainruleMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: partial_fit does not support early_stopping=True")
         fresh = not hasattr(self, "model_") or not (self.warm_start or incremental)
         data = self._rows(X, y, sample_weight, incremental=incremental)
-        self._random_state = check_random_state(self.random_state)  # anew on every call, as scikit-learn
+        self._random_state = self._restarted_random_state()
         if fresh:
             self._initialize(data)
         data = self._in_model_dtype(data)
@@ -197,6 +198,20 @@ class _ChainruleMLP(BaseEstimator):
             self.validation_loss_curve_: list[float] | None = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
             self.best_loss_ = None if self.early_stopping else np.inf
+
+    def _restarted_random_state(self) -> np.random.RandomState:
+        """scikit-learn's `check_random_state(random_state)`, anew on every call. A seed restarts
+        the generator this estimator made for it (`RandomState.seed`, the same stream in 1 us)
+        rather than building a new one (90 us, a sixth of a small partial_fit: a new generator
+        first draws entropy from the system)."""
+        if not isinstance(self.random_state, Integral):
+            return check_random_state(self.random_state)
+        seed = int(self.random_state)
+        if not hasattr(self, "_seeded_random_state"):
+            self._seeded_random_state = np.random.RandomState(seed)
+        else:
+            self._seeded_random_state.seed(seed)
+        return self._seeded_random_state
 
     def _in_model_dtype(self, data: Rows) -> Rows:
         inputs, targets = self.model_.validated(data.inputs, data.targets, f"{type(self).__name__}.fit")

@@ -6,6 +6,8 @@ Every check raises a ValueError that names the estimator, the parameter and what
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 from typing import Any
@@ -109,9 +111,17 @@ PARAMETERS: dict[str, tuple[Check, str]] = {
 }
 
 
+@functools.cache
+def constructor_parameters(estimator_class: type) -> tuple[str, ...]:
+    """The names `estimator_class.__init__` takes, read once per class (what `get_params` reads
+    from its signature on every call, half of the checks' cost in a small `partial_fit`)."""
+    return tuple(inspect.signature(estimator_class).parameters)
+
+
 def check_parameters(estimator: Any) -> None:
     """Raise a ValueError naming the first parameter of `estimator` whose value is out of range."""
-    for name, value in estimator.get_params(deep=False).items():
+    for name in constructor_parameters(estimator.__class__):
         check, wanted = PARAMETERS[name]
+        value = getattr(estimator, name)
         if not check(value):
             raise ValueError(f"{type(estimator).__name__}: {name} must be {wanted}, got {value!r}")
