@@ -26,6 +26,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from chainrule.backend.arrays import to_host
 from chainrule.backend.runtime import training_guard
 from chainrule.engine.activations import Exponential, Linear, Sigmoid, Softmax
 from chainrule.engine.layers import Dense, Layer
@@ -380,8 +381,11 @@ class _ChainruleMLP(BaseEstimator):
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=SPARSE_FORMATS, dtype=INPUT_DTYPES, reset=False)
+        model = self.model_
+        inputs = model.placed(X.astype(model.dtype, copy=False), f"{type(self).__name__}.predict")
+        outputs = to_host(model.predict_trusted(inputs))
         # float32 stays float32 unless the model or the input is float64, as scikit-learn's products give
-        return self.model_.predict(X).astype(np.result_type(X.dtype, self.model_.dtype), copy=False)
+        return outputs.astype(np.result_type(X.dtype, model.dtype), copy=False)
 
     def to_onnx(self, *, opset: int = 17) -> Any:
         """The fitted network as an `onnx.ModelProto` (input 'input', float32) with scikit-learn's
