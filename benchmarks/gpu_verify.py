@@ -11,8 +11,9 @@ allocation inside any captured step (and every step captured) for each kind of n
 graph against the same steps run eagerly, bit for bit, on the default stream and on a user's;
 divergence caught inside a graph, with the last finite weights put back; device memory across
 50 short fits; TF32's effect on an mlp-medium loss; float64 on the GPU against the CPU (1e-10);
-and, unless `--no-timings`, spiral-book, mlp-medium and mlp-large steps against PyTorch's CUDA
-graph (`benchmarks.run`'s implementations, one fresh process each).
+an `MLPClassifier(device=...)` against the CPU's (float64, 1e-10); and, unless `--no-timings`,
+spiral-book, mlp-medium and mlp-large steps against PyTorch's CUDA graph (`benchmarks.run`'s
+implementations, one fresh process each).
 
 The checks that need no cuBLAS take a `Target` (the device, its uncaptured twin, a user's
 stream, the memory in use), so the tests run them on the stand-in device too.
@@ -26,6 +27,7 @@ import gc
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -184,8 +186,32 @@ def float64_matches_cpu(target: Target) -> Result:
     return Result("float64 equals the CPU", relative <= 1e-10, f"largest relative loss difference {relative:.2e}")
 
 
+def estimator_matches_cpu(target: Target) -> Result:
+    """scikit-learn's drop-in with `device=` trains as on the CPU (float64 losses within 1e-10)
+    and hands back NumPy arrays; passes as not run where scikit-learn is not installed."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.exceptions import ConvergenceWarning
+
+        from chainrule.sklearn import MLPClassifier
+    except ImportError as error:
+        return Result("estimator with device=", True, f"not run: {error}")
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # five epochs, on purpose
+        fits = [
+            MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0, device=device).fit(X / 16, y)
+            for device in (target.device, "cpu")
+        ]
+    losses = np.array(fits[0].loss_curve_), np.array(fits[1].loss_curve_)
+    relative = float(np.max(np.abs(losses[0] - losses[1]) / losses[1]))
+    numpy_out = all(type(array) is np.ndarray for array in (*fits[0].coefs_, fits[0].predict_proba(X[:3])))
+    detail = f"largest relative loss difference {relative:.2e}; NumPy arrays out: {numpy_out}"
+    return Result("estimator with device=", relative <= 1e-10 and numpy_out, detail)
+
+
 SHARED_CHECKS = [capture_allocates_nothing, graph_matches_eager, divergence_caught, memory_over_short_fits]
-SHARED_CHECKS.append(float64_matches_cpu)
+SHARED_CHECKS += [float64_matches_cpu, estimator_matches_cpu]
 
 
 def binding_matches_float64(cupy: Any) -> Result:

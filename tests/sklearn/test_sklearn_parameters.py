@@ -25,6 +25,7 @@ def test_every_constructor_parameter_is_declared_and_nothing_else():
         {"verbose": 2},
         {"class_weight": {0: 2.0}},
         {"dtype": "float32"},
+        {"device": "cuda"},
     ],
 )
 def test_accepted_values(settings):
@@ -41,6 +42,7 @@ def test_accepted_values(settings):
         ("class_weight", "auto", "class_weight must be None, 'balanced' or a dict"),
         ("callbacks", [print], "callbacks must be a list of chainrule callbacks"),
         ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
+        ("device", "gpu", "device must be 'cpu', 'cuda' or a Device, got 'gpu'"),
     ],
 )
 def test_refused_values_name_the_parameter(name, value, message):

@@ -4,7 +4,8 @@ Same parameters, defaults, fitted attributes and training algorithm as scikit-le
 Glorot initialisation drawn from the same random stream, its shuffles, its stopping rule, its
 learning-rate schedules), so a pipeline that uses one can use the other. What scikit-learn
 declines comes on top, documented on the documentation's scikit-learn page: dropout, L1, class
-weights, the absolute error, RMSprop and Adagrad, callbacks and a validation-loss curve.
+weights, the absolute error, RMSprop and Adagrad, callbacks, a validation-loss curve and a GPU
+(`device`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from chainrule.backend.arrays import to_host
+from chainrule.backend.arrays import CPU, find_device, to_host
 from chainrule.backend.runtime import training_guard
 from chainrule.engine.activations import Exponential, Linear, Sigmoid, Softmax
 from chainrule.engine.layers import Dense, Layer
@@ -93,13 +94,14 @@ class _ChainruleMLP(BaseEstimator):
 
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """Each Dense layer's weights, (n_inputs, n_neurons): views, as scikit-learn's are its own arrays."""
-        return [layer.weights for layer in self._dense_layers()]
+        """Each Dense layer's weights, (n_inputs, n_neurons): views, as scikit-learn's are its own
+        arrays (NumPy copies when the network is on a GPU)."""
+        return [to_host(layer.weights) for layer in self._dense_layers()]
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
         """Each Dense layer's biases, (n_neurons,)."""
-        return [layer.biases[0] for layer in self._dense_layers()]
+        return [to_host(layer.biases[0]) for layer in self._dense_layers()]
 
     @property
     def n_layers_(self) -> int:
@@ -130,7 +132,7 @@ class _ChainruleMLP(BaseEstimator):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
+    def _score_predictions(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None) -> float:
         raise NotImplementedError
 
     # -- training ---------------------------------------------------------------------------
@@ -143,11 +145,19 @@ class _ChainruleMLP(BaseEstimator):
             )
         if incremental and self.early_stopping:
             raise ValueError(f"{type(self).__name__}: partial_fit does not support early_stopping=True")
+        device = find_device(self.device, type(self).__name__)
+        if self.solver == "lbfgs" and device != CPU:
+            raise ValueError(
+                f"{type(self).__name__}: solver='lbfgs' runs on the CPU (SciPy's L-BFGS-B); use device='cpu' or a "
+                f"stochastic solver on {device.name!r}"
+            )
         fresh = not hasattr(self, "model_") or not (self.warm_start or incremental)
         data = self._rows(X, y, sample_weight, incremental=incremental)
         self._random_state = self._restarted_random_state()
         if fresh:
             self._initialize(data)
+        if self.model_.device != device:  # set_params(device=...) between calls moves the network
+            self.model_.to(device)
         data = self._in_model_dtype(data)
         if self.solver == "lbfgs":
             with training_guard(self.model_.largest_matmul_work(len(data))):
@@ -215,8 +225,10 @@ class _ChainruleMLP(BaseEstimator):
         return self._seeded_random_state
 
     def _in_model_dtype(self, data: Rows) -> Rows:
-        inputs, targets = self.model_.validated(data.inputs, data.targets, f"{type(self).__name__}.fit")
-        weights = None if data.weights is None else data.weights.astype(self.model_.dtype)
+        """The rows in the model's dtype, on its device (labels stay NumPy: scoring compares them)."""
+        model = self.model_
+        inputs, targets = model.validated(data.inputs, data.targets, f"{type(self).__name__}.fit")
+        weights = None if data.weights is None else model.device.to_device(data.weights.astype(model.dtype))
         return Rows(inputs, targets, weights, data.labels)
 
     def _optimizer(self) -> Optimizer:
@@ -399,10 +411,11 @@ class _ChainruleMLP(BaseEstimator):
     def _score_rows(self, rows: Rows) -> float:
         """The validation score (accuracy or R^2); NaN where the outputs are not finite (a diverging
         network), as scikit-learn records it before training goes on."""
-        outputs = self.model_.forward_trusted(rows.inputs, False)
+        outputs = to_host(self.model_.forward_trusted(rows.inputs, False))
         if not np.isfinite(outputs).all():
             return np.nan
-        return self._score_predictions(rows, self._predictions(outputs))
+        weights = None if rows.weights is None else to_host(rows.weights)
+        return self._score_predictions(rows.labels, self._predictions(outputs), weights)
 
 
 class MLPClassifier(ClassifierMixin, _ChainruleMLP):
@@ -441,6 +454,7 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
         decay: float = 0.0,
         callbacks: Any = (),
         dtype: Any = None,
+        device: Any = "cpu",
     ) -> None:
         _set_parameters(self, locals())
 
@@ -525,8 +539,8 @@ class MLPClassifier(ClassifierMixin, _ChainruleMLP):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         return self._label_binarizer.inverse_transform(outputs.ravel() if outputs.shape[1] == 1 else outputs)
 
-    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
-        return accuracy_score(rows.labels, predictions, sample_weight=rows.weights)
+    def _score_predictions(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None) -> float:
+        return accuracy_score(labels, predictions, sample_weight=weights)
 
     def _onnx_head(self) -> Head:
         return classifier_head(self.classes_, self._label_binarizer.y_type_ == "multilabel-indicator")
@@ -582,6 +596,7 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
         decay: float = 0.0,
         callbacks: Any = (),
         dtype: Any = None,
+        device: Any = "cpu",
     ) -> None:
         _set_parameters(self, locals())
 
@@ -620,8 +635,8 @@ class MLPRegressor(RegressorMixin, _ChainruleMLP):
     def _predictions(self, outputs: np.ndarray) -> np.ndarray:
         return outputs[:, 0] if outputs.shape[1] == 1 else outputs
 
-    def _score_predictions(self, rows: Rows, predictions: np.ndarray) -> float:
-        return r2_score(rows.labels, predictions, sample_weight=rows.weights)
+    def _score_predictions(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None) -> float:
+        return r2_score(labels, predictions, sample_weight=weights)
 
     def _onnx_head(self) -> Head:
         return regressor_head

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.backend.arrays import array_module, on_host
 from chainrule.engine.layers import Dense
 from chainrule.engine.losses import regularization_loss
 from chainrule.training.model import Model
@@ -34,9 +35,10 @@ class Rows:
         return self.inputs.shape[0]  # a sparse matrix has no len()
 
     def take(self, rows: np.ndarray | slice) -> Rows:
-        """The rows at `rows` (indices or a slice)."""
-        weights = None if self.weights is None else self.weights[rows]
-        return Rows(self.inputs[rows], self.targets[rows], weights, self.labels[rows])
+        """The rows at `rows` (NumPy indices or a slice), the indices copied to where the data lives."""
+        at = rows if isinstance(rows, slice) or on_host(self.targets) else array_module(self.targets).asarray(rows)
+        weights = None if self.weights is None else self.weights[at]
+        return Rows(self.inputs[at], self.targets[at], weights, self.labels[rows])
 
 
 class Objective:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend.arrays import Device
 from chainrule.training.callbacks import Callback
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
@@ -107,6 +108,10 @@ PARAMETERS: dict[str, tuple[Check, str]] = {
     "dtype": (
         (lambda value: value is None or value in ("float32", "float64", np.float32, np.float64)),
         "None, 'float32' or 'float64'",
+    ),
+    "device": (
+        (lambda value: isinstance(value, Device) or (isinstance(value, str) and value in ("cpu", "cuda"))),
+        "'cpu', 'cuda' or a Device",
     ),
 }
 
