@@ -451,6 +451,35 @@ def test_sparse_text_features_train_one_dense_batch_at_a_time(monkeypatch):
 
 
 @quiet_convergence
+def test_a_wide_sparse_text_matrix_trains_and_predicts_in_a_fraction_of_its_dense_size():
+    """Peak memory, measured (tracemalloc traces NumPy's and SciPy's arrays): 12,000 texts over
+    20,000 words would take 1.9 GB dense. Training holds one dense batch of 100 rows (16 MB), the
+    first layer and Adam's moments; predicting holds one pass of at most 2^24 values (134 MB)."""
+    import tracemalloc
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(f"w{word}" for word in rng.integers(0, 20_000, 20)) for _ in range(12_000)]
+    labels = np.array([" w1 " in f" {text} " for text in texts], dtype=int)
+    features = TfidfVectorizer().fit_transform(texts)
+    dense_bytes = features.shape[0] * features.shape[1] * 8
+    classifier = MLPClassifier(hidden_layer_sizes=(16,), max_iter=1, batch_size=100, random_state=0)
+    tracemalloc.start()
+    try:
+        classifier.fit(features, labels)
+        training_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        probabilities = classifier.predict_proba(features)
+        predicting_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dense_bytes > 1.9e9 and probabilities.shape == (12_000, 2)
+    assert training_peak < dense_bytes / 20, f"training peak {training_peak / 1e6:.0f} MB"
+    assert predicting_peak < dense_bytes / 8, f"predicting peak {predicting_peak / 1e6:.0f} MB"
+
+
+@quiet_convergence
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_a_pickled_estimator_is_no_larger_than_scikit_learns_and_goes_on_training_exactly(digits, solver):
     """The pickle keeps the parameters, the optimizer's state and the settings; not the last

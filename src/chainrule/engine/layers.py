@@ -103,6 +103,12 @@ class Layer:
     def __getstate__(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key not in self.last_pass}
 
+    def forget_last_pass(self) -> None:
+        """Let go of the arrays the last pass kept (`last_pass`), so that their memory is free
+        before the next pass makes its own (inference over many batches holds one at a time)."""
+        for name in self.last_pass:
+            self.__dict__.pop(name, None)
+
     def forward(self, inputs: Any, training: bool = False) -> np.ndarray:
         """Compute and keep `output` for a batch `inputs` of shape (n_samples, n_features)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, inputs, training=False)")

@@ -44,7 +44,7 @@ from chainrule.training.callbacks import Callback
 from chainrule.training.distributed import SINGLE_PROCESS, SingleProcess, data_parallel
 from chainrule.training.history import History
 from chainrule.training.progress import progress_callbacks
-from chainrule.training.scoring import evaluate, inference_rows
+from chainrule.training.scoring import evaluate, inference_passes
 
 LOG = logging.getLogger("chainrule")
 
@@ -493,14 +493,9 @@ class Model:
         """The output layer's values for validated inputs (in the model's dtype, on its device, at
         least one row), `batch_size` rows at a time: `predict` without its checks, for callers
         that made them already (the scikit-learn estimators)."""
-        n_rows = inputs.shape[0]
-        # one row needs no sizing: it is one pass (a tenth of a one-row predict's time otherwise)
-        per_pass = batch_size or (1 if n_rows == 1 else inference_rows(self, inputs.shape[1:]))
         with quiet_float_errors():
-            if n_rows <= per_pass:
-                return self.forward_trusted(inputs, False).copy()
-            outputs = [self.forward_trusted(inputs[rows], False).copy() for rows in loop.batches(n_rows, per_pass)]
-        return np.concatenate(outputs)
+            outputs = [output.copy() for _, output in inference_passes(self, inputs, batch_size)]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def predict_classes(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """The output layer's predictions: class indices for Softmax, 0/1 for Sigmoid."""

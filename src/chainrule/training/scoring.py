@@ -3,6 +3,9 @@ sums, and the sums turned into an epoch's logs (means, with the regularisation p
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import numpy as np
 
 from chainrule.engine.losses import regularization_loss
@@ -15,9 +18,10 @@ INFERENCE_VALUES = 1 << 24  # or fewer, so that no layer holds more values than 
 
 def inference_rows(model: TrainingModel, sample_shape: tuple[int, ...]) -> int:
     """Rows per forward pass of predict/evaluate when no batch_size is given: INFERENCE_ROWS, or
-    fewer where one sample's largest layer (`Layer.working_values`: a Conv2D's im2col rows) would
-    otherwise hold more than INFERENCE_VALUES values at once."""
-    widest, shape = 1, sample_shape
+    fewer where one sample's inputs (sparse rows are made dense a pass at a time) or its largest
+    layer (`Layer.working_values`: a Conv2D's im2col rows) would otherwise hold more than
+    INFERENCE_VALUES values at once."""
+    widest, shape = math.prod(sample_shape), sample_shape
     for layer in model.layers:
         widest = max(widest, layer.working_values(shape))
         shape = layer.output_shape(shape)
@@ -70,9 +74,25 @@ def evaluation_totals(
     """Summed loss and metrics on validated data, `batch_size` rows at a time (default
     `inference_rows`), and the number of rows."""
     totals = empty_totals(model)
-    for rows in SINGLE_PROCESS.batches(inputs.shape[0], batch_size or inference_rows(model, inputs.shape[1:])):
-        add_batch(model, model.forward_trusted(inputs[rows], False), targets[rows], totals)
+    for rows, output in inference_passes(model, inputs, batch_size):
+        add_batch(model, output, targets[rows], totals)
     return totals, inputs.shape[0]
+
+
+def inference_passes(
+    model: TrainingModel, inputs: np.ndarray, batch_size: int | None
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """The forward pass on validated data, `batch_size` rows at a time (default `inference_rows`;
+    one row needs no sizing): each pass's rows and output, valid until the next pass. What a pass
+    keeps (a dense copy of sparse rows among it) is let go before the next one is made, so memory
+    holds one pass at a time."""
+    n_rows = inputs.shape[0]
+    per_pass = batch_size or (1 if n_rows == 1 else inference_rows(model, inputs.shape[1:]))
+    for index, rows in enumerate(SINGLE_PROCESS.batches(n_rows, per_pass)):
+        if index:
+            for layer in model.layers:
+                layer.forget_last_pass()
+        yield rows, model.forward_trusted(inputs[rows], False)
 
 
 def evaluate(
