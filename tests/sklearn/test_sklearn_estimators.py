@@ -8,6 +8,7 @@ epsilon enters the step.
 
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,28 @@ def test_fitted_attributes_match_scikit_learns(targets):
         np.testing.assert_array_equal(ours.classes_, theirs.classes_)
         assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape
         assert set(np.unique(ours.predict(X))) <= set(np.unique(y))
+
+
+@pytest.mark.parametrize("targets", ["binary", "multiclass", "multilabel", "one class"])
+def test_predicted_labels_are_the_outputs_decoded_as_scikit_learns_label_binarizer_does(targets):
+    from sklearn.preprocessing import LabelBinarizer
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 4))
+    y = {
+        "binary": np.where(X[:, 0] + 0.3 * rng.standard_normal(300) > 0, "yes", "no"),
+        "multiclass": rng.integers(0, 4, 300) * 10,
+        "multilabel": make_multilabel_classification(300, 4, n_classes=3, random_state=0)[1],
+        "one class": np.full(300, "only"),
+    }[targets]
+    classifier = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(X, y)
+    outputs = classifier.model_.predict(X)
+    decoded = LabelBinarizer().fit(y).inverse_transform(outputs[:, 0] if outputs.shape[1] == 1 else outputs)
+    np.testing.assert_array_equal(classifier.predict(X), decoded)
+    assert classifier.predict(X).dtype == decoded.dtype
 
 
 # -- what the issue asks of it ---------------------------------------------------------------
