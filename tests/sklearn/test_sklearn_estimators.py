@@ -226,6 +226,21 @@ def test_early_stopping_scores_held_out_rows_like_scikit_learn(digits):
 
 
 @quiet_convergence
+def test_a_binary_early_stopping_split_holds_out_the_rows_scikit_learns_does():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    labels = np.where(y == 1, "benign", "malignant")
+    ours, theirs = pair(MLPClassifier, early_stopping=True, hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    ours.fit(X, labels), theirs.fit(X, labels)
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+
+
+def test_a_class_too_small_to_stratify_is_named_as_scikit_learn_names_it():
+    with pytest.raises(ValueError, match=r"Classes with too few members are: \['True'\]"):
+        MLPClassifier(early_stopping=True).fit([[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1])
+
+
+@quiet_convergence
 def test_warm_start_continues_like_scikit_learn(digits):
     X_train, _, y_train, _ = digits
     ours, theirs = pair(MLPClassifier, solver="sgd", hidden_layer_sizes=(16,), max_iter=3, random_state=0)

@@ -314,8 +314,11 @@ class _ChainruleMLP(BaseEstimator):
             store.restore(best)
 
     def _split(self, data: Rows) -> tuple[Rows, Rows]:
-        """scikit-learn's held-out split for early stopping (stratified for one-output classifiers)."""
-        stratify = data.labels if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+        """scikit-learn's held-out split for early stopping: stratified for one-output classifiers,
+        on the binarized labels as scikit-learn does (its error for a class too small to split
+        names the class 'True')."""
+        one_output = isinstance(self, ClassifierMixin) and self.n_outputs_ == 1
+        stratify = self._label_binarizer.transform(data.labels).astype(bool) if one_output else None
         training, held_out = train_test_split(
             np.arange(len(data)), test_size=self.validation_fraction, random_state=self._random_state, stratify=stratify
         )
