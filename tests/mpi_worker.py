@@ -69,6 +69,19 @@ class PressCtrlC(cr.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+class Started(cr.callbacks.Callback):
+    """Rank 0 writes `started` once two epochs have run (callbacks marked root_only run there alone)."""
+
+    root_only = True
+
+    def __init__(self, out):
+        self.out = out
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 1:
+            (self.out / "started").touch()
+
+
 def main(scenario, out):
     from mpi4py import MPI
 
@@ -167,6 +180,12 @@ def main(scenario, out):
         model.fit(X, y, epochs=1, verbose=0, distributed="mpi")
         if rank == 0:
             model.save(out / "alone.npz")
+    elif scenario == "until-ctrl-c":  # trains until stopped; rank 0 says when it is under way
+        checkpoint = cr.callbacks.ModelCheckpoint(str(out / "checkpoint.npz"), monitor="loss", save_best_only=False)
+        history = network().fit(
+            X, y, epochs=1_000_000, batch_size=32, verbose=0, distributed="mpi", callbacks=[Started(out), checkpoint]
+        )
+        record(out, rank, interrupted=history.interrupted, epochs=len(history.epoch))
     else:
         raise SystemExit(f"unknown scenario {scenario}")
 

@@ -1,4 +1,4 @@
-"""The `chainrule` command: train, evaluate, explain, gradcheck and export.
+"""The `chainrule` command: train, evaluate, explain, gradcheck, export, and mpiexec.
 
 `chainrule train` with no options is the book's spiral run: Dense(2, 64) -> ReLU ->
 Dense(64, 3) -> Softmax, Adam(0.05, decay=5e-7), 10,000 epochs, and writes a run folder with
@@ -35,6 +35,7 @@ from chainrule.engine.windows import IMAGE_AXES
 from chainrule.files import onnx
 from chainrule.learn import datasets, explain, explain_layers
 from chainrule.learn.plotting import plot_decision_boundary, plot_history
+from chainrule.training import mpi_launcher
 from chainrule.training.distributed import RankFailedError, data_parallel
 from chainrule.training.history import History
 from chainrule.training.model import Model
@@ -548,7 +549,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", required=True, help="the ONNX file to write")
     export.add_argument("--opset", type=int, default=17, help="the ONNX opset version")
     export.set_defaults(run=run_export)
+
+    launcher = commands.add_parser(
+        "mpiexec",
+        help="run mpiexec with Ctrl-C as a clean stop of a distributed fit",
+        description=mpi_launcher.__doc__,
+        add_help=False,  # every argument, --help too, is mpiexec's
+        prefix_chars="+",
+    )
+    launcher.add_argument("arguments", nargs=argparse.REMAINDER, help="mpiexec's arguments")
+    launcher.set_defaults(run=run_launcher)
     return parser
+
+
+def run_launcher(args: argparse.Namespace) -> int:
+    """`chainrule mpiexec -n 4 python train.py`: see `chainrule.training.mpi_launcher`."""
+    return mpi_launcher.run_mpiexec(args.arguments)
 
 
 NEGATIVE_NUMBER = re.compile(r"^-([\d.]|inf|nan)", re.IGNORECASE)  # -inf is parsed, then refused as not finite

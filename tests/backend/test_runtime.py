@@ -35,6 +35,15 @@ def test_ctrl_c_once_sets_the_flag_twice_interrupts_and_the_handler_is_restored(
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_each_stop_signal_counts_as_a_press_and_every_handler_is_restored():
+    """Under MPI, SIGUSR1 (which mpiexec forwards to every rank) asks to stop as Ctrl-C does."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGUSR1)}
+    with training_guard(SMALL_MATMUL_WORK, (signal.SIGINT, signal.SIGUSR1)) as interruption:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert interruption.requested
+    assert {number: signal.getsignal(number) for number in before} == before
+
+
 def test_float_errors_pass_silently_inside_and_warn_again_outside():
     with quiet_float_errors():
         assert np.isinf(np.float32(3e38) * np.float32(10))

@@ -4,16 +4,21 @@ to one process up to the order of floating-point sums, and no rank left hanging 
 Each test runs tests/mpi_worker.py under mpiexec with a timeout; a hang fails the test.
 """
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule.training import mpi_launcher
 from chainrule.training.distributed import SINGLE_PROCESS, data_parallel, training_steps
 
 pytest.importorskip("mpi4py", reason="distributed training is the optional extra 'mpi'")
@@ -117,6 +122,53 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_epoch(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert [bool(record["interrupted"]) for record in ranks] == [True, True]
     assert [int(record["epochs"]) for record in ranks] == [3, 3]
+
+
+@needs_mpiexec
+def test_ctrl_c_in_a_terminal_through_chainrule_mpiexec_stops_every_rank_cleanly_with_a_checkpoint(tmp_path):
+    """A real pseudo-terminal: Ctrl-C reaches the launcher, which asks the job to stop (SIGUSR1);
+    plain mpiexec would kill every rank within half a second."""
+    command = [sys.executable, "-m", "chainrule", "mpiexec", "--oversubscribe", "-n", "2"]
+    command += [sys.executable, str(WORKER), "until-ctrl-c", str(tmp_path)]
+    environment = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    status, output, seconds_after_press = run_in_terminal(command, environment, press_when=tmp_path / "started")
+    assert status == 130, output
+    assert seconds_after_press < 15
+    visible = re.sub(r"\x1b\[[0-9;]*m", "", output)  # Open MPI's ranks reset the terminal's colours as they end
+    lines = [line for line in visible.splitlines() if line.strip()]
+    assert lines == ["^C" + mpi_launcher.FIRST_PRESS] or lines == ["^C", mpi_launcher.FIRST_PRESS], output
+    ranks = [dict(np.load(tmp_path / f"rank{rank}.npz")) for rank in range(2)]
+    assert [bool(record["interrupted"]) for record in ranks] == [True, True]
+    assert int(ranks[0]["epochs"]) == int(ranks[1]["epochs"]) >= 2  # every rank stopped after the same step
+    assert len(cr.load_model(tmp_path / "checkpoint.npz").get_weights()) == 4  # rank 0's final checkpoint
+
+
+def run_in_terminal(command, environment, press_when, timeout=TIMEOUT):
+    """Run `command` in a pseudo-terminal and type Ctrl-C once `press_when` exists; returns the
+    exit status, what the terminal showed, and the seconds from the press to the exit."""
+    import pty
+    import select
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the command, with the terminal as its controlling terminal
+        os.execve(command[0], command, environment)
+    shown, pressed_at, started = b"", None, time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            if select.select([terminal], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):  # the terminal closes as the command exits
+                    shown += os.read(terminal, 4096)
+            if pressed_at is None and press_when.exists():
+                os.write(terminal, b"\x03")
+                pressed_at = time.monotonic()
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                elapsed = time.monotonic() - (pressed_at or started)
+                return os.waitstatus_to_exitcode(status), shown.decode(errors="replace").replace("\r", ""), elapsed
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"still running after {timeout} s: {shown.decode(errors='replace')}")
+    finally:
+        os.close(terminal)
 
 
 @needs_mpiexec

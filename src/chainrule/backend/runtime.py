@@ -70,7 +70,8 @@ def one_blas_thread(largest_matmul_work: int) -> bool:
 
 class Interruption:
     """Ctrl-C during training: the first press asks to stop after the current step; a second
-    press interrupts at once, or, while the runtime is being restored, right after that."""
+    press interrupts at once, or, while the runtime is being restored, right after that. Any of
+    the run's stop signals counts as a press (under MPI also SIGUSR1, which mpiexec forwards)."""
 
     requested = False
     armed = False  # whether a second press may raise now
@@ -84,13 +85,13 @@ class Interruption:
 
 
 @contextlib.contextmanager
-def sigint_blocked() -> Iterator[None]:
-    """Hold back Ctrl-C (main thread, POSIX) while settings are set or restored, so a press at
-    that moment arrives afterwards instead of leaving them half done."""
+def signals_blocked(signals: tuple[signal.Signals, ...]) -> Iterator[None]:
+    """Hold back these signals (main thread, POSIX) while settings are set or restored, so a
+    Ctrl-C at that moment arrives afterwards instead of leaving them half done."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
     try:
         yield
     finally:
@@ -98,19 +99,23 @@ def sigint_blocked() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def training_guard(largest_matmul_work: int) -> Iterator[Interruption]:
-    """BLAS threads, Ctrl-C and float errors for a training run; yields the Ctrl-C flag.
+def training_guard(
+    largest_matmul_work: int, stop_signals: tuple[signal.Signals, ...] = (signal.SIGINT,)
+) -> Iterator[Interruption]:
+    """BLAS threads, Ctrl-C (and any other of `stop_signals`) and float errors for a training
+    run; yields the Ctrl-C flag.
 
-    The BLAS limit and the Ctrl-C handler are set and restored with Ctrl-C held back, and a
-    press that arrives meanwhile never raises halfway: both are restored on every path, however
-    close together the presses come, and a second press is honoured once they are.
+    The BLAS limit and the signal handlers are set and restored with the signals held back, and
+    a press that arrives meanwhile never raises halfway: both are restored on every path,
+    however close together the presses come, and a second press is honoured once they are.
     """
     interruption = Interruption()
-    previous = limiter = None
+    previous: dict[signal.Signals, Any] = {}
+    limiter = None
     try:
-        with sigint_blocked():
+        with signals_blocked(stop_signals):
             if threading.current_thread() is threading.main_thread():
-                previous = signal.signal(signal.SIGINT, interruption.handle)
+                previous = {number: signal.signal(number, interruption.handle) for number in stop_signals}
             if one_blas_thread(largest_matmul_work):
                 limiter = one_thread_limit()
         interruption.armed = True
@@ -118,12 +123,12 @@ def training_guard(largest_matmul_work: int) -> Iterator[Interruption]:
             yield interruption
     finally:
         interruption.armed = False
-        with sigint_blocked():
+        with signals_blocked(stop_signals):
             try:
                 if limiter is not None:
                     limiter.restore_original_limits()
             finally:
-                if previous is not None:
-                    signal.signal(signal.SIGINT, previous)
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
     if interruption.pressed_again:
         raise KeyboardInterrupt

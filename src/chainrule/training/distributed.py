@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ class SingleProcess:
     rank = 0
     size = 1
     is_root = True
+    stop_signals: tuple[signal.Signals, ...] = (signal.SIGINT,)  # what asks training to stop after its step
 
     def start(self, model: Any, inputs: np.ndarray, targets: np.ndarray, batch_size: int | None, epochs: int) -> None:
         """Get ready to train `model` on these rows here for `epochs` epochs."""
@@ -127,6 +129,10 @@ def mpi_world() -> Any:
 
 class MpiDataParallel(SingleProcess):
     """The ranks of MPI's COMM_WORLD training one model (see the module's docstring)."""
+
+    # Open MPI's mpiexec answers Ctrl-C by killing the job (SIGTERM, then SIGKILL half a second
+    # later) but forwards SIGUSR1 to every rank: `chainrule mpiexec` turns Ctrl-C into it.
+    stop_signals = (signal.SIGINT, *([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else []))
 
     def __init__(self, sharded: bool = False) -> None:
         self.mpi = mpi_world()

@@ -96,7 +96,8 @@ def train(
     )
     with parallel.guard(), hooks.training():  # a callback failing on one rank stops every rank
         try:
-            with training_guard(model.largest_matmul_work(batch_size or n_samples)) as interruption:
+            work = model.largest_matmul_work(batch_size or n_samples)
+            with training_guard(work, parallel.stop_signals) as interruption:
                 run = Epochs(
                     model, inputs, targets, batch_size, shuffle, validation, hooks, parallel, static, weights,
                     interruption,
