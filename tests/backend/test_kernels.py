@@ -99,8 +99,8 @@ def test_activation_and_loss_kernels_match_numpy(dtype, numpy_only):
     )
     probabilities = softmax.forward_trusted(logits)
     compiled_results = [
-        relu.forward_trusted(logits).copy(),
-        relu._positive.copy(),
+        relu.forward_trusted(logits, True).copy(),  # a training pass: the kernel keeps the mask too
+        relu.backward_trusted(np.ones_like(logits)).copy(),
         probabilities.copy(),
         loss.forward_trusted(probabilities, labels),
         softmax.predictions(probabilities),
@@ -109,8 +109,8 @@ def test_activation_and_loss_kernels_match_numpy(dtype, numpy_only):
     numpy_only()
     numpy_probabilities = softmax.forward_trusted(logits)
     numpy_results = [
-        relu.forward_trusted(logits).copy(),
-        relu._positive.copy(),
+        relu.forward_trusted(logits, True).copy(),  # a training pass: the kernel keeps the mask too
+        relu.backward_trusted(np.ones_like(logits)).copy(),
         numpy_probabilities,
         loss.forward_trusted(numpy_probabilities, labels),
         softmax.predictions(numpy_probabilities),
