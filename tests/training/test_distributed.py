@@ -137,7 +137,7 @@ def test_ctrl_c_in_a_terminal_through_chainrule_mpiexec_stops_every_rank_cleanly
     status, output, seconds_after_press = run_in_terminal(command, environment, press_when=tmp_path / "started")
     assert status == 130, output
     assert seconds_after_press < 15
-    visible = re.sub(r"\x1b\[[0-9;]*m", "", output)  # Open MPI's ranks reset the terminal's colours as they end
+    visible = re.sub(r"\x1b\[[0-9;]*m", "", output)  # Numba's colours (colorama) reset the terminal as a rank ends
     lines = [line for line in visible.splitlines() if line.strip()]
     assert lines == ["^C" + mpi_launcher.FIRST_PRESS] or lines == ["^C", mpi_launcher.FIRST_PRESS], output
     ranks = [dict(np.load(tmp_path / f"rank{rank}.npz")) for rank in range(2)]
