@@ -193,6 +193,10 @@ def main(scenario, out):
         model.fit(X, y, epochs=1, verbose=0, distributed="mpi")
         if rank == 0:
             model.save(out / "alone.npz")
+    elif scenario == "raise-before-fit":  # user code failing on one rank before any distributed fit
+        if rank == 1:
+            raise RuntimeError("rank 1 failed while loading its data")
+        network().fit(X, y, epochs=2, verbose=0, distributed="mpi")
     elif scenario == "until-ctrl-c":  # trains until stopped; rank 0 says when it is under way
         checkpoint = cr.callbacks.ModelCheckpoint(str(out / "checkpoint.npz"), monitor="loss", save_best_only=False)
         history = network().fit(

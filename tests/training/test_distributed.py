@@ -120,6 +120,18 @@ def test_divergence_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
 
 @needs_mpiexec
 @pytest.mark.parametrize("n", RANKS)
+def test_a_rank_that_raises_before_the_first_fit_stops_the_job_at_once(tmp_path, n):
+    """Without the hook chainrule installs when imported under mpiexec, the failing rank would
+    wait in MPI_Finalize and the others in the fit's first collective, forever."""
+    started = time.monotonic()
+    completed, _ = run_scenario("raise-before-fit", n, tmp_path)
+    assert time.monotonic() - started < 15
+    assert completed.returncode != 0
+    assert f"chainrule: rank 1 of {n} raised RuntimeError; stopping every rank" in completed.stderr
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n", RANKS)
 def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_epoch(tmp_path, n):
     completed, ranks = run_scenario("ctrl-c", n, tmp_path)
     assert completed.returncode == 0, completed.stderr

@@ -24,7 +24,8 @@ Failures: errors found before training (bad data on one rank) are shared, so eve
 (the failing rank its own error, the others `RankFailedError` naming it). During training the
 loss, a divergence and Ctrl-C are agreed on at every step, so all ranks stop together; any other
 error on one rank (a callback's too) prints that rank's message and aborts the whole job
-(`MPI_Abort`), so no rank is left waiting in a collective. `Model.save` is collective: rank 0
+(`MPI_Abort`), so no rank is left waiting in a collective; so does an uncaught exception before
+the first fit, in a process an MPI launcher started (`abort_on_uncaught_errors`). `Model.save` is collective: rank 0
 writes, and every rank returns once the file is complete.
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import signal
 import sys
 import time
@@ -314,21 +316,39 @@ class MpiDataParallel(SingleProcess):
 
 @functools.lru_cache(maxsize=1)
 def abort_on_uncaught_errors() -> None:
-    """From the first distributed fit on, an exception that nothing catches, on any rank, prints
-    its traceback and then stops every rank (`MPI_Abort`): the others would otherwise wait in
-    their next collective forever. (Run the script as `python -m mpi4py script.py` to cover the
-    code before the first fit too.)"""
-    comm = mpi_world().COMM_WORLD
+    """An exception that nothing catches, on any rank, prints its traceback and then stops every
+    rank (`MPI_Abort`): the others would otherwise wait in their next collective forever, and
+    the failing rank in `MPI_Finalize` as it exits. Installed when chainrule is imported in a
+    process that an MPI launcher started among several (so it covers the code before the first
+    fit), and by the first distributed fit otherwise; it acts only once MPI is initialised."""
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
         previous(kind, value, traceback)
+        mpi = sys.modules.get("mpi4py.MPI")  # never imported here: that would start MPI
+        if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+            return
+        comm = mpi.COMM_WORLD
         rank, size = comm.Get_rank(), comm.Get_size()
         print(f"chainrule: rank {rank} of {size} raised {kind.__name__}; stopping every rank", file=sys.stderr)
         sys.stderr.flush()
         comm.Abort(1)
 
     sys.excepthook = hook
+
+
+def launched_among_several() -> bool:
+    """Whether an MPI launcher started this process as one of several (Open MPI's mpiexec sets
+    OMPI_COMM_WORLD_SIZE; MPICH's and Intel MPI's set PMI_SIZE)."""
+    for variable in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        with contextlib.suppress(ValueError):
+            if int(os.environ.get(variable, "1")) > 1:
+                return True
+    return False
+
+
+if launched_among_several():
+    abort_on_uncaught_errors()
 
 
 def training_steps(rows: list[int], batch_size: int | None, size: int, sharded: bool) -> int:
