@@ -61,7 +61,9 @@ DEVICES = {
     ),
 }
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = [Path(__file__).with_name(name) for name in ("ANALYSIS.md", "SKLEARN_PARITY.md", "MPI_SCALING.md")]
+SECTIONS = [
+    Path(__file__).with_name(name) for name in ("ANALYSIS.md", "UNDER_LOAD.md", "SKLEARN_PARITY.md", "MPI_SCALING.md")
+]
 
 
 def resident_mib() -> float:
