@@ -36,13 +36,26 @@ def main() -> None:
                     step = measure(implementation, workload, checkouts[name])["us_per_step"]
                     times.setdefault((workload, implementation, name), []).append(step)
                     print(f"round {round_number + 1}  {workload:<17} {implementation:<17} {name:<6} {step:9.1f}")
-    print("\n| workload | implementation | before µs/step | after µs/step | after/before |")
+    print()
+    comparison_table(times, args.workloads, args.implementations, ("before", "after"), "after/before")
+
+
+def comparison_table(
+    times: dict[tuple[str, str, str], list[float]],
+    workloads: list[str],
+    implementations: list[str],
+    conditions: tuple[str, str],
+    ratio: str,
+) -> None:
+    """Print each workload's and implementation's median µs per step under two conditions, and
+    the second over the first."""
+    first, second = conditions
+    print(f"| workload | implementation | {first} µs/step | {second} µs/step | {ratio} |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for workload in args.workloads:
-        for implementation in args.implementations:
-            before = statistics.median(times[(workload, implementation, "before")])
-            after = statistics.median(times[(workload, implementation, "after")])
-            print(f"| {workload} | {implementation} | {before:.0f} | {after:.0f} | {after / before:.3f} |")
+    for workload in workloads:
+        for implementation in implementations:
+            a, b = (statistics.median(times[(workload, implementation, condition)]) for condition in conditions)
+            print(f"| {workload} | {implementation} | {a:,.0f} | {b:,.0f} | {b / a:.3f} |")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
 
+from benchmarks.interleave import comparison_table
 from benchmarks.run import measure
 
 IMPLEMENTATIONS = ["chainrule", "pytorch", "pytorch-fused-adam", "jax-jit"]
@@ -62,13 +62,7 @@ def main() -> None:
         f"{args.rounds} rounds; background load: {args.load} busy processes on {os.cpu_count()} CPUs; "
         f"load average (1 min) {min(loads):.2f}-{max(loads):.2f}\n"
     )
-    print("| workload | implementation | quiet µs/step | loaded µs/step | slowdown |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for workload in args.workloads:
-        for implementation in args.implementations:
-            quiet = statistics.median(times[(workload, implementation, "quiet")])
-            loaded = statistics.median(times[(workload, implementation, "loaded")])
-            print(f"| {workload} | {implementation} | {quiet:,.0f} | {loaded:,.0f} | {loaded / quiet:.2f} |")
+    comparison_table(times, args.workloads, args.implementations, ("quiet", "loaded"), "slowdown")
 
 
 if __name__ == "__main__":
