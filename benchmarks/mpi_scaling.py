@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from chainrule.training.mpi_launcher import find_mpiexec
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = {"spiral-book": 387, "mlp-medium": 669_706, "mlp-large": 20_037_642}
@@ -172,7 +173,6 @@ def overlap_job(repeats: int = 40) -> dict:
 
 
 def run(n: int, job: str, threads: int) -> dict:
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
     environment = {
         **os.environ,
         "OMP_NUM_THREADS": str(threads),
@@ -181,7 +181,7 @@ def run(n: int, job: str, threads: int) -> dict:
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
     }
-    launcher = [mpiexec, "--oversubscribe", "--bind-to", "none", "-n", str(n)]
+    launcher = [find_mpiexec(), "--oversubscribe", "--bind-to", "none", "-n", str(n)]
     command = [*launcher, sys.executable, "-m", "benchmarks.mpi_scaling", job]
     completed = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, check=True)
     # the report is the last line that is one: Numba's colours (colorama) may print a reset at exit

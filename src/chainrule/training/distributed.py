@@ -25,8 +25,8 @@ Failures: errors found before training (bad data on one rank) are shared, so eve
 loss, a divergence and Ctrl-C are agreed on at every step, so all ranks stop together; any other
 error on one rank (a callback's too) prints that rank's message and aborts the whole job
 (`MPI_Abort`), so no rank is left waiting in a collective; so does an uncaught exception before
-the first fit, in a process an MPI launcher started (`abort_on_uncaught_errors`). `Model.save` is collective: rank 0
-writes, and every rank returns once the file is complete.
+the first fit, in a process an MPI launcher started (`abort_on_uncaught_errors`). `Model.save`
+is collective: rank 0 writes, and every rank returns once the file is complete.
 """
 
 from __future__ import annotations

@@ -36,10 +36,9 @@ def find_mpiexec() -> str:
     return found
 
 
-def run_mpiexec(arguments: Sequence[str], announce: Any = print) -> int:
+def run_mpiexec(arguments: Sequence[str]) -> int:
     """Run `mpiexec *arguments` until it ends; returns its exit status (EXIT_INTERRUPTED where a
-    Ctrl-C stopped a job that then ended cleanly). `announce` prints the one line a first Ctrl-C
-    gets (on stderr)."""
+    Ctrl-C stopped a job that then ended cleanly). A first Ctrl-C prints FIRST_PRESS on stderr."""
     command = [find_mpiexec(), *arguments]
     terminal_input = sys.stdin is not None and sys.stdin.isatty()
     job = subprocess.Popen(command, stdin=subprocess.DEVNULL if terminal_input else None, start_new_session=True)
@@ -49,7 +48,7 @@ def run_mpiexec(arguments: Sequence[str], announce: Any = print) -> int:
         nonlocal presses
         presses += 1
         if presses == 1:
-            announce(FIRST_PRESS, file=sys.stderr, flush=True)
+            print(FIRST_PRESS, file=sys.stderr, flush=True)
             job.send_signal(signal.SIGUSR1)
         else:
             job.send_signal(signal.SIGTERM)
