@@ -9,3 +9,7 @@ class DeviceUnavailableError(RuntimeError):
 
 class TrainingDivergedError(FloatingPointError):
     """The loss became NaN or infinite; the update that would have used it was not applied."""
+
+
+class WorkerDiedError(RuntimeError):
+    """A task on a cluster ended every worker that ran it (a crash, or running out of memory)."""
