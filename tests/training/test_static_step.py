@@ -11,7 +11,7 @@ import signal
 
 import numpy as np
 import pytest
-from strict_device import STRICT, CaptureError, DeviceArray, StandInStream, capturing
+from strict_device import STRICT, CaptureError, DeviceArray, Recording, StandInStream, capturing
 
 import chainrule as cr
 from chainrule.backend import kernels as compiled_kernels
@@ -650,6 +650,72 @@ def test_a_divergence_inside_a_chunk_of_replayed_epochs_stops_where_the_cpu_stop
         errors.append(str(caught.value))
         weights.append([np.asarray(array) for array in model.get_weights()])
     assert errors[0] == errors[1] and "epoch 5;" in errors[0]
+    for on_device, on_cpu in zip(*weights, strict=True):
+        assert np.isfinite(on_cpu).all()
+        np.testing.assert_array_equal(on_device, on_cpu)
+
+
+def count_launches(monkeypatch) -> list[int]:
+    """The operations of every graph the stand-in device launches, from now on."""
+    launches: list[int] = []
+    launch = Recording.launch
+    monkeypatch.setattr(
+        Recording, "launch", lambda self, stream=None: launches.append(len(self.operations)) or launch(self)
+    )
+    return launches
+
+
+@pytest.mark.parametrize("batch_size", [None, 32], ids=["full-batch", "shuffled-mini-batches"])
+def test_replayed_epochs_launch_one_graph_for_each_group_of_epochs_with_the_cpus_numbers(
+    batch_size, monkeypatch, caplog
+):
+    """300 unobserved epochs in chunks of 1, 2, 4, ... 128 and 45: the chunks' whole groups of 16
+    epochs replay as one graph each (the first group runs uncaptured, the second is captured),
+    the rest step by step; Histories and weights equal the CPU's bit for bit."""
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    monkeypatch.setattr(loop, "CHUNK_SECONDS", 1e9)  # chunks double whatever the machine's speed
+    X, y = cr.datasets.spiral_data(30, 3, seed=0)
+    runs = []
+    for device in ("cpu", STRICT):
+        launches = count_launches(monkeypatch)
+        model = network(device)
+        with caplog.at_level(logging.WARNING, logger="chainrule"):
+            history = model.fit(X, y, epochs=300, batch_size=batch_size, verbose=0, graph=True).history
+        runs.append((history, [np.asarray(array) for array in model.get_weights()], model.optimizer.iterations))
+    (cpu_history, cpu_weights, cpu_steps), (device_history, device_weights, device_steps) = runs
+    assert device_history == cpu_history and device_steps == cpu_steps
+    for on_device, on_cpu in zip(device_weights, cpu_weights, strict=True):
+        np.testing.assert_array_equal(on_device, on_cpu)
+    assert caplog.records == []  # every graph was captured
+    # 90 rows: one step of 90 rows an epoch, or steps of 32, 32 and 26 rows (two step sizes)
+    steps_per_epoch, step_sizes = (1, 1) if batch_size is None else (3, 2)
+    step_graphs = [count for count in launches if count < max(launches) / 4]
+    epoch_graphs = [count for count in launches if count >= max(launches) / 4]
+    assert len(epoch_graphs) == (32 + 64 + 128 + 32) // 16  # every group but the first (uncaptured)
+    single_epochs = 1 + 2 + 4 + 8 + 45 % 16  # each size's first step runs uncaptured
+    assert len(step_graphs) == single_epochs * steps_per_epoch - step_sizes
+
+
+def test_a_divergence_inside_a_graph_of_several_epochs_stops_where_the_cpu_stops_with_the_same_weights(monkeypatch):
+    """Groups of 2 epochs: the loss becomes infinite in epoch 5, inside the third chunk (epochs 3 to
+    6), whose second group replays the graph its first recorded."""
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)
+    monkeypatch.setattr(static_step, "EPOCHS_PER_GRAPH", 2)
+    monkeypatch.setattr(loop, "CHUNK_SECONDS", 1e9)
+    launches = count_launches(monkeypatch)
+    X, y = cr.datasets.sine_data(100)
+    errors, weights = [], []
+    for device in (STRICT, "cpu"):
+        model = cr.Model(seed=0, device=device)
+        model.add(cr.Dense(1, 16)).add(cr.ReLU()).add(cr.Dense(16, 1)).add(cr.Linear())
+        model.compile(loss="mse", optimizer=cr.SGD(10.0))
+        with pytest.raises(cr.TrainingDivergedError) as caught:
+            model.fit(X, y, epochs=100, batch_size=32, verbose=0, graph=True)
+        errors.append(str(caught.value))
+        weights.append([np.asarray(array) for array in model.get_weights()])
+    assert errors[0] == errors[1] and "epoch 5;" in errors[0]
+    # epochs 1-2 ran uncaptured; 3-4 were captured and launched, 5-6 replayed that graph
+    assert launches.count(max(launches)) == 2 and max(launches) > 4 * min(launches)
     for on_device, on_cpu in zip(*weights, strict=True):
         assert np.isfinite(on_cpu).all()
         np.testing.assert_array_equal(on_device, on_cpu)

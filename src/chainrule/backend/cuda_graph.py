@@ -7,7 +7,8 @@ issue #6290) while cuBLAS itself captures fine, so the step's matrix products go
 stream and given its workspace beforehand (nothing may be allocated inside the capture).
 
 For each batch size the first step runs eagerly (CuPy compiles its kernels then), the second is
-captured and launched, and every later one is a replay. A capture runs in CUDA's global mode
+captured and launched, and every later one is a replay; so does a unit of several epochs
+(`static_step.RecordedEpochs`), recorded with its steps uncaptured inside it. A capture runs in CUDA's global mode
 (an unsafe call from any thread fails it) and with an allocator that refuses every allocation:
 memory taken from CuPy's pool inside a capture would be baked into the graph while the pool
 hands it to other arrays afterwards, so replays would write into them. If a capture fails in any
@@ -64,12 +65,13 @@ SIGNATURES: dict[str, list[type]] = {
 
 class GraphTarget(Protocol):
     """What capture needs of a static training: the products its steps call (layer products and
-    sums as products with ones), and how a step runs (all replaced here). A step is any hashable
-    object that `run` takes."""
+    sums as products with ones), how a step runs, and how a unit of several epochs runs (all
+    replaced here). A step is any hashable object that `run` takes; a unit, a hashable callable."""
 
     matmul: Callable[[Any, Any, Any], object]
     sum_product: Callable[[Any, Any, Any], object]
     run: Callable[[Any], None]
+    run_recorded: Callable[[Any], None] | None
     replayed: bool
 
 
@@ -233,10 +235,17 @@ def route_products(training: GraphTarget, cublas: Cublas, allow_tf32: bool) -> N
 
 
 def replay_steps(training: GraphTarget, cuda: Any, stream: Any) -> None:
-    """Make `training` run each step through a `GraphRunner` on `stream` (`cuda`: `cupy.cuda`, or
-    a stand-in with the same stream, allocator and capture-mode names)."""
+    """Make `training` run each step, and each unit of several epochs, through a `GraphRunner` on
+    `stream` (`cuda`: `cupy.cuda`, or a stand-in with the same stream, allocator and capture-mode
+    names)."""
     training.run = GraphRunner(cuda, stream, training.run).run
+    training.run_recorded = GraphRunner(cuda, stream, run_unit).run
     training.replayed = True
+
+
+def run_unit(unit: Callable[[], None]) -> None:
+    """Run a unit of work recorded as a whole (several epochs of steps)."""
+    unit()
 
 
 def refuse_allocation(size: int) -> Any:
@@ -245,7 +254,8 @@ def refuse_allocation(size: int) -> Any:
 
 
 class GraphRunner:
-    """Runs a static step eagerly the first time, captures it the second, replays it after."""
+    """Runs a static step (or a unit of several epochs) eagerly the first time, captures it the
+    second, replays it after."""
 
     def __init__(self, cuda: Any, stream: Any, run_eagerly: Callable[[Any], None]) -> None:
         self.cuda, self.stream, self.run_eagerly = cuda, stream, run_eagerly

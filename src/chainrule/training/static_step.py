@@ -56,6 +56,10 @@ SMALL_WORK = 1 << 20
 # of a second. Deeper networks take the kernels between NumPy's products, compiled once for all.
 WHOLE_STEP_LAYERS = 4
 
+# Replayed epochs recorded as one graph (`RecordedEpochs`): one launch, and none of the Python
+# between epochs, for this many epochs (the book's spiral: 16 steps).
+EPOCHS_PER_GRAPH = 16
+
 Matmul = Callable[[Any, Any, Any], object]
 LOG = logging.getLogger("chainrule")
 
@@ -193,6 +197,9 @@ class StaticTraining:
         self.totals = {name: self.xp.zeros((1, 1), np.float64) for name in ["data_loss", *model.metrics]}
         self.steps_run = 0
         self.replayed = False  # set by `cuda_graph.replay_steps`: the steps run from captured graphs
+        # Set by `cuda_graph.replay_steps`: runs a `RecordedEpochs` through its own graphs.
+        self.run_recorded: Callable[[RecordedEpochs], None] | None = None
+        self.recordings: dict[tuple, RecordedEpochs] = {}
         self.compiled = compiled_pattern(model) and kernels.applies(store.values)
         # The compiled pattern: one compiled call per step for small products, compiled kernels
         # between NumPy's products for large ones (`SMALL_WORK`). A CUDA graph replaces `run`
@@ -203,6 +210,7 @@ class StaticTraining:
             small = model.largest_matmul_work(batch_rows) <= SMALL_WORK and depth <= WHOLE_STEP_LAYERS
             self.run = CompiledStep.run_compiled if small else CompiledStep.run_with_numpy_products
         self._steps: dict[int, StaticStep | CompiledStep] = {}
+        self.run_uncaptured = self.run  # the step itself, however `run` is replaced
 
     def step_for(self, rows: int, inputs: np.ndarray | None = None, targets: np.ndarray | None = None) -> Any:
         """The step for batches of `rows` rows, built on first use (`inputs`/`targets`: use these
@@ -221,6 +229,7 @@ class StaticTraining:
         interruption: Interruption,
     ) -> tuple[dict[str, float], int]:
         """One epoch (`epoch_steps`); returns the epoch's totals (read back once) and the rows seen."""
+        self.scalars.epoch_begins()
         seen = self.epoch_steps(inputs, targets, order, batches, interruption)
         self.finish()
         return {name: float(total[0, 0]) for name, total in self.totals.items()}, seen
@@ -231,14 +240,17 @@ class StaticTraining:
         targets: np.ndarray,
         order: np.ndarray | None,
         batches: Iterable[slice],
-        interruption: Interruption,
+        interruption: Interruption | None,
+        run: Callable[[Any], None] | None = None,
     ) -> int:
-        """One epoch's steps, each batch gathered into its step's buffers (a full batch is used in
-        place), its totals summed in `totals` where the data lives. Returns the rows seen; a
-        Ctrl-C ends it after the step it interrupted."""
+        """One epoch's steps through `run` (by default `self.run`), each batch gathered into its
+        step's buffers (a full batch is used in place), its totals summed in `totals` where the
+        data lives. Returns the rows seen; a Ctrl-C ends it after the step it interrupted (no
+        `interruption`: nothing does, as while a graph records). The optimizer's settings are
+        read before (`StaticScalars.epoch_begins`)."""
+        run = run or self.run
         for total in self.totals.values():
             np.multiply(total, 0, out=total)
-        self.scalars.epoch_begins()
         seen = 0
         for rows in batches:
             count = len(range(len(inputs))[rows])
@@ -251,10 +263,10 @@ class StaticTraining:
                 else:
                     take_rows(inputs, order[rows], step.inputs)
                     take_rows(targets, order[rows], step.targets)
-            self.run(step)
+            run(step)
             self.steps_run += 1
             seen += count
-            if interruption.requested:
+            if interruption is not None and interruption.requested:
                 break
         return seen
 
@@ -350,29 +362,43 @@ class StaticTraining:
         candidate: Any,
         interruption: Interruption,
     ) -> int:
-        """`run_epochs` for steps replayed from graphs: between the replays, each epoch's totals
-        are copied to a row on the device and `good` follows the epoch's first weights while
-        every loss so far is finite, so a chunk of epochs reads back once (a full batch would
-        otherwise wait for the device after every step)."""
-        xp, count, names = self.xp, len(inputs), list(self.totals)
-        rows = xp.empty((len(epoch_totals), len(names)), np.float64)
-        finite, all_finite = xp.empty(1, bool), xp.ones(1, bool)
-        batches = [slice(start, start + batch_rows) for start in range(0, count, batch_rows)]
+        """`run_epochs` for steps replayed from graphs: each epoch's totals are copied to a row on
+        the device and `good` follows the epoch's first weights while every loss so far is
+        finite, so a chunk of epochs reads back once (a full batch would otherwise wait for the
+        device after every step). Whole groups of EPOCHS_PER_GRAPH epochs replay as one graph
+        (`RecordedEpochs`), a Ctrl-C taking effect after the group; the rest epoch by epoch."""
+        xp, epochs = self.xp, len(epoch_totals)
+        rows = xp.empty((epochs, len(self.totals)), np.float64)
+        batches = [slice(start, start + batch_rows) for start in range(0, len(inputs), batch_rows)]
+        recording = self.recording_for(inputs, targets, batches, len(orders) > 0, good, candidate)
+        recording.all_finite[...] = True
         epochs_run = 0
-        for epoch in range(len(epoch_totals)):
-            np.copyto(candidate, self.store.values)
-            order = xp.asarray(orders[epoch]) if len(orders) else None
-            self.epoch_steps(inputs, targets, order, batches, interruption)
-            for column, name in enumerate(names):
-                np.copyto(rows[epoch, column : column + 1], self.totals[name].reshape(1))
-            np.isfinite(self.totals["data_loss"].reshape(1), out=finite)
-            np.logical_and(all_finite, finite, out=all_finite)
-            np.copyto(good, candidate, where=all_finite)
-            epochs_run += 1
-            if interruption.requested:
-                break
+        while epochs_run < epochs and not (epochs_run and interruption.requested):
+            self.scalars.epoch_begins()
+            if self.run_recorded is not None and epochs - epochs_run >= EPOCHS_PER_GRAPH:
+                span = EPOCHS_PER_GRAPH
+                if recording.orders is not None:
+                    recording.orders[...] = xp.asarray(orders[epochs_run : epochs_run + span])
+                steps_before = self.steps_run
+                self.run_recorded(recording)
+                self.steps_run = steps_before + span * len(batches)  # a replay runs no Python
+                np.copyto(rows[epochs_run : epochs_run + span], recording.totals)
+            else:
+                span = 1
+                order = xp.asarray(orders[epochs_run]) if len(orders) else None
+                recording.epoch(order, rows[epochs_run], self.run, interruption)
+            epochs_run += span
         epoch_totals[:epochs_run] = to_host(rows[:epochs_run])
         return epochs_run
+
+    def recording_for(
+        self, inputs: Any, targets: Any, batches: list[slice], shuffled: bool, good: Any, candidate: Any
+    ) -> RecordedEpochs:
+        """The `RecordedEpochs` over these arrays, made once: a graph recorded from it holds them."""
+        key = (id(inputs), id(targets), len(batches), shuffled, id(good), id(candidate))
+        if key not in self.recordings:
+            self.recordings[key] = RecordedEpochs(self, inputs, targets, batches, shuffled, good, candidate)
+        return self.recordings[key]
 
     @functools.cached_property
     def sums(self) -> tuple:
@@ -398,6 +424,47 @@ class StaticTraining:
         assert isinstance(adam, Adam)
         settings = (adam.learning_rate, adam.decay, adam.beta_1, adam.beta_2, adam.epsilon, adam.epsilon_hat)
         return (self.scalars.iterations_vector, *settings)
+
+
+class RecordedEpochs:
+    """EPOCHS_PER_GRAPH replayed epochs as one unit of work, for a graph to record and replay
+    (`StaticTraining.run_recorded`): each epoch's steps run uncaptured inside it (a graph cannot
+    launch graphs while it records), its shuffled order is read from `orders` (filled before each
+    run), its totals are written to a row of `totals`, and `good` takes its first weights while
+    every loss so far is finite (`all_finite`, reset before each chunk of epochs)."""
+
+    def __init__(
+        self,
+        training: StaticTraining,
+        inputs: Any,
+        targets: Any,
+        batches: list[slice],
+        shuffled: bool,
+        good: Any,
+        candidate: Any,
+    ) -> None:
+        xp, count = training.xp, len(inputs)
+        self.training, self.inputs, self.targets, self.batches = training, inputs, targets, batches
+        self.good, self.candidate = good, candidate
+        self.orders = xp.empty((EPOCHS_PER_GRAPH, count), np.int64) if shuffled else None
+        self.totals = xp.empty((EPOCHS_PER_GRAPH, len(training.totals)), np.float64)
+        self.finite, self.all_finite = xp.empty(1, bool), xp.ones(1, bool)
+
+    def __call__(self) -> None:
+        for epoch in range(EPOCHS_PER_GRAPH):
+            order = None if self.orders is None else self.orders[epoch]
+            self.epoch(order, self.totals[epoch], self.training.run_uncaptured, None)
+
+    def epoch(self, order: Any, totals: Any, run: Callable[[Any], None], interruption: Interruption | None) -> None:
+        """One epoch's steps through `run`, its totals into the row `totals`, `good` kept up."""
+        training = self.training
+        np.copyto(self.candidate, training.store.values)
+        training.epoch_steps(self.inputs, self.targets, order, self.batches, interruption, run)
+        for column, total in enumerate(training.totals.values()):
+            np.copyto(totals[column : column + 1], total.reshape(1))
+        np.isfinite(training.totals["data_loss"].reshape(1), out=self.finite)
+        np.logical_and(self.all_finite, self.finite, out=self.all_finite)
+        np.copyto(self.good, self.candidate, where=self.all_finite)
 
 
 class LayerStage:
