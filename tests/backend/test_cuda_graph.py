@@ -215,6 +215,13 @@ class Stream:
         return SimpleNamespace(launch=lambda stream: self.log.extend(("replay", step) for step in steps))
 
 
+class Step(str):
+    """A batch size's step, by name: held weakly by the runner, as a static step is."""
+
+
+FULL, LAST = Step("full"), Step("last")
+
+
 def runner(failing: str | None = None) -> tuple[cuda_graph.GraphRunner, list, Stream]:
     log: list = []
     stream = Stream(log, failing)
@@ -248,7 +255,7 @@ def runner(failing: str | None = None) -> tuple[cuda_graph.GraphRunner, list, St
 
 def test_each_batch_size_runs_eagerly_once_then_is_captured_in_global_mode_and_replayed():
     graphs, log, stream = runner()
-    for step in ["full", "full", "last", "full", "last", "last"]:
+    for step in [FULL, FULL, LAST, FULL, LAST, LAST]:
         graphs.run(step)
     assert log == [
         ("eager", "full"),
@@ -273,7 +280,7 @@ def test_every_failed_capture_falls_back_to_eager_steps_with_one_warning(failing
     graphs, log, _ = runner(failing)
     with caplog.at_level(logging.WARNING, logger="chainrule"):
         for _ in range(4):
-            graphs.run("full")
+            graphs.run(FULL)
     assert log == [("eager", "full")] * 4
     assert len(caplog.records) == 1
     assert "could not be captured, it runs eagerly" in caplog.text and reason in caplog.text

@@ -5,9 +5,11 @@ stand-in device of `strict_device` every step runs as under a CUDA stream captur
 allocation or a read back to the host inside it fails the test.
 """
 
+import gc
 import logging
 import os
 import signal
+import weakref
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from strict_device import STRICT, CaptureError, DeviceArray, Recording, StandInS
 
 import chainrule as cr
 from chainrule.backend import kernels as compiled_kernels
-from chainrule.backend.cuda_graph import AllocationInCapture
+from chainrule.backend.cuda_graph import AllocationInCapture, GraphRunner
 from chainrule.training import loop, static_step, step_kernels
 
 ENABLED = compiled_kernels.ENABLED  # before any test turns the compiled kernels off
@@ -719,6 +721,92 @@ def test_a_divergence_inside_a_graph_of_several_epochs_stops_where_the_cpu_stops
     for on_device, on_cpu in zip(*weights, strict=True):
         assert np.isfinite(on_cpu).all()
         np.testing.assert_array_equal(on_device, on_cpu)
+
+
+def count_captures(monkeypatch) -> list[object]:
+    """Every step or group of epochs the stand-in device captures, from now on."""
+    captures: list[object] = []
+    capture = GraphRunner._capture
+    monkeypatch.setattr(GraphRunner, "_capture", lambda self, step: captures.append(step) or capture(self, step))
+    return captures
+
+
+def two_fits(device, between=lambda model: None, batch_sizes=(32, 32)):
+    """Two fits of one model (observed epochs: with validation data), `between` changing it
+    between them: both Histories and the final weights."""
+    X, y = cr.datasets.spiral_data(50, 3, seed=0)
+    X_val, y_val = cr.datasets.spiral_data(10, 3, seed=1)
+    model = network(device)
+    histories = []
+    for fit, batch_size in enumerate(batch_sizes):
+        if fit:
+            between(model)
+        history = model.fit(
+            X, y, epochs=3, batch_size=batch_size, validation_data=(X_val, y_val), verbose=0, graph=True
+        )
+        histories.append(history.history)
+    return histories, [np.asarray(array) for array in model.get_weights()]
+
+
+def assert_same_fits(first, second):
+    assert first[0] == second[0]
+    for one, other in zip(first[1], second[1], strict=True):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_a_second_fit_of_the_same_model_replays_the_graphs_the_first_captured(monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    captures = count_captures(monkeypatch)
+    launches = count_launches(monkeypatch)
+    on_device = two_fits(STRICT)
+    assert len(captures) == 2  # the steps of 32 and of 22 rows, in the first fit only
+    assert len(launches) == 3 * 5 * 2 - 2  # every step of both fits but the first of each size
+    assert_same_fits(on_device, two_fits("cpu"))
+
+
+def compile_again(model):
+    model.compile(loss="categorical_crossentropy", optimizer=cr.Adam(0.01))
+
+
+def penalise(model):
+    model.layers[0].weight_regularizer_l2 = 1e-3
+
+
+@pytest.mark.parametrize(
+    "between, batch_sizes",
+    [(compile_again, (32, 32)), (penalise, (32, 32)), (lambda model: None, (32, 64))],
+    ids=["compiled-again", "a-penalty-added", "another-batch-size"],
+)
+def test_a_second_fit_that_changes_what_the_steps_were_built_from_captures_anew(between, batch_sizes, monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)
+    captures = count_captures(monkeypatch)
+    on_device = two_fits(STRICT, between, batch_sizes)
+    assert len(captures) == 4  # two step sizes in each fit
+    assert_same_fits(on_device, two_fits("cpu", between, batch_sizes))
+
+
+def test_a_kept_full_batch_step_does_not_train_on_or_hold_the_last_fits_data(monkeypatch):
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)
+    data_sets = [cr.datasets.spiral_data(30, 3, seed=seed) for seed in (0, 1)]
+    held = []
+    validated = cr.Model.validated
+
+    def remember_inputs(self, X, y, owner):
+        inputs, targets = validated(self, X, y, owner)
+        held.append(weakref.ref(inputs))
+        return inputs, targets
+
+    runs = []
+    for device in (STRICT, "cpu"):
+        model = network(device)
+        monkeypatch.setattr(cr.Model, "validated", remember_inputs)
+        histories = [model.fit(X, y, epochs=40, verbose=0, graph=True).history for X, y in data_sets]
+        monkeypatch.setattr(cr.Model, "validated", validated)
+        runs.append((histories, [np.asarray(array) for array in model.get_weights()]))
+        gc.collect()
+        assert held[0]() is None  # the first data set's device copy went with the first fit
+        held.clear()
+    assert_same_fits(*runs)
 
 
 def test_asking_for_tf32_where_it_cannot_apply_says_so(caplog):

@@ -19,7 +19,10 @@ step computes as products with ones (the softmax's normalisation, the loss, bias
 full float32 precision (`Cublas.matmul`).
 
 The stream, the cuBLAS handle and its workspace are made once per device and shared by every
-`fit` (`device_resources`); the graphs belong to one `fit`, since they hold its buffers.
+`fit` (`device_resources`). The graphs belong to the static training whose buffers they hold;
+`Model.fit` keeps its last one for the next fit of the same model where nothing it was built
+from has changed (`static_step.StaticTraining.serves`), so a loop of short fits (`partial_fit`,
+warm starts) captures once.
 """
 
 from __future__ import annotations
@@ -259,8 +262,9 @@ class GraphRunner:
 
     def __init__(self, cuda: Any, stream: Any, run_eagerly: Callable[[Any], None]) -> None:
         self.cuda, self.stream, self.run_eagerly = cuda, stream, run_eagerly
-        self.graphs: dict[Hashable, Any] = {}  # None: capture failed, run eagerly
-        self.seen: set[Hashable] = set()
+        # None: capture failed, run eagerly. Weak: a step dropped by its training takes its graph along.
+        self.graphs: weakref.WeakKeyDictionary[Hashable, Any] = weakref.WeakKeyDictionary()
+        self.seen: weakref.WeakSet[Hashable] = weakref.WeakSet()
 
     def run(self, step: Hashable) -> None:
         current = self.cuda.get_current_stream()  # where the batch was gathered

@@ -78,13 +78,14 @@ class Model:
         # this fused loss (set by compile).
         self.fused_loss: FusedLoss | None = None
         self._store: ParameterStore | None = None
+        self._replayed: static_step.StaticTraining | None = None  # the last fit's captured steps, for the next
 
     processes: SingleProcess = SINGLE_PROCESS  # the processes its last fit ran on: rank 0 alone saves
     fitting = False  # True while fit runs: the layers and the loss are fixed until it returns
 
     def __getstate__(self) -> dict[str, Any]:
         # The next fit rebuilds the flat buffers; an MPI communicator does not travel.
-        state = {**self.__dict__, "_store": None}
+        state = {**self.__dict__, "_store": None, "_replayed": None}
         state.pop("processes", None)
         state.pop("fitting", None)  # a copy taken mid-fit (by a callback) is not training
         return state
@@ -125,7 +126,7 @@ class Model:
         if self._optimizer is not None:
             self._optimizer.to_device(target)
         self.device = target
-        self._store = None
+        self._store, self._replayed = None, None
         return self
 
     @property
@@ -443,8 +444,9 @@ class Model:
         static = None
         if graph is not False:
             static = static_step.static_training(
-                self, inputs, targets, batch_size, graph, self.device, allow_tf32, distributed_fit
+                self, inputs, targets, batch_size, graph, self.device, allow_tf32, distributed_fit, self._replayed
             )
+        self._replayed = static if static is not None and static.replayed else None
         if allow_tf32 and not (static is not None and static.replayed and self.device.captures):
             LOG.warning(
                 "Model.fit(allow_tf32=True): TF32 applies only to the layer products of captured steps on a CUDA "

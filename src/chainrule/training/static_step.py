@@ -140,13 +140,15 @@ def static_training(
     device: Device,
     allow_tf32: bool,
     distributed: bool,
+    previous: StaticTraining | None = None,
 ) -> StaticTraining | None:
     """The static steps for `Model.fit(graph=...)`, or None for eager steps.
 
     `graph=True` takes them for every network `unsupported` accepts (the log says why not for
     the others), captured in a CUDA graph on a CUDA device where `not_capturable` allows. The
     default, `graph=None`, takes them where they pay: a capturable network on a CUDA device, and
-    on the CPU the compiled pattern (`compiled_pattern`, extra `fast`).
+    on the CPU the compiled pattern (`compiled_pattern`, extra `fast`). `previous`, the model's
+    last replayed training, is taken again, graphs and all, where it `serves` this fit.
     """
     reason = unsupported(model, targets)
     if reason is None and distributed:
@@ -163,12 +165,39 @@ def static_training(
         pays = (device.captures and uncapturable is None) or (compiled_pattern(model) and kernels.applies(store.values))
         if not pays:
             return None
-    training = StaticTraining(model, store, batch_size or len(targets), inputs, targets)
+    batch_rows = batch_size or len(targets)
+    if previous is not None and previous.serves(model, store, batch_rows, inputs, targets, allow_tf32):
+        previous.begin_fit(inputs, targets)
+        return previous
+    training = StaticTraining(model, store, batch_rows, inputs, targets, allow_tf32=allow_tf32)
     if uncapturable is None:
         device.prepare_graph(training, allow_tf32)
     elif device.captures:
         LOG.warning("Model.fit(graph=True): the static steps run uncaptured: %s", uncapturable)
     return training
+
+
+def training_signature(
+    model: TrainingModel, store: ParameterStore, batch_rows: int, inputs: Any, targets: Any, allow_tf32: bool
+) -> tuple:
+    """What a static training is built from: the very layers, loss, metrics, optimizer,
+    parameter store and optimizer slots (by identity: a graph holds their buffers), the
+    penalties, the batch size, the samples' shapes and dtypes, and TF32."""
+    slots = model.optimizer.prepare(store)
+    layers_penalties = [(segment.layer.penalties(), segment.name) for segment in store.segments]  # type: ignore[attr-defined]
+    penalties = tuple(tuple(penalties.get(name, ())) for penalties, name in layers_penalties)
+    return (
+        tuple(map(id, model.layers)),
+        id(model.loss),
+        tuple((name, id(metric)) for name, metric in model.metrics.items()),
+        id(model.optimizer),
+        id(store),
+        tuple((name, id(slot)) for name, slot in slots.items()),
+        penalties,
+        batch_rows,
+        (inputs.shape[1:], inputs.dtype, targets.shape[1:], targets.dtype),
+        allow_tf32,
+    )
 
 
 class StaticTraining:
@@ -183,7 +212,9 @@ class StaticTraining:
         inputs: np.ndarray,
         targets: np.ndarray,
         matmul: Matmul = numpy_matmul,
+        allow_tf32: bool = False,
     ) -> None:
+        self.signature = training_signature(model, store, batch_rows, inputs, targets, allow_tf32)
         # The layers' products, and the sums computed as products with ones: on a GPU both go to
         # cuBLAS, and only the first may use TF32 (`cuda_graph`).
         self.model, self.store, self.matmul, self.sum_product = model, store, matmul, matmul
@@ -211,6 +242,33 @@ class StaticTraining:
             self.run = CompiledStep.run_compiled if small else CompiledStep.run_with_numpy_products
         self._steps: dict[int, StaticStep | CompiledStep] = {}
         self.run_uncaptured = self.run  # the step itself, however `run` is replaced
+
+    def serves(
+        self, model: TrainingModel, store: ParameterStore, batch_rows: int, inputs: Any, targets: Any, allow_tf32: bool
+    ) -> bool:
+        """Whether another fit can run on these steps and their graphs: they were replayed (on the
+        CPU a training costs little to build and is not kept), and nothing they were built from
+        has changed (`training_signature`)."""
+        return self.replayed and self.signature == training_signature(
+            model, store, batch_rows, inputs, targets, allow_tf32
+        )
+
+    def begin_fit(self, inputs: Any, targets: Any) -> None:
+        """Take up another fit on `inputs` and `targets`: the step count from the optimizer (eager
+        steps or a loaded state may have moved it), and only the steps and recordings that do
+        not hold another fit's data (a full batch is used in place)."""
+        self.steps_run = 0
+        self.scalars.iterations[...] = self.optimizer.iterations
+        self._steps = {
+            rows: step
+            for rows, step in self._steps.items()
+            if isinstance(step, StaticStep) and step.holds_no_other(inputs, targets)  # replayed: no CompiledStep
+        }
+        self.recordings = {
+            key: recording
+            for key, recording in self.recordings.items()
+            if recording.inputs is inputs and recording.targets is targets
+        }
 
     def step_for(self, rows: int, inputs: np.ndarray | None = None, targets: np.ndarray | None = None) -> Any:
         """The step for batches of `rows` rows, built on first use (`inputs`/`targets`: use these
@@ -370,7 +428,8 @@ class StaticTraining:
         xp, epochs = self.xp, len(epoch_totals)
         rows = xp.empty((epochs, len(self.totals)), np.float64)
         batches = [slice(start, start + batch_rows) for start in range(0, len(inputs), batch_rows)]
-        recording = self.recording_for(inputs, targets, batches, len(orders) > 0, good, candidate)
+        recording = self.recording_for(inputs, targets, batches, len(orders) > 0)
+        np.copyto(recording.good, good)
         recording.all_finite[...] = True
         epochs_run = 0
         while epochs_run < epochs and not (epochs_run and interruption.requested):
@@ -388,16 +447,15 @@ class StaticTraining:
                 order = xp.asarray(orders[epochs_run]) if len(orders) else None
                 recording.epoch(order, rows[epochs_run], self.run, interruption)
             epochs_run += span
+        np.copyto(good, recording.good)
         epoch_totals[:epochs_run] = to_host(rows[:epochs_run])
         return epochs_run
 
-    def recording_for(
-        self, inputs: Any, targets: Any, batches: list[slice], shuffled: bool, good: Any, candidate: Any
-    ) -> RecordedEpochs:
+    def recording_for(self, inputs: Any, targets: Any, batches: list[slice], shuffled: bool) -> RecordedEpochs:
         """The `RecordedEpochs` over these arrays, made once: a graph recorded from it holds them."""
-        key = (id(inputs), id(targets), len(batches), shuffled, id(good), id(candidate))
+        key = (id(inputs), id(targets), len(batches), shuffled)
         if key not in self.recordings:
-            self.recordings[key] = RecordedEpochs(self, inputs, targets, batches, shuffled, good, candidate)
+            self.recordings[key] = RecordedEpochs(self, inputs, targets, batches, shuffled)
         return self.recordings[key]
 
     @functools.cached_property
@@ -430,22 +488,17 @@ class RecordedEpochs:
     """EPOCHS_PER_GRAPH replayed epochs as one unit of work, for a graph to record and replay
     (`StaticTraining.run_recorded`): each epoch's steps run uncaptured inside it (a graph cannot
     launch graphs while it records), its shuffled order is read from `orders` (filled before each
-    run), its totals are written to a row of `totals`, and `good` takes its first weights while
-    every loss so far is finite (`all_finite`, reset before each chunk of epochs)."""
+    run), its totals are written to a row of `totals`, and `good` (its own, copied in and out
+    around each chunk, so that a graph outlives the fit) takes its first weights while every loss
+    so far is finite (`all_finite`, reset before each chunk of epochs)."""
 
     def __init__(
-        self,
-        training: StaticTraining,
-        inputs: Any,
-        targets: Any,
-        batches: list[slice],
-        shuffled: bool,
-        good: Any,
-        candidate: Any,
+        self, training: StaticTraining, inputs: Any, targets: Any, batches: list[slice], shuffled: bool
     ) -> None:
         xp, count = training.xp, len(inputs)
         self.training, self.inputs, self.targets, self.batches = training, inputs, targets, batches
-        self.good, self.candidate = good, candidate
+        values = training.store.values
+        self.good, self.candidate = (xp.empty(values.shape, values.dtype) for _ in range(2))
         self.orders = xp.empty((EPOCHS_PER_GRAPH, count), np.int64) if shuffled else None
         self.totals = xp.empty((EPOCHS_PER_GRAPH, len(training.totals)), np.float64)
         self.finite, self.all_finite = xp.empty(1, bool), xp.ones(1, bool)
@@ -526,6 +579,7 @@ class StaticStep:
         layers = model.layers[:-1] if model.fused_loss is not None else model.layers
         self.inputs = xp.empty((rows, *shared.input_shape), shared.input_dtype) if inputs is None else inputs
         self.targets = xp.empty((rows, *shared.target_shape), shared.target_dtype) if targets is None else targets
+        self.in_place = inputs is not None  # the data set itself, used in place, or buffers of its own
         self.ones_rows = xp.ones((1, rows), dtype)
         self.stages = []
         shape = shared.input_shape
@@ -534,6 +588,10 @@ class StaticStep:
             shape = self.stages[-1].output_shape
         (width,) = shape  # the loss takes rows of outputs
         self.loss = SoftmaxCrossentropyStage(self, width) if softmax_output(model) else LossStage(self, width)
+
+    def holds_no_other(self, inputs: Any, targets: Any) -> bool:
+        """Whether this step's data buffers are its own or these arrays (not another fit's)."""
+        return not self.in_place or (self.inputs is inputs and self.targets is targets)
 
     def run(self) -> None:
         """One training step on the batch in `inputs` and `targets`."""
