@@ -10,7 +10,8 @@ The checks: the cuBLAS binding against float64 products on every layout and thin
 allocation inside any captured step (and every step captured) for each kind of network; the
 graph against the same steps run eagerly, bit for bit, on the default stream and on a user's;
 divergence caught inside a graph, with the last finite weights put back; device memory across
-50 short fits; TF32's effect on an mlp-medium loss; float64 on the GPU against the CPU (1e-10);
+50 short fits; a model's second fit replaying its first fit's graphs; TF32's effect on an
+mlp-medium loss; float64 on the GPU against the CPU (1e-10);
 an `MLPClassifier(device=...)` against the CPU's (float64, 1e-10); and, unless `--no-timings`,
 spiral-book, mlp-medium and mlp-large steps against PyTorch's CUDA graph (`benchmarks.run`'s
 implementations, one fresh process each).
@@ -222,7 +223,26 @@ def estimator_matches_cpu(target: Target) -> Result:
     return Result("estimator with device=", relative <= 1e-10 and numpy_out, detail)
 
 
+def graphs_kept_for_the_next_fit(target: Target) -> Result:
+    """A model's second fit replays the graphs its first captured, with the uncaptured twin's numbers."""
+    X, y = cr.datasets.spiral_data(100, 3, seed=0)
+    runs = {}
+    for name, device in (("graph", target.device), ("eager", target.uncaptured)):
+        model = spiral_model(device)
+        first = model.fit(X, y, epochs=3, batch_size=64, verbose=0, graph=True).history
+        with counting_captures() as (_, captured, _):
+            second = model.fit(X, y, epochs=3, batch_size=64, verbose=0, graph=True).history
+        runs[name] = ((first, second), [arrays.to_host(array) for array in model.get_weights()], len(captured))
+    same = runs["graph"][0] == runs["eager"][0] and all(
+        np.array_equal(a, b) for a, b in zip(runs["graph"][1], runs["eager"][1], strict=True)
+    )
+    captures = runs["graph"][2]
+    detail = f"{captures} captures in the second fit; numbers {'identical' if same else 'DIFFERENT'} to eager"
+    return Result("graphs kept for the next fit", same and captures == 0, detail)
+
+
 SHARED_CHECKS = [capture_allocates_nothing, graph_matches_eager, divergence_caught, memory_over_short_fits]
+SHARED_CHECKS += [graphs_kept_for_the_next_fit]
 SHARED_CHECKS += [float64_matches_cpu, estimator_matches_cpu]
 
 

@@ -13,6 +13,7 @@ from strict_device import STRICT, STRICT_MODULE
 import chainrule as cr
 from benchmarks import gpu_verify
 from chainrule.backend import arrays
+from chainrule.training import static_step
 
 UNCAPTURED = arrays.Device("strict", STRICT_MODULE)  # the same steps, run without capture
 STAND_IN = gpu_verify.Target(STRICT, UNCAPTURED, contextlib.nullcontext, lambda: 0)
@@ -50,6 +51,12 @@ def test_the_graph_check_fails_when_the_graph_computes_something_else():
     other = arrays.Device("strict", STRICT_MODULE, prepare_graph=slightly_off)
     result = gpu_verify.graph_matches_eager(gpu_verify.Target(STRICT, other, contextlib.nullcontext, lambda: 0))
     assert not result.passed and "DIFFERENT" in result.detail
+
+
+def test_the_kept_graphs_check_fails_when_a_second_fit_captures_again(monkeypatch):
+    monkeypatch.setattr(static_step.StaticTraining, "serves", lambda self, *arguments: False)
+    result = gpu_verify.graphs_kept_for_the_next_fit(STAND_IN)
+    assert not result.passed and "2 captures in the second fit; numbers identical" in result.detail
 
 
 def test_the_memory_check_fails_when_memory_grows():
