@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import threadpoolctl
 
 import chainrule as cr
 from benchmarks.workloads import Workload
@@ -26,8 +27,9 @@ def build(workload: Workload, device: str = "cpu") -> cr.Model:
 
 def warm_up(workload: Workload, X: np.ndarray, y: np.ndarray, device: str = "cpu", graph: bool | None = None) -> None:
     """Three steps of a throwaway model, so that compiled kernels (extra `fast`, or CuPy's on a
-    GPU) are loaded before the timing starts, as JAX's compilation is left out of its. (Each
-    `fit(graph=True)` still captures its own graphs: that cost stays in the timing.)"""
+    GPU) are loaded before the timing starts, as JAX's compilation is left out of its. (The
+    timed model's first `fit(graph=True)` captures its own graphs, and that cost stays in the
+    timing; its second fit replays them.)"""
     build(workload, device).fit(X[:64], y[:64], epochs=3, verbose=0, graph=graph)
 
 
@@ -76,6 +78,13 @@ def run_cuda_graph(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint)
 
 def run_cuda_graph_tf32(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
     return run_fit(workload, X, y, checkpoint, device="cuda", graph=True, allow_tf32=True)
+
+
+def run_fit_one_blas_thread(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:
+    """`run_fit` with BLAS held to one thread, as a user may ask on a busy machine
+    (`threadpoolctl.threadpool_limits(1, user_api="blas")`)."""
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        return run_fit(workload, X, y, checkpoint)
 
 
 def run_layers(workload: Workload, X: np.ndarray, y: np.ndarray, checkpoint) -> dict:

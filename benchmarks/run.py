@@ -29,6 +29,7 @@ from benchmarks.workloads import CPU_WORKLOADS, WORKLOADS
 IMPLEMENTATIONS = {
     "chainrule": ("benchmarks.impl_chainrule", "run_fit"),
     "chainrule-layers": ("benchmarks.impl_chainrule", "run_layers"),
+    "chainrule-one-blas-thread": ("benchmarks.impl_chainrule", "run_fit_one_blas_thread"),
     "pytorch": ("benchmarks.impl_torch", "run"),
     "pytorch-fused-adam": ("benchmarks.impl_torch", "run_fused"),
     "jax-jit": ("benchmarks.impl_jax", "run_jit"),
@@ -43,12 +44,14 @@ IMPLEMENTATIONS = {
 }
 # The seed notebooks' classes have no convolution.
 DENSE_ONLY = {"seed-numpy"}
+# Measured by `benchmarks.under_load` only: on a quiet machine it is the default step on one core.
+UNDER_LOAD_ONLY = {"chainrule-one-blas-thread"}
 # Per device: the implementations and workloads run by default, the reference of the ratio
 # column, and the table's file. JAX runs on the GPU whenever its CUDA build is installed.
 GPU_IMPLEMENTATIONS = [name for name in IMPLEMENTATIONS if "cuda" in name]
 DEVICES = {
     "cpu": (
-        [name for name in IMPLEMENTATIONS if name not in GPU_IMPLEMENTATIONS],
+        [name for name in IMPLEMENTATIONS if name not in {*GPU_IMPLEMENTATIONS, *UNDER_LOAD_ONLY}],
         CPU_WORKLOADS,
         "pytorch",
         "BENCHMARKS.md",

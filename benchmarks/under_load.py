@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from benchmarks.interleave import comparison_table
 from benchmarks.run import measure
 
-IMPLEMENTATIONS = ["chainrule", "pytorch", "pytorch-fused-adam", "jax-jit"]
+IMPLEMENTATIONS = ["chainrule", "chainrule-one-blas-thread", "pytorch", "pytorch-fused-adam", "jax-jit"]
 WORKLOADS = ["spiral-book", "mlp-medium"]
 BUSY_LOOP = "while True: pass"
 
