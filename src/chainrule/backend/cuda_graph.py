@@ -21,8 +21,8 @@ full float32 precision (`Cublas.matmul`).
 The stream, the cuBLAS handle and its workspace are made once per device and shared by every
 `fit` (`device_resources`). The graphs belong to the static training whose buffers they hold;
 `Model.fit` keeps its last one for the next fit of the same model where nothing it was built
-from has changed (`static_step.StaticTraining.serves`), so a loop of short fits (`partial_fit`,
-warm starts) captures once.
+from has changed (`static_step.StaticTraining.serves`), so a loop of short fits on one model
+captures once.
 """
 
 from __future__ import annotations
