@@ -88,3 +88,8 @@ def test_a_fit_that_ends_every_worker_running_it_stops_the_search_with_its_name(
         ),
     ):
         GridSearchCV(DyingMLPClassifier(max_iter=30, random_state=0), {**GRID, "alpha": [0.01]}, cv=3).fit(*digits)
+
+
+def test_without_a_client_on_cluster_says_so_before_any_fit():
+    with pytest.raises(ValueError, match=r"on_cluster: no Dask client to run the fits on; start one first"):
+        on_cluster().__enter__()

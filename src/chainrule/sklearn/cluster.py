@@ -46,16 +46,11 @@ class ClusterBackend(ParallelBackendBase):
     default_n_jobs = -1
     supports_retrieve_callback = True
 
-    def __init__(self, client: distributed.Client | None = None, **backend_options: Any) -> None:
+    def __init__(self, client: distributed.Client, **backend_options: Any) -> None:
         super().__init__(**backend_options)
-        self.given_client = client
+        self.client = client
         self.running: dict[distributed.Future, str] = {}
         self.running_lock = threading.Lock()
-
-    @property
-    def client(self) -> distributed.Client:
-        """The client given, or else the current one (`with Client(...)`)."""
-        return self.given_client if self.given_client is not None else distributed.get_client()
 
     def effective_n_jobs(self, n_jobs: int | None) -> int:
         """The cluster's worker threads, and at least 2: joblib runs a one-job loop in the calling
@@ -95,6 +90,14 @@ def on_cluster(client: distributed.Client | None = None) -> Iterator[ClusterBack
     """Run joblib's loops (a search's fits, `cross_validate`) on a Dask cluster, surviving the
     death of its workers: `with on_cluster(): search.fit(X, y)` inside `with Client(...)`, or
     `on_cluster(client)`."""
+    if client is None:
+        try:
+            client = distributed.get_client()
+        except ValueError:
+            raise ValueError(
+                "on_cluster: no Dask client to run the fits on; start one first (with Client(cluster): ...) "
+                "or pass it, on_cluster(client)"
+            ) from None
     backend = ClusterBackend(client)
     with joblib.parallel_config(backend=backend):
         yield backend
