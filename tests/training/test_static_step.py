@@ -639,24 +639,6 @@ def test_replayed_full_batch_epochs_read_back_once_per_chunk_not_once_per_epoch(
     assert device_history == on_cpu.fit(X, y, epochs=300, verbose=0, graph=True).history
 
 
-def test_a_divergence_inside_a_chunk_of_replayed_epochs_stops_where_the_cpu_stops_with_the_same_weights(monkeypatch):
-    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
-    X, y = cr.datasets.sine_data(100)
-    errors, weights = [], []
-    for device in (STRICT, "cpu"):
-        model = cr.Model(seed=0, device=device)
-        model.add(cr.Dense(1, 16)).add(cr.ReLU()).add(cr.Dense(16, 1)).add(cr.Linear())
-        model.compile(loss="mse", optimizer=cr.SGD(10.0))  # inf in epoch 5: inside the third chunk (1, 2, 4 epochs)
-        with pytest.raises(cr.TrainingDivergedError) as caught:
-            model.fit(X, y, epochs=100, batch_size=32, verbose=0, graph=True)
-        errors.append(str(caught.value))
-        weights.append([np.asarray(array) for array in model.get_weights()])
-    assert errors[0] == errors[1] and "epoch 5;" in errors[0]
-    for on_device, on_cpu in zip(*weights, strict=True):
-        assert np.isfinite(on_cpu).all()
-        np.testing.assert_array_equal(on_device, on_cpu)
-
-
 def count_launches(monkeypatch) -> list[int]:
     """The operations of every graph the stand-in device launches, from now on."""
     launches: list[int] = []
@@ -665,6 +647,34 @@ def count_launches(monkeypatch) -> list[int]:
         Recording, "launch", lambda self, stream=None: launches.append(len(self.operations)) or launch(self)
     )
     return launches
+
+
+@pytest.mark.parametrize("epochs_per_graph, groups", [(16, 0), (2, 2)], ids=["epoch-by-epoch", "in-groups-of-two"])
+def test_a_divergence_inside_a_chunk_of_replayed_epochs_stops_where_the_cpu_stops_with_the_same_weights(
+    epochs_per_graph, groups, monkeypatch
+):
+    """The loss becomes infinite in epoch 5, inside the third chunk (epochs 3 to 6): replayed epoch
+    by epoch, or in groups of two epochs recorded as one graph (epochs 1-2 run uncaptured, 3-4
+    are captured and launched, 5-6 replay that graph)."""
+    monkeypatch.setattr(compiled_kernels, "ENABLED", False)  # the CPU run takes NumPy's paths, as the device does
+    monkeypatch.setattr(static_step, "EPOCHS_PER_GRAPH", epochs_per_graph)
+    monkeypatch.setattr(loop, "CHUNK_SECONDS", 1e9)  # chunks of 1, 2, 4, ... epochs whatever the machine's speed
+    launches = count_launches(monkeypatch)
+    X, y = cr.datasets.sine_data(100)
+    errors, weights = [], []
+    for device in (STRICT, "cpu"):
+        model = cr.Model(seed=0, device=device)
+        model.add(cr.Dense(1, 16)).add(cr.ReLU()).add(cr.Dense(16, 1)).add(cr.Linear())
+        model.compile(loss="mse", optimizer=cr.SGD(10.0))
+        with pytest.raises(cr.TrainingDivergedError) as caught:
+            model.fit(X, y, epochs=100, batch_size=32, verbose=0, graph=True)
+        errors.append(str(caught.value))
+        weights.append([np.asarray(array) for array in model.get_weights()])
+    assert errors[0] == errors[1] and "epoch 5;" in errors[0]
+    assert len([count for count in launches if count > 4 * min(launches)]) == groups
+    for on_device, on_cpu in zip(*weights, strict=True):
+        assert np.isfinite(on_cpu).all()
+        np.testing.assert_array_equal(on_device, on_cpu)
 
 
 @pytest.mark.parametrize("batch_size", [None, 32], ids=["full-batch", "shuffled-mini-batches"])
@@ -696,31 +706,6 @@ def test_replayed_epochs_launch_one_graph_for_each_group_of_epochs_with_the_cpus
     assert len(epoch_graphs) == (32 + 64 + 128 + 32) // 16  # every group but the first (uncaptured)
     single_epochs = 1 + 2 + 4 + 8 + 45 % 16  # each size's first step runs uncaptured
     assert len(step_graphs) == single_epochs * steps_per_epoch - step_sizes
-
-
-def test_a_divergence_inside_a_graph_of_several_epochs_stops_where_the_cpu_stops_with_the_same_weights(monkeypatch):
-    """Groups of 2 epochs: the loss becomes infinite in epoch 5, inside the third chunk (epochs 3 to
-    6), whose second group replays the graph its first recorded."""
-    monkeypatch.setattr(compiled_kernels, "ENABLED", False)
-    monkeypatch.setattr(static_step, "EPOCHS_PER_GRAPH", 2)
-    monkeypatch.setattr(loop, "CHUNK_SECONDS", 1e9)
-    launches = count_launches(monkeypatch)
-    X, y = cr.datasets.sine_data(100)
-    errors, weights = [], []
-    for device in (STRICT, "cpu"):
-        model = cr.Model(seed=0, device=device)
-        model.add(cr.Dense(1, 16)).add(cr.ReLU()).add(cr.Dense(16, 1)).add(cr.Linear())
-        model.compile(loss="mse", optimizer=cr.SGD(10.0))
-        with pytest.raises(cr.TrainingDivergedError) as caught:
-            model.fit(X, y, epochs=100, batch_size=32, verbose=0, graph=True)
-        errors.append(str(caught.value))
-        weights.append([np.asarray(array) for array in model.get_weights()])
-    assert errors[0] == errors[1] and "epoch 5;" in errors[0]
-    # epochs 1-2 ran uncaptured; 3-4 were captured and launched, 5-6 replayed that graph
-    assert launches.count(max(launches)) == 2 and max(launches) > 4 * min(launches)
-    for on_device, on_cpu in zip(*weights, strict=True):
-        assert np.isfinite(on_cpu).all()
-        np.testing.assert_array_equal(on_device, on_cpu)
 
 
 def count_captures(monkeypatch) -> list[object]:
