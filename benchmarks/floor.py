@@ -73,7 +73,7 @@ def main() -> None:
     warm_up(workload, X, y)
     model = build(workload)
     model.fit(X[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # the flat buffers and Adam's state
-    training = StaticTraining(model, model.parameter_store(), batch, y)
+    training = StaticTraining(model, model.parameter_store(), batch, X, y)
     step = training.step_for(batch)
     step.inputs[...], step.targets[...] = X[:batch], y[:batch]
 

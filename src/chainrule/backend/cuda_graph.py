@@ -8,11 +8,11 @@ stream and given its workspace beforehand (nothing may be allocated inside the c
 
 For each batch size the first step runs eagerly (CuPy compiles its kernels then), the second is
 captured and launched, and every later one is a replay; so does a unit of several epochs
-(`static_step.RecordedEpochs`), recorded with its steps uncaptured inside it. A capture runs in CUDA's global mode
-(an unsafe call from any thread fails it) and with an allocator that refuses every allocation:
-memory taken from CuPy's pool inside a capture would be baked into the graph while the pool
-hands it to other arrays afterwards, so replays would write into them. If a capture fails in any
-way, that batch size runs eagerly from then on, with one warning saying why.
+(`static_step.RecordedEpochs`), recorded with its steps uncaptured inside it. A capture runs in
+CUDA's global mode (an unsafe call from any thread fails it) and with an allocator that refuses
+every allocation: memory taken from CuPy's pool inside a capture would be baked into the graph
+while the pool hands it to other arrays afterwards, so replays would write into them. If a
+capture fails in any way, that batch size runs eagerly from then on, with one warning saying why.
 
 TF32 (`allow_tf32`) applies to the layers' products only (`Cublas.tf32_matmul`); the sums the
 step computes as products with ones (the softmax's normalisation, the loss, bias gradients) keep

@@ -169,9 +169,11 @@ def static_training(
     if previous is not None and previous.serves(model, store, batch_rows, inputs, targets, allow_tf32):
         previous.begin_fit(inputs, targets)
         return previous
-    training = StaticTraining(model, store, batch_rows, inputs, targets, allow_tf32=allow_tf32)
+    training = StaticTraining(model, store, batch_rows, inputs, targets)
     if uncapturable is None:
         device.prepare_graph(training, allow_tf32)
+        if training.replayed:  # kept for the model's next fit: what it was built from, to compare then
+            training.signature = training_signature(model, store, batch_rows, inputs, targets, allow_tf32)
     elif device.captures:
         LOG.warning("Model.fit(graph=True): the static steps run uncaptured: %s", uncapturable)
     return training
@@ -212,9 +214,8 @@ class StaticTraining:
         inputs: np.ndarray,
         targets: np.ndarray,
         matmul: Matmul = numpy_matmul,
-        allow_tf32: bool = False,
     ) -> None:
-        self.signature = training_signature(model, store, batch_rows, inputs, targets, allow_tf32)
+        self.signature: tuple | None = None  # set where the training is kept (`static_training`)
         # The layers' products, and the sums computed as products with ones: on a GPU both go to
         # cuBLAS, and only the first may use TF32 (`cuda_graph`).
         self.model, self.store, self.matmul, self.sum_product = model, store, matmul, matmul
@@ -249,7 +250,7 @@ class StaticTraining:
         """Whether another fit can run on these steps and their graphs: they were replayed (on the
         CPU a training costs little to build and is not kept), and nothing they were built from
         has changed (`training_signature`)."""
-        return self.replayed and self.signature == training_signature(
+        return self.signature is not None and self.signature == training_signature(
             model, store, batch_rows, inputs, targets, allow_tf32
         )
 
