@@ -1,4 +1,4 @@
-"""What a user waits for from a fresh process: import, one CLI command, a whole short training.
+"""What a user waits for from a fresh process: import, one CLI command, a first fit, a short training.
 
     python -m benchmarks.cold_start [--rounds 11] [--checkout ../chainrule-before]
 
@@ -7,9 +7,10 @@ reversed every other round), and the table reports each one's median wall time, 
 start to exit. The book's spiral network (Dense(2, 64) -> ReLU -> Dense(64, 3) -> Softmax,
 Adam(0.05), 10,000 full-batch epochs) is trained to a printed accuracy by chainrule, PyTorch and
 JAX (a jitted step in a Python loop, as its tutorials write it), each including its own import
-and compilation. With `--checkout`, chainrule's commands also run from that other checkout.
-Python writes and reads its bytecode caches, as in any installation (PYTHONDONTWRITEBYTECODE is
-dropped), and a first round that is not counted writes them.
+and compilation; a first fit is chainrule's script with one epoch. With `--checkout`,
+chainrule's commands also run from that other checkout. Python writes and reads its bytecode
+caches, as in any installation (PYTHONDONTWRITEBYTECODE is dropped), and a first round that is
+not counted writes them.
 """
 
 from __future__ import annotations
@@ -87,12 +88,16 @@ print("accuracy", float(jnp.mean(jnp.argmax(hidden @ params[2] + params[3], 1) =
 }
 
 
+FIRST_FIT = "spiral 1 epoch: chainrule"
+
+
 def commands(checkout: Path) -> dict[str, list[str]]:
     """chainrule's commands, run from `checkout`'s sources."""
     return {
         "import chainrule": ["-c", "import chainrule"],
         "chainrule explain neuron": ["-m", "chainrule", "explain", "neuron"],
         "chainrule gradcheck --sizes 2,8,3": ["-m", "chainrule", "gradcheck", "--sizes", "2,8,3"],
+        FIRST_FIT: ["-c", SPIRAL["chainrule"].replace("10_000", "1")],
         "spiral 10,000 epochs: chainrule": ["-c", SPIRAL["chainrule"]],
     }
 
@@ -106,35 +111,54 @@ def wall_seconds(arguments: list[str], checkout: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--checkout", type=Path, help="another checkout whose chainrule commands run too")
-    args = parser.parse_args()
+def measure(rounds: int, other: Path | None = None) -> tuple[dict[str, list[float]], list[float]]:
+    """Each command's wall seconds over `rounds` interleaved rounds, and the load average after each
+    round; progress goes to stderr."""
     runs: dict[str, tuple[list[str], Path]] = {
         "import numpy": (["-c", "import numpy"], HERE),
         **{name: (arguments, HERE) for name, arguments in commands(HERE).items()},
         "spiral 10,000 epochs: PyTorch": (["-c", SPIRAL["torch"]], HERE),
         "spiral 10,000 epochs: JAX": (["-c", SPIRAL["jax"]], HERE),
     }
-    if args.checkout:
-        other = args.checkout.resolve()
+    if other:
+        other = other.resolve()
         runs.update({f"{name} (other checkout)": (arguments, other) for name, arguments in commands(other).items()})
     for arguments, checkout in runs.values():  # writes the bytecode and kernel caches; not counted
         wall_seconds(arguments, checkout)
     times: dict[str, list[float]] = {name: [] for name in runs}
     loads = []
-    for round_number in range(args.rounds):
+    for round_number in range(rounds):
         order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
         for name in order:
             times[name].append(wall_seconds(*runs[name]))
         loads.append(os.getloadavg()[0])
-        print(f"round {round_number + 1}: " + "  ".join(f"{statistics.median(times[n]):.3f}" for n in runs))
-    print(f"\n{args.rounds} rounds; load average (1 min) {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs\n")
-    print("| command | median s | min s | max s |")
-    print("| --- | ---: | ---: | ---: |")
+        medians = "  ".join(f"{statistics.median(times[name]):.3f}" for name in runs)
+        print(f"round {round_number + 1}: {medians}", file=sys.stderr, flush=True)
+    return times, loads
+
+
+def report(times: dict[str, list[float]], loads: list[float]) -> str:
+    """A markdown table of each command's median, minimum and maximum seconds."""
+    rounds = len(loads)
+    lines = [
+        f"{rounds} rounds; load average (1 min) {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs",
+        "",
+        "| command | median s | min s | max s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
+        lines.append(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
+    first_fit = statistics.median(times[FIRST_FIT]) - statistics.median(times["import chainrule"])
+    lines += ["", f"A first fit of one epoch, with its evaluation, adds {first_fit:.2f} s to the import (medians)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--checkout", type=Path, help="another checkout whose chainrule commands run too")
+    args = parser.parse_args()
+    print(report(*measure(args.rounds, args.checkout)))
 
 
 if __name__ == "__main__":

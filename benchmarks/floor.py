@@ -32,11 +32,18 @@ from chainrule.training import step_kernels
 from chainrule.training.static_step import StaticStep, StaticTraining
 
 Timed = tuple[str, Callable[[], object], int]  # label, what runs, floating-point operations
+ADAM, PRODUCTS, GATHERED_STEP, FIT = (
+    "Adam alone",
+    "products alone",
+    "a new batch gathered, then the step",
+    "Model.fit, per step",
+)
 
 
 def products(step: StaticStep) -> list[Timed]:
     """The step's matrix products in `StaticStep.run_with_numpy_products`' order."""
-    timed, below = [], step.inputs
+    timed: list[Timed] = []
+    below = step.inputs
     for index, (weights, output) in enumerate(zip(step.weights, step.outputs, strict=True)):
         flops = 2 * len(below) * weights.size
         timed.append((f"forward {index}", partial(np.matmul, below, weights, out=output), flops))
@@ -59,15 +66,9 @@ def seconds(function: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - start) / number
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=list(WORKLOADS))
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=50, help="repeats of each timing in a round")
-    args = parser.parse_args()
-    if not kernels.ENABLED:
-        parser.error("the compiled kernels are off: pip install -e '.[fast]'")
-    workload = WORKLOADS[args.workload]
+def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list[float], int | None]]:
+    """Each timing's seconds over the rounds, with its floating-point operations where it has them."""
+    workload = WORKLOADS[workload_name]
     X, y = workload.data()
     batch = workload.batch_size or len(X)
     warm_up(workload, X, y)
@@ -95,36 +96,66 @@ def main() -> None:
         whole_step()
 
     timed = products(step)
+
+    def products_then_adam() -> None:
+        for _, run, _ in timed:
+            run()
+        adam()
+
     if sum(count for _, _, count in timed) != workload.matmul_flops_per_step(batch):
         raise SystemExit("benchmarks.floor: the products listed are not the step's; update products()")
     square = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
     times: dict[str, list[float]] = {}
     with blas_threads(model.largest_matmul_work(batch)):
-        for _ in range(args.rounds):
-            rows = {label: seconds(run, args.steps) for label, run, _ in timed}
+        for _ in range(rounds):
+            rows = {label: seconds(run, steps) for label, run, _ in timed}
             with threadpool_limits(limits=1, user_api="blas"):
-                rows.update({f"{label}, 1 thread": seconds(run, args.steps) for label, run, _ in timed})
-            rows["Adam alone"] = seconds(adam, args.steps)
-            rows["products alone"] = seconds(lambda: [run() for _, run, _ in timed], args.steps)
-            rows["products, then Adam"] = seconds(lambda: ([run() for _, run, _ in timed], adam()), args.steps)
-            rows["the whole step, one batch"] = seconds(whole_step, args.steps)
-            rows["a new batch gathered, then the step"] = seconds(gathered_step, args.steps)
+                rows.update({f"{label}, 1 thread": seconds(run, steps) for label, run, _ in timed})
+            rows[ADAM] = seconds(adam, steps)
+            rows[PRODUCTS] = seconds(lambda: [run() for _, run, _ in timed], steps)
+            rows["products, then Adam"] = seconds(products_then_adam, steps)
+            rows["the whole step, one batch"] = seconds(whole_step, steps)
+            rows[GATHERED_STEP] = seconds(gathered_step, steps)
             rows["1024^3 product"] = seconds(lambda: square @ square, 5)
             start = time.perf_counter()
             build(workload).fit(X, y, epochs=workload.epochs, batch_size=workload.batch_size, verbose=0)
-            rows["Model.fit, per step"] = (time.perf_counter() - start) / workload.steps(len(X))
+            rows[FIT] = (time.perf_counter() - start) / workload.steps(len(X))
             for label, value in rows.items():
                 times.setdefault(label, []).append(value)
-    flops = {label: count for label, _, count in timed}
+    flops: dict[str, int] = {label: count for label, _, count in timed}
     flops.update({f"{label}, 1 thread": count for label, _, count in timed})
-    flops["products alone"] = sum(count for _, _, count in timed)
+    flops[PRODUCTS] = sum(count for _, _, count in timed)
     flops["1024^3 product"] = 2 * 1024**3
-    print(f"{args.workload}: batch {batch}, medians of {args.rounds} rounds\n")
-    print("| what | us | GFLOP/s |\n| --- | ---: | ---: |")
-    for label, values in times.items():
-        median = statistics.median(values)
-        rate = f"{flops[label] / median / 1e9:.0f}" if label in flops else ""
-        print(f"| {label} | {median * 1e6:,.0f} | {rate} |")
+    return {label: (values, flops.get(label)) for label, values in times.items()}
+
+
+def report(workload_name: str, rounds: int, timings: dict[str, tuple[list[float], int | None]]) -> str:
+    """A markdown table of the medians, then the step against its products alone."""
+    median = {label: statistics.median(values) for label, (values, _) in timings.items()}
+    batch = WORKLOADS[workload_name].batch_size or "the full"
+    lines = [f"{workload_name}: batch {batch}, medians of {rounds} rounds in one process", ""]
+    lines += ["| what | us | GFLOP/s |", "| --- | ---: | ---: |"]
+    for label, (_, flops) in timings.items():
+        rate = f"{flops / median[label] / 1e9:.0f}" if flops else ""
+        lines.append(f"| {label} | {median[label] * 1e6:,.0f} | {rate} |")
+    lines += [
+        "",
+        f"The step on a newly gathered batch takes {median[GATHERED_STEP] / median[PRODUCTS]:.2f} times its "
+        f"products alone, `Model.fit`'s step {median[FIT] / median[PRODUCTS]:.2f} times "
+        f"({median[PRODUCTS] * 1e6:,.0f} us of products, Adam alone {median[ADAM] * 1e6:,.0f} us).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workload", choices=list(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=50, help="repeats of each timing in a round")
+    args = parser.parse_args()
+    if not kernels.ENABLED:
+        parser.error("the compiled kernels are off: pip install -e '.[fast]'")
+    print(report(args.workload, args.rounds, measure(args.workload, args.rounds, args.steps)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,21 @@ DEVICES = {
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [
     Path(__file__).with_name(name) for name in ("ANALYSIS.md", "UNDER_LOAD.md", "SKLEARN_PARITY.md", "MPI_SCALING.md")
+]
+# Run by a whole CPU benchmark after its table: a title, what it measures, the command.
+MEASURED_SECTIONS = [
+    (
+        "Cold start",
+        "What a user waits for from a fresh interpreter, process start to exit, commands interleaved "
+        "(PyTorch's and JAX's spiral scripts include their import and compilation):",
+        ["-m", "benchmarks.cold_start", "--rounds", "5"],
+    ),
+    (
+        "mlp-medium against its floor",
+        "The step's matrix products, Adam and the whole step timed in one process over the step's own "
+        "buffers (the products on two BLAS threads, then on one):",
+        ["-m", "benchmarks.floor", "mlp-medium", "--rounds", "5"],
+    ),
 ]
 
 
@@ -116,16 +132,34 @@ def child(implementation: str, workload_name: str) -> None:
 
 def measure(implementation: str, workload: str, checkout: Path = ROOT) -> dict:
     """One run in a fresh process, with the chainrule and benchmarks of `checkout`."""
+    output = run_module(["-m", "benchmarks.run", "--child", implementation, workload], checkout, progress=False)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_module(arguments: list[str], checkout: Path = ROOT, progress: bool = True) -> str:
+    """`python ARGUMENTS` with the chainrule and benchmarks of `checkout`; its standard output
+    (its standard error shown as it runs, where `progress`)."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout / "src"), str(checkout)])}
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--child", implementation, workload],
-        capture_output=True,
+        [sys.executable, *arguments],
+        stdout=subprocess.PIPE,
+        stderr=None if progress else subprocess.PIPE,
         text=True,
         cwd=checkout,
         env=environment,
         check=True,
     )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return completed.stdout
+
+
+def measured_sections() -> list[str]:
+    """The sections of `MEASURED_SECTIONS`, each measured now."""
+    sections = []
+    for title, description, arguments in MEASURED_SECTIONS:
+        print(f"{title}: python {' '.join(arguments)}", flush=True)
+        command = f"`python {' '.join(arguments)}`"
+        sections.append(f"## {title}\n\n{description} {command}.\n\n{run_module(arguments).strip()}")
+    return sections
 
 
 def versions() -> str:
@@ -146,7 +180,13 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
-def report(results: dict[tuple[str, str], list[dict]], runs: int, implementations: list[str], device: str) -> str:
+def report(
+    results: dict[tuple[str, str], list[dict]],
+    runs: int,
+    implementations: list[str],
+    device: str,
+    sections: Sequence[str] = (),
+) -> str:
     reference, title = DEVICES[device][2], "Benchmarks" if device == "cpu" else "GPU benchmarks"
     lines = [
         f"# {title}",
@@ -188,6 +228,8 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int, implementation
                     f"reaches {median['matmul_gflops']:.0f} GFLOP/s in the same process."
                 )
     lines += ["", "Matrix-product throughput:", "", *notes] if notes else []
+    for measured in sections:
+        lines += ["", measured]
     for section in SECTIONS if device == "cpu" else []:  # measured by their own commands, kept beside this table
         if section.exists():
             lines += ["", section.read_text().strip()]
@@ -216,6 +258,7 @@ def main() -> None:
         child(*args.child)
         return
     implementations, workloads, _, out = DEVICES[args.device]
+    whole = args.device == "cpu" and not (args.implementations or args.workloads)
     args.implementations = args.implementations or implementations
     args.workloads = args.workloads or workloads
     args.out = args.out or str(ROOT / out)
@@ -232,7 +275,8 @@ def main() -> None:
                     f"{result['us_per_step']:9.0f} us/step  loss {result['loss']:.4f}",
                     flush=True,
                 )
-    Path(args.out).write_text(report(results, args.runs, args.implementations, args.device))
+    sections = measured_sections() if whole else []
+    Path(args.out).write_text(report(results, args.runs, args.implementations, args.device, sections))
     print(f"wrote {args.out}")
 
 
