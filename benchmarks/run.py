@@ -5,7 +5,9 @@
 Each measurement runs in a fresh process (so peak memory is per run), the implementations are
 interleaved within each round, and the table reports medians over the rounds. Ratios compare
 with PyTorch measured in the same session: eager PyTorch on the CPU, PyTorch's whole step in a
-CUDA graph on a GPU.
+CUDA graph on a GPU. A whole CPU run (no `--workloads`, no `--implementations`) then measures
+the sections of `MEASURED_SECTIONS` (`benchmarks.cold_start`, `benchmarks.floor mlp-medium`) and
+prints their tables after the main one.
 """
 
 from __future__ import annotations
