@@ -129,20 +129,28 @@ def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list
     return {label: (values, flops.get(label)) for label, values in times.items()}
 
 
-def report(workload_name: str, rounds: int, timings: dict[str, tuple[list[float], int | None]]) -> str:
+def ratios(timings: dict[str, tuple[list[float], int | None]], label: str) -> str:
+    """`label`'s time over the products' time in each round: their median and range. A ratio
+    within a round holds while the machine's speed drifts between rounds."""
+    per_round = [a / b for a, b in zip(timings[label][0], timings[PRODUCTS][0], strict=True)]
+    return f"{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})"
+
+
+def report(workload_name: str, timings: dict[str, tuple[list[float], int | None]]) -> str:
     """A markdown table of the medians, then the step against its products alone."""
     median = {label: statistics.median(values) for label, (values, _) in timings.items()}
     batch = WORKLOADS[workload_name].batch_size or "the full"
+    rounds = len(timings[PRODUCTS][0])
     lines = [f"{workload_name}: batch {batch}, medians of {rounds} rounds in one process", ""]
     lines += ["| what | us | GFLOP/s |", "| --- | ---: | ---: |"]
     for label, (_, flops) in timings.items():
         rate = f"{flops / median[label] / 1e9:.0f}" if flops else ""
         lines.append(f"| {label} | {median[label] * 1e6:,.0f} | {rate} |")
+    step, fit = (ratios(timings, label) for label in (GATHERED_STEP, FIT))
     lines += [
         "",
-        f"The step on a newly gathered batch takes {median[GATHERED_STEP] / median[PRODUCTS]:.2f} times its "
-        f"products alone, `Model.fit`'s step {median[FIT] / median[PRODUCTS]:.2f} times "
-        f"({median[PRODUCTS] * 1e6:,.0f} us of products, Adam alone {median[ADAM] * 1e6:,.0f} us).",
+        f"Round by round (each round times both), the step on a newly gathered batch took {step} times its "
+        f"products alone and `Model.fit`'s step {fit} times (medians, with the rounds' range).",
     ]
     return "\n".join(lines)
 
@@ -155,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     if not kernels.ENABLED:
         parser.error("the compiled kernels are off: pip install -e '.[fast]'")
-    print(report(args.workload, args.rounds, measure(args.workload, args.rounds, args.steps)))
+    print(report(args.workload, measure(args.workload, args.rounds, args.steps)))
 
 
 if __name__ == "__main__":
