@@ -4,7 +4,8 @@
 
 Each round times, in one process and over the step's own buffers (`static_step.StaticStep`):
 every matrix product of the step in its order, on the BLAS threads `fit` uses and on one
-thread; Adam's compiled update alone; all the products then Adam, as a step runs them; the
+thread; then, taking turns of 5 calls each so that they see the machine at the same speed,
+Adam's compiled update alone, all the products, the products then Adam as a step runs them, the
 whole compiled step on one batch, and on a new batch gathered from the data each time; a lone
 1024 x 1024 x 1024 float32 product, the machine's rate at that moment; and one `Model.fit` of
 the workload. The table gives medians over the rounds: how much of a step is products at the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
 import numpy as np
@@ -32,12 +33,9 @@ from chainrule.training import step_kernels
 from chainrule.training.static_step import StaticStep, StaticTraining
 
 Timed = tuple[str, Callable[[], object], int]  # label, what runs, floating-point operations
-ADAM, PRODUCTS, GATHERED_STEP, FIT = (
-    "Adam alone",
-    "products alone",
-    "a new batch gathered, then the step",
-    "Model.fit, per step",
-)
+# The rows that the closing sentences compare.
+ADAM, PRODUCTS, PRODUCTS_THEN_ADAM = "Adam alone", "products alone", "products, then Adam"
+GATHERED_STEP, FIT = "a new batch gathered, then the step", "Model.fit, per step"
 
 
 def products(step: StaticStep) -> list[Timed]:
@@ -64,6 +62,17 @@ def seconds(function: Callable[[], object], number: int) -> float:
     for _ in range(number):
         function()
     return (time.perf_counter() - start) / number
+
+
+def interleaved(functions: Mapping[str, Callable[[], object]], number: int, chunk: int = 5) -> dict[str, float]:
+    """Each function's seconds per call over `number` calls, taken in turns of `chunk` calls, so
+    that all of them see the machine at the same speed."""
+    totals = dict.fromkeys(functions, 0.0)
+    turns = max(number // chunk, 1)
+    for _ in range(turns):
+        for label, function in functions.items():
+            totals[label] += seconds(function, chunk) * chunk
+    return {label: total / (turns * chunk) for label, total in totals.items()}
 
 
 def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list[float], int | None]]:
@@ -111,11 +120,14 @@ def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list
             rows = {label: seconds(run, steps) for label, run, _ in timed}
             with threadpool_limits(limits=1, user_api="blas"):
                 rows.update({f"{label}, 1 thread": seconds(run, steps) for label, run, _ in timed})
-            rows[ADAM] = seconds(adam, steps)
-            rows[PRODUCTS] = seconds(lambda: [run() for _, run, _ in timed], steps)
-            rows["products, then Adam"] = seconds(products_then_adam, steps)
-            rows["the whole step, one batch"] = seconds(whole_step, steps)
-            rows[GATHERED_STEP] = seconds(gathered_step, steps)
+            compared = {
+                ADAM: adam,
+                PRODUCTS: lambda: [run() for _, run, _ in timed],
+                PRODUCTS_THEN_ADAM: products_then_adam,
+                "the whole step, one batch": whole_step,
+                GATHERED_STEP: gathered_step,
+            }
+            rows.update(interleaved(compared, steps))
             rows["1024^3 product"] = seconds(lambda: square @ square, 5)
             start = time.perf_counter()
             build(workload).fit(X, y, epochs=workload.epochs, batch_size=workload.batch_size, verbose=0)
@@ -147,10 +159,14 @@ def report(workload_name: str, timings: dict[str, tuple[list[float], int | None]
         rate = f"{flops / median[label] / 1e9:.0f}" if flops else ""
         lines.append(f"| {label} | {median[label] * 1e6:,.0f} | {rate} |")
     step, fit = (ratios(timings, label) for label in (GATHERED_STEP, FIT))
+    after_products = [a - b for a, b in zip(timings[PRODUCTS_THEN_ADAM][0], timings[PRODUCTS][0], strict=True)]
     lines += [
         "",
         f"Round by round (each round times both), the step on a newly gathered batch took {step} times its "
-        f"products alone and `Model.fit`'s step {fit} times (medians, with the rounds' range).",
+        f"products alone and `Model.fit`'s step {fit} times (medians, with the rounds' range). Adam right "
+        f"after the products took {statistics.median(after_products) * 1e6:,.0f} us (the median of the rounds' "
+        f"differences) against {median[ADAM] * 1e6:,.0f} alone: more where its buffers had to come back "
+        "from memory.",
     ]
     return "\n".join(lines)
 
