@@ -106,10 +106,21 @@ def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list
 
     timed = products(step)
 
-    def products_then_adam() -> None:
+    def all_products() -> None:
         for _, run, _ in timed:
             run()
+
+    def products_then_adam() -> None:
+        all_products()
         adam()
+
+    compared = {  # timed in turns
+        ADAM: adam,
+        PRODUCTS: all_products,
+        PRODUCTS_THEN_ADAM: products_then_adam,
+        "the whole step, one batch": whole_step,
+        GATHERED_STEP: gathered_step,
+    }
 
     if sum(count for _, _, count in timed) != workload.matmul_flops_per_step(batch):
         raise SystemExit("benchmarks.floor: the products listed are not the step's; update products()")
@@ -120,13 +131,6 @@ def measure(workload_name: str, rounds: int, steps: int) -> dict[str, tuple[list
             rows = {label: seconds(run, steps) for label, run, _ in timed}
             with threadpool_limits(limits=1, user_api="blas"):
                 rows.update({f"{label}, 1 thread": seconds(run, steps) for label, run, _ in timed})
-            compared = {
-                ADAM: adam,
-                PRODUCTS: lambda: [run() for _, run, _ in timed],
-                PRODUCTS_THEN_ADAM: products_then_adam,
-                "the whole step, one batch": whole_step,
-                GATHERED_STEP: gathered_step,
-            }
             rows.update(interleaved(compared, steps))
             rows["1024^3 product"] = seconds(lambda: square @ square, 5)
             start = time.perf_counter()
