@@ -23,5 +23,9 @@ def test_it_times_every_product_of_the_step_and_compares_the_step_with_them():
     step_ratio = timings[floor.GATHERED_STEP][0][0] / products
     assert [float(value) for value in sentence.groups()[:3]] == pytest.approx([step_ratio] * 3, abs=0.005)
     assert float(sentence[4]) == pytest.approx(timings[floor.FIT][0][0] / products, abs=0.005)
-    after_products = timings[floor.PRODUCTS_THEN_ADAM][0][0] - products
-    assert f"Adam right after the products took {after_products * 1e6:,.0f} us" in table
+    adam = [timings[label][0][0] * 1e6 for label in (floor.ADAM_AFTER, floor.ADAM_AFTER_ONE_THREAD, floor.ADAM)]
+    assert (
+        "Adam right after the products took {:,.0f} us, right after the same products on one BLAS thread "
+        "{:,.0f}, and alone {:,.0f}.".format(*adam)
+        in table
+    )
